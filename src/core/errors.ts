@@ -1,0 +1,85 @@
+/**
+ * Every error Custos raises on purpose carries a stable string code. Callers switch on
+ * `code`; the wire layers (HTTP, MCP) translate codes to responses in one place each.
+ */
+export type ErrorCode =
+  // configuration and usage
+  | 'config_invalid'
+  | 'usage'
+  // requests
+  | 'bad_request'
+  | 'body_too_large'
+  | 'not_found'
+  | 'conflict'
+  // identity
+  | 'invalid_client'
+  | 'invalid_grant'
+  | 'invalid_token'
+  | 'insufficient_scope'
+  | 'unsupported_grant_type'
+  | 'agent_inactive'
+  // the request path
+  | 'unknown_server'
+  | 'unknown_tool'
+  | 'unknown_resource'
+  | 'unknown_prompt'
+  | 'policy_denied'
+  | 'policy_invalid'
+  | 'budget_exhausted'
+  | 'upstream_unavailable'
+  | 'upstream_error'
+  // infrastructure
+  | 'store_unavailable'
+  | 'internal';
+
+const httpStatus: Record<ErrorCode, number> = {
+  config_invalid: 500,
+  usage: 400,
+  bad_request: 400,
+  body_too_large: 413,
+  not_found: 404,
+  conflict: 409,
+  invalid_client: 401,
+  invalid_grant: 400,
+  invalid_token: 401,
+  insufficient_scope: 403,
+  unsupported_grant_type: 400,
+  agent_inactive: 403,
+  unknown_server: 404,
+  unknown_tool: 404,
+  unknown_resource: 404,
+  unknown_prompt: 404,
+  policy_denied: 403,
+  policy_invalid: 400,
+  budget_exhausted: 429,
+  upstream_unavailable: 502,
+  upstream_error: 502,
+  store_unavailable: 503,
+  internal: 500,
+};
+
+export class CustosError extends Error {
+  readonly code: ErrorCode;
+  /** Structured, non-secret detail safe to show to the caller. */
+  readonly detail: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, options?: { detail?: Record<string, unknown>; cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'CustosError';
+    this.code = code;
+    this.detail = options?.detail;
+  }
+
+  get status(): number {
+    return httpStatus[this.code];
+  }
+}
+
+export function isCustosError(error: unknown): error is CustosError {
+  return error instanceof CustosError;
+}
+
+/** Narrow an unknown thrown value to a message without leaking internals. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

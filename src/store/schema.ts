@@ -1,0 +1,91 @@
+/** Times are integers: milliseconds since the Unix epoch. JSON columns hold text. */
+export interface AgentTable {
+  id: string;
+  name: string;
+  owner: string;
+  purpose: string;
+  environment: string;
+  status: 'active' | 'suspended' | 'offboarded';
+  epoch: number;
+  created_at: number;
+  updated_at: number;
+  expires_at: number | null;
+}
+
+export interface AgentCredentialTable {
+  id: string;
+  agent_id: string;
+  kind: 'client_secret' | 'public_key';
+  /** scrypt hash of a client secret (kind client_secret). */
+  secret_hash: string | null;
+  /** JSON of a public JWK (kind public_key, RFC 7523). */
+  public_jwk: string | null;
+  created_at: number;
+  revoked_at: number | null;
+}
+
+export interface SigningKeyTable {
+  kid: string;
+  algorithm: string;
+  public_jwk: string;
+  private_jwk: string;
+  created_at: number;
+  retired_at: number | null;
+}
+
+export interface TaskTable {
+  id: string;
+  agent_id: string;
+  purpose: string;
+  /** JSON array of server names the task may reach, or null for the agent's own reach. */
+  servers: string | null;
+  /** JSON array of tool names ("server.tool" or "tool"), or null. */
+  tools: string | null;
+  budget: number | null;
+  created_at: number;
+  expires_at: number;
+}
+
+export interface AuditEventTable {
+  seq: number;
+  id: string;
+  time: number;
+  agent_id: string | null;
+  owner: string | null;
+  task_id: string | null;
+  /** The MCP method or HTTP operation, e.g. tools/call. */
+  method: string;
+  server: string | null;
+  /** Tool, prompt or resource the call targets. */
+  target: string | null;
+  args_hash: string | null;
+  /** allow | deny */
+  effect: string;
+  /** JSON array of policy ids that decided. */
+  policy_ids: string;
+  /** JSON array of human-readable reasons (deny codes, evaluation errors). */
+  reasons: string;
+  /** executed | denied | failed */
+  outcome: string;
+  error_code: string | null;
+  latency_us: number;
+  trace_id: string | null;
+}
+
+/** Plaintext behind an event, kept apart so it can be erased without touching the log. */
+export interface AuditContentTable {
+  event_id: string;
+  arguments: string | null;
+  reasoning: string | null;
+  result: string | null;
+}
+
+export interface Database {
+  agents: AgentTable;
+  agent_credentials: AgentCredentialTable;
+  signing_keys: SigningKeyTable;
+  tasks: TaskTable;
+  audit_events: AuditEventTable;
+  audit_content: AuditContentTable;
+}
+

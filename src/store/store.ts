@@ -1,0 +1,104 @@
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import pg from 'pg';
+import { CustosError } from '../core/errors.js';
+import { migrationProvider } from './migrations.js';
+import type { Database } from './schema.js';
+
+/** What differs between backends, as flags callers may read; never branch on a name. */
+export interface StoreCapabilities {
+  /** Writes from several processes are safe and ordered by the database (PostgreSQL). */
+  readonly concurrentWriters: boolean;
+}
+
+export interface Store {
+  readonly db: Kysely<Database>;
+  readonly url: string;
+  readonly capabilities: StoreCapabilities;
+  close(): Promise<void>;
+}
+
+export type StoreLocation = { kind: 'sqlite'; file: string } | { kind: 'postgres'; url: string; schema?: string };
+
+/**
+ * Parse a storage URL: `sqlite:PATH` (relative to baseDir), `sqlite::memory:`, or
+ * `postgres://...` with an optional `?schema=NAME` (the search_path, created if absent).
+ */
+export function parseStorageUrl(url: string, baseDir = process.cwd()): StoreLocation {
+  if (url.startsWith('sqlite:')) {
+    const path = url.slice('sqlite:'.length).replace(/^\/\//, '');
+    if (path === '') throw new CustosError('config_invalid', 'storage.url: sqlite URL has no file path');
+    return { kind: 'sqlite', file: path === ':memory:' ? path : resolve(baseDir, path) };
+  }
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
+    const parsed = new URL(url);
+    const schema = parsed.searchParams.get('schema') ?? undefined;
+    parsed.searchParams.delete('schema');
+    if (schema !== undefined && !/^[a-z_][a-z0-9_]*$/.test(schema)) {
+      throw new CustosError('config_invalid', `storage.url: schema "${schema}" must match [a-z_][a-z0-9_]*`);
+    }
+    return { kind: 'postgres', url: parsed.toString(), ...(schema === undefined ? {} : { schema }) };
+  }
+  throw new CustosError(
+    'config_invalid',
+    `storage.url: "${url}" is neither sqlite:PATH nor postgres://...`,
+    { detail: { fix: 'use sqlite:./.custos/custos.db or postgres://user@host:5432/db' } },
+  );
+}
+
+// bigint columns hold millisecond times and sequence numbers, well inside 2^53.
+pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
+
+/** Open the store the URL names and bring its schema up to date. */
+export async function openStore(url: string, baseDir?: string): Promise<Store> {
+  const location = parseStorageUrl(url, baseDir);
+  let db: Kysely<Database>;
+  let capabilities: StoreCapabilities;
+  if (location.kind === 'sqlite') {
+    if (location.file !== ':memory:') mkdirSync(dirname(location.file), { recursive: true });
+    const sqlite = new SqliteDatabase(location.file);
+    // WAL with synchronous=NORMAL: a committed transaction survives a crash of this process.
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('synchronous = NORMAL');
+    sqlite.pragma('busy_timeout = 5000');
+    sqlite.pragma('foreign_keys = ON');
+    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    capabilities = { concurrentWriters: false };
+  } else {
+    if (location.schema !== undefined) {
+      const admin = new pg.Client({ connectionString: location.url });
+      try {
+        await admin.connect();
+        await admin.query(`CREATE SCHEMA IF NOT EXISTS ${location.schema}`);
+      } catch (error) {
+        throw new CustosError('store_unavailable', `PostgreSQL at ${redact(location.url)} did not answer`, {
+          cause: error,
+        });
+      } finally {
+        await admin.end().catch(() => {});
+      }
+    }
+    const pool = new pg.Pool({
+      connectionString: location.url,
+      max: 10,
+      ...(location.schema === undefined ? {} : { options: `-c search_path=${location.schema}` }),
+    });
+    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    capabilities = { concurrentWriters: true };
+  }
+  try {
+    const { error } = await new Migrator({ db, provider: migrationProvider }).migrateToLatest();
+    if (error) throw error;
+  } catch (error) {
+    await db.destroy();
+    throw new CustosError('store_unavailable', `could not prepare the store at ${redact(url)}`, { cause: error });
+  }
+  return { db, url, capabilities, close: () => db.destroy() };
+}
+
+/** A storage URL without its password, for messages. */
+export function redact(url: string): string {
+  return url.replace(/(\/\/[^:/@]+):[^@]*@/, '$1:***@');
+}
