@@ -6,7 +6,10 @@ import { CustosError } from './errors.js';
 
 const name = z
   .string()
-  .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'use lower-case letters, digits, "-" and "_" (no dots), up to 63 characters');
+  .regex(
+    /^[a-z0-9][a-z0-9_-]{0,62}$/,
+    'use lower-case letters, digits, "-" and "_" (no dots), up to 63 characters',
+  );
 
 const stdioServer = z.strictObject({
   command: z.string().min(1),
@@ -50,7 +53,11 @@ export const configSchema = z.strictObject({
   limits: z
     .strictObject({
       /** Largest request body accepted, in bytes. */
-      maxBodyBytes: z.number().int().positive().default(4 * 1024 * 1024),
+      maxBodyBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(4 * 1024 * 1024),
     })
     .default({ maxBodyBytes: 4 * 1024 * 1024 }),
   tokens: z
@@ -90,7 +97,10 @@ export function isStdioServer(server: ServerConfig): server is StdioServerConfig
 }
 
 const hints: Array<[RegExp, string]> = [
-  [/^servers\.[^.]+\.credential$/, 'upstream credentials come with the vault (not yet available); remove the key'],
+  [
+    /^servers\.[^.]+\.credential$/,
+    'upstream credentials come with the vault (not yet available); remove the key',
+  ],
   [/^agents\.\d+\.owner$/, 'set owner to the email address of the human who answers for this agent'],
   [/^agents\.\d+\.purpose$/, 'set purpose to one sentence saying what the agent is for'],
   [/^storage\.url$/, 'use sqlite:./.custos/custos.db or postgres://user@host:5432/db'],
@@ -101,7 +111,10 @@ function hintFor(path: string): string | undefined {
 }
 
 /** Turn zod issues into one readable message, one line per problem, each with its key path. */
-function describeIssues(error: z.ZodError): { message: string; problems: Array<{ path: string; problem: string; fix?: string }> } {
+function describeIssues(error: z.ZodError): {
+  message: string;
+  problems: Array<{ path: string; problem: string; fix?: string }>;
+} {
   const problems = error.issues.map((issue) => {
     const path = issue.path.map(String).join('.');
     let problem = issue.message;
@@ -141,11 +154,15 @@ export function buildConfig(raw: unknown, baseDir: string, options: LoadOptions 
   const value = parsed.data;
   const env = options.env ?? process.env;
   const dataDir = resolve(baseDir, options.dataDir ?? './.custos');
-  const storageUrl = env.CUSTOS_DATABASE_URL ?? value.storage?.url ?? `sqlite:${resolve(dataDir, 'custos.db')}`;
+  const storageUrl =
+    env.CUSTOS_DATABASE_URL ?? value.storage?.url ?? `sqlite:${resolve(dataDir, 'custos.db')}`;
   const names = new Set<string>();
   for (const [index, a] of value.agents.entries()) {
     if (names.has(a.name)) {
-      throw new CustosError('config_invalid', `configuration is invalid:\n  agents.${index}.name: "${a.name}" appears twice`);
+      throw new CustosError(
+        'config_invalid',
+        `configuration is invalid:\n  agents.${index}.name: "${a.name}" appears twice`,
+      );
     }
     names.add(a.name);
   }
@@ -175,9 +192,13 @@ export function loadConfig(options: LoadOptions = {}): Config {
     raw = parseYaml(text);
   } catch (error) {
     const where = error instanceof YAMLParseError ? ` at line ${error.linePos?.[0].line ?? '?'}` : '';
-    throw new CustosError('config_invalid', `${file} is not valid YAML${where}: ${(error as Error).message}`, {
-      cause: error,
-    });
+    throw new CustosError(
+      'config_invalid',
+      `${file} is not valid YAML${where}: ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
   }
   return buildConfig(raw, dirname(file), options);
 }

@@ -18,6 +18,9 @@ export type ErrorCode =
   | 'insufficient_scope'
   | 'unsupported_grant_type'
   | 'agent_inactive'
+  | 'agent_offboarded'
+  | 'invalid_scope'
+  | 'invalid_target'
   // the request path
   | 'unknown_server'
   | 'unknown_tool'
@@ -45,6 +48,9 @@ const httpStatus: Record<ErrorCode, number> = {
   insufficient_scope: 403,
   unsupported_grant_type: 400,
   agent_inactive: 403,
+  agent_offboarded: 409,
+  invalid_scope: 400,
+  invalid_target: 400,
   unknown_server: 404,
   unknown_tool: 404,
   unknown_resource: 404,
@@ -63,7 +69,11 @@ export class CustosError extends Error {
   /** Structured, non-secret detail safe to show to the caller. */
   readonly detail: Record<string, unknown> | undefined;
 
-  constructor(code: ErrorCode, message: string, options?: { detail?: Record<string, unknown>; cause?: unknown }) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options?: { detail?: Record<string, unknown>; cause?: unknown },
+  ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'CustosError';
     this.code = code;

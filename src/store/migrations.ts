@@ -30,7 +30,11 @@ const migrations: Record<string, Migration> = {
         .addColumn('created_at', 'bigint', (c) => c.notNull())
         .addColumn('revoked_at', 'bigint')
         .execute();
-      await db.schema.createIndex('agent_credentials_agent').on('agent_credentials').column('agent_id').execute();
+      await db.schema
+        .createIndex('agent_credentials_agent')
+        .on('agent_credentials')
+        .column('agent_id')
+        .execute();
       await db.schema
         .createTable('signing_keys')
         .addColumn('kid', 'text', (c) => c.primaryKey())
@@ -75,8 +79,16 @@ const migrations: Record<string, Migration> = {
         .addColumn('latency_us', 'integer', (c) => c.notNull())
         .addColumn('trace_id', 'text')
         .execute();
-      await db.schema.createIndex('audit_events_agent').on('audit_events').columns(['agent_id', 'seq']).execute();
-      await db.schema.createIndex('audit_events_task').on('audit_events').columns(['task_id', 'seq']).execute();
+      await db.schema
+        .createIndex('audit_events_agent')
+        .on('audit_events')
+        .columns(['agent_id', 'seq'])
+        .execute();
+      await db.schema
+        .createIndex('audit_events_task')
+        .on('audit_events')
+        .columns(['task_id', 'seq'])
+        .execute();
       await db.schema
         .createTable('audit_content')
         .addColumn('event_id', 'text', (c) => c.primaryKey())
@@ -84,6 +96,14 @@ const migrations: Record<string, Migration> = {
         .addColumn('reasoning', 'text')
         .addColumn('result', 'text')
         .execute();
+    },
+  },
+  '0003_identity_task_lineage': {
+    async up(db: Kysely<unknown>) {
+      // A task narrowed from another task records its parent, so a call budget can be
+      // charged up the chain and a child never spends more than its ancestors allow.
+      await db.schema.alterTable('tasks').addColumn('parent_id', 'text').execute();
+      await db.schema.createIndex('tasks_agent').on('tasks').columns(['agent_id', 'created_at']).execute();
     },
   },
 };

@@ -44,6 +44,8 @@ export interface TaskTable {
   budget: number | null;
   created_at: number;
   expires_at: number;
+  /** The task this one was narrowed from (RFC 8693 exchange of a task token), or null. */
+  parent_id: string | null;
 }
 
 export interface AuditEventTable {
@@ -88,4 +90,3 @@ export interface Database {
   audit_events: AuditEventTable;
   audit_content: AuditContentTable;
 }
-

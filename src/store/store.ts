@@ -20,7 +20,9 @@ export interface Store {
   close(): Promise<void>;
 }
 
-export type StoreLocation = { kind: 'sqlite'; file: string } | { kind: 'postgres'; url: string; schema?: string };
+export type StoreLocation =
+  | { kind: 'sqlite'; file: string }
+  | { kind: 'postgres'; url: string; schema?: string };
 
 /**
  * Parse a storage URL: `sqlite:PATH` (relative to baseDir), `sqlite::memory:`, or
@@ -41,11 +43,9 @@ export function parseStorageUrl(url: string, baseDir = process.cwd()): StoreLoca
     }
     return { kind: 'postgres', url: parsed.toString(), ...(schema === undefined ? {} : { schema }) };
   }
-  throw new CustosError(
-    'config_invalid',
-    `storage.url: "${url}" is neither sqlite:PATH nor postgres://...`,
-    { detail: { fix: 'use sqlite:./.custos/custos.db or postgres://user@host:5432/db' } },
-  );
+  throw new CustosError('config_invalid', `storage.url: "${url}" is neither sqlite:PATH nor postgres://...`, {
+    detail: { fix: 'use sqlite:./.custos/custos.db or postgres://user@host:5432/db' },
+  });
 }
 
 // bigint columns hold millisecond times and sequence numbers, well inside 2^53.
@@ -93,7 +93,9 @@ export async function openStore(url: string, baseDir?: string): Promise<Store> {
     if (error) throw error;
   } catch (error) {
     await db.destroy();
-    throw new CustosError('store_unavailable', `could not prepare the store at ${redact(url)}`, { cause: error });
+    throw new CustosError('store_unavailable', `could not prepare the store at ${redact(url)}`, {
+      cause: error,
+    });
   }
   return { db, url, capabilities, close: () => db.destroy() };
 }

@@ -1,0 +1,43 @@
+export {
+  type AddedAgent,
+  type Agent,
+  type AgentFilter,
+  AgentService,
+  type AgentServiceOptions,
+  type AgentStatus,
+  type CredentialInfo,
+  type CredentialKind,
+  type CredentialSpec,
+  type IssuedCredential,
+  type NewAgent,
+} from './agents.js';
+export {
+  type AuthenticatedClient,
+  ClientAuthenticator,
+  type ClientAuthenticatorOptions,
+  type ClientAuthMethod,
+  jwtBearerAssertionType,
+} from './client-auth.js';
+export { type ClientKeyAlgorithm, type ClientPublicKey, parseClientPublicKey } from './client-keys.js';
+export { AgentDirectory, type AgentView, isAgentViewActive } from './directory.js';
+export { type JwksDocument, type SigningKey, SigningKeys, signingAlgorithm } from './keys.js';
+export {
+  type AuthorizationServerMetadata,
+  accessTokenTypeUri,
+  buildAuthorizationServerMetadata,
+  buildProtectedResourceMetadata,
+  grantTypes,
+  isTokenError,
+  type OAuthErrorCode,
+  oauthEndpoints,
+  type ProtectedResourceMetadata,
+  TokenEndpoint,
+  type TokenEndpointOptions,
+  type TokenEndpointResult,
+  type TokenError,
+  type TokenSuccess,
+  tokenResponseHeaders,
+} from './oauth.js';
+export { createIdentityService, type IdentityOptions, type IdentityService } from './service.js';
+export { parseTaskScope, type TaskGrant, type TaskReach, taskAllows, taskReachesServer } from './tasks.js';
+export { type IssuedToken, type Principal, TokenService, type TokenServiceOptions } from './tokens.js';

@@ -1,0 +1,106 @@
+import type { Clock } from '../core/clock.js';
+import type { IdGenerator } from '../core/ids.js';
+import type { Store } from '../store/index.js';
+import { AgentService } from './agents.js';
+import { ClientAuthenticator } from './client-auth.js';
+import { AgentDirectory } from './directory.js';
+import { type JwksDocument, SigningKeys } from './keys.js';
+import {
+  type AuthorizationServerMetadata,
+  buildAuthorizationServerMetadata,
+  buildProtectedResourceMetadata,
+  oauthEndpoints,
+  type ProtectedResourceMetadata,
+  TokenEndpoint,
+  type TokenEndpointResult,
+} from './oauth.js';
+import { type Principal, TokenService } from './tokens.js';
+
+export interface IdentityOptions {
+  store: Store;
+  clock: Clock;
+  ids: IdGenerator;
+  /** Authorization server issuer URL, e.g. http://127.0.0.1:7400. */
+  issuer: string;
+  /** Protected resource URL tokens are minted for (aud), e.g. http://127.0.0.1:7400/mcp. */
+  audience: string;
+  /** Agent token lifetime; 600 by default. */
+  tokenTtlSeconds?: number;
+  /** Default task token lifetime; 300 by default. */
+  taskTokenTtlSeconds?: number;
+}
+
+/** Everything identity offers the server, the gateway and the CLI, wired together. */
+export interface IdentityService {
+  readonly agents: AgentService;
+  readonly directory: AgentDirectory;
+  readonly keys: SigningKeys;
+  readonly tokens: TokenService;
+  readonly tokenEndpoint: TokenEndpoint;
+  /** Gateway hot path: see TokenService.verifyAccessToken. */
+  verifyAccessToken(token: string): Promise<Principal>;
+  /** POST /oauth/token. */
+  handleTokenRequest(
+    form: Record<string, string>,
+    authorizationHeader?: string,
+  ): Promise<TokenEndpointResult>;
+  /** GET /oauth/jwks. */
+  jwks(): JwksDocument;
+  /** GET /.well-known/oauth-authorization-server. */
+  authorizationServerMetadata(): AuthorizationServerMetadata;
+  /** GET /.well-known/oauth-protected-resource. */
+  protectedResourceMetadata(scopes?: readonly string[]): ProtectedResourceMetadata;
+  /** Pick up agent changes other processes made; call periodically (every few seconds). */
+  refresh(): Promise<void>;
+}
+
+/** Load (or create) the signing keys and the agent directory, and wire the identity services. */
+export async function createIdentityService(options: IdentityOptions): Promise<IdentityService> {
+  const { store, clock, ids, issuer, audience } = options;
+  const directory = new AgentDirectory(store);
+  const keys = new SigningKeys(store, clock);
+  await Promise.all([directory.refresh(), keys.load()]);
+  const agents = new AgentService({ store, clock, ids, directory });
+  const tokens = new TokenService({
+    keys,
+    directory,
+    clock,
+    issuer,
+    audience,
+    ...(options.tokenTtlSeconds === undefined ? {} : { ttlSeconds: options.tokenTtlSeconds }),
+  });
+  const clients = new ClientAuthenticator({
+    store,
+    clock,
+    directory,
+    issuer,
+    tokenEndpoint: oauthEndpoints(issuer).tokenEndpoint,
+  });
+  const tokenEndpoint = new TokenEndpoint({
+    store,
+    clock,
+    ids,
+    directory,
+    tokens,
+    clients,
+    ...(options.taskTokenTtlSeconds === undefined ? {} : { taskTtlSeconds: options.taskTokenTtlSeconds }),
+  });
+  return {
+    agents,
+    directory,
+    keys,
+    tokens,
+    tokenEndpoint,
+    verifyAccessToken: (token) => tokens.verifyAccessToken(token),
+    handleTokenRequest: (form, header) => tokenEndpoint.handleTokenRequest(form, header),
+    jwks: () => keys.jwks(),
+    authorizationServerMetadata: () => buildAuthorizationServerMetadata(issuer),
+    protectedResourceMetadata: (scopes) =>
+      buildProtectedResourceMetadata({
+        resource: audience,
+        issuer,
+        ...(scopes === undefined ? {} : { scopes }),
+      }),
+    refresh: () => directory.refresh(),
+  };
+}
