@@ -106,6 +106,35 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('tasks_agent').on('tasks').columns(['agent_id', 'created_at']).execute();
     },
   },
+  '0004_tlog': {
+    async up(db: Kysely<unknown>) {
+      // The per-event salt of the content commitments lives beside the plaintext, so
+      // erasing the row leaves the leaf's hashes unlinkable (crypto-shredding).
+      await db.schema.alterTable('audit_content').addColumn('salt', 'text').execute();
+      await db.schema
+        .createTable('tlog_keys')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('origin', 'text', (c) => c.notNull())
+        .addColumn('signer_key', 'text', (c) => c.notNull())
+        .addColumn('verifier_key', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('tlog_leaves')
+        .addColumn('seq', 'bigint', (c) => c.primaryKey())
+        .addColumn('hash', 'text', (c) => c.notNull())
+        .addColumn('leaf', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('tlog_checkpoints')
+        .addColumn('size', 'bigint', (c) => c.primaryKey())
+        .addColumn('root', 'text', (c) => c.notNull())
+        .addColumn('note', 'text', (c) => c.notNull())
+        .addColumn('frontier', 'text', (c) => c.notNull())
+        .addColumn('time', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

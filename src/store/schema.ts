@@ -80,6 +80,41 @@ export interface AuditContentTable {
   arguments: string | null;
   reasoning: string | null;
   result: string | null;
+  /** Hex of the event's 32-byte commitment salt (0004_tlog); erased with the plaintext. */
+  salt?: string | null;
+}
+
+/** The transparency log's Ed25519 signing key, created at first start (one row, id 'log'). */
+export interface TlogKeyTable {
+  id: string;
+  /** Checkpoint origin and key name, e.g. custos.local/<log id>. */
+  origin: string;
+  /** C2SP signer key (PRIVATE+KEY+...). */
+  signer_key: string;
+  /** C2SP verifier key, published to auditors. */
+  verifier_key: string;
+  created_at: number;
+}
+
+/** One Merkle leaf per audit event; leaf index = seq - 1. */
+export interface TlogLeafTable {
+  seq: number;
+  /** Hex RFC 9162 leaf hash of `leaf`. */
+  hash: string;
+  /** RFC 8785 canonical JSON of the event's commitment record. */
+  leaf: string;
+}
+
+/** Signed checkpoints, at most one per tree size, sizes signed in increasing order. */
+export interface TlogCheckpointTable {
+  size: number;
+  /** Hex root hash. */
+  root: string;
+  /** The signed note (C2SP tlog-checkpoint). */
+  note: string;
+  /** JSON array of hex frontier nodes at this size, so a restart resumes without reading every leaf. */
+  frontier: string;
+  time: number;
 }
 
 export interface Database {
@@ -89,4 +124,7 @@ export interface Database {
   tasks: TaskTable;
   audit_events: AuditEventTable;
   audit_content: AuditContentTable;
+  tlog_keys: TlogKeyTable;
+  tlog_leaves: TlogLeafTable;
+  tlog_checkpoints: TlogCheckpointTable;
 }

@@ -1,0 +1,221 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import pino, { type Logger } from 'pino';
+import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { AuditRecorder } from './audit/index.js';
+import { type Clock, systemClock } from './core/clock.js';
+import type { Config } from './core/config.js';
+import { IdGenerator } from './core/ids.js';
+import { CatalogView, Downstream, Pipeline, TaskBudgets } from './gateway/index.js';
+import { UpstreamRegistry } from './gateway/upstream/index.js';
+import { createIdentityService, type IdentityService } from './identity/index.js';
+import { PolicyStore } from './policy/index.js';
+import { registerAdmin } from './server/admin.js';
+import { buildHttpServer } from './server/http.js';
+import { McpHttp } from './server/mcp-http.js';
+import { openStore, type Store } from './store/index.js';
+
+export interface Custos {
+  readonly config: Config;
+  readonly url: string;
+  readonly store: Store;
+  readonly identity: IdentityService;
+  readonly policy: PolicyStore;
+  readonly upstreams: UpstreamRegistry;
+  /** Agents from the configuration that were created on this start, with their one-time secrets. */
+  readonly createdAgents: ReadonlyArray<{ name: string; clientId: string; clientSecret: string }>;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger?: Logger;
+  clock?: Clock;
+}
+
+/** Where the CLI finds a running server for this data directory. */
+export interface RuntimeFile {
+  url: string;
+  pid: number;
+}
+
+export function runtimeFilePath(dataDir: string): string {
+  return join(dataDir, 'server.json');
+}
+
+/** The admin token: CUSTOS_ADMIN_TOKEN, else one kept in the data directory (mode 0600). */
+export function adminToken(dataDir: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (env.CUSTOS_ADMIN_TOKEN) return env.CUSTOS_ADMIN_TOKEN;
+  const file = join(dataDir, 'admin-token');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  mkdirSync(dataDir, { recursive: true });
+  const token = `cat_${randomBytes(32).toString('base64url')}`;
+  writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  return token;
+}
+
+async function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, host, () => {
+      const address = probe.address();
+      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+function isLoopback(host: string): boolean {
+  return host === '127.0.0.1' || host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+/**
+ * The composition root: build the store and services, wire them together, and listen.
+ * Nothing else in Custos knows how the pieces fit.
+ */
+export async function startCustos(config: Config, options: StartOptions = {}): Promise<Custos> {
+  const logger = options.logger ?? pino({ level: process.env.CUSTOS_LOG_LEVEL ?? 'info' });
+  const clock = options.clock ?? systemClock;
+  const ids = new IdGenerator(clock);
+  const { host } = config.listen;
+  const port = config.listen.port === 0 ? await freePort(host) : config.listen.port;
+  const hostPart = host.includes(':') ? `[${host}]` : host;
+  const url = (config.listen.publicUrl ?? `http://${hostPart}:${port}`).replace(/\/$/, '');
+
+  const closers: Array<() => Promise<void> | void> = [];
+  const close = async () => {
+    for (const c of closers.reverse()) await c();
+  };
+  try {
+    // Policies first: a broken policy set stops the start before anything listens.
+    const policy = await PolicyStore.open(config.policies, { now: () => clock.now() });
+    closers.push(() => policy.close());
+    policy.watch({
+      onReload: (s) =>
+        logger.info({ generation: s.generation, policies: s.policies.length }, 'policies reloaded'),
+      onError: (problems) =>
+        logger.error({ problems }, 'policy change rejected; the previous policies stay in force'),
+    });
+
+    const store = await openStore(config.storage.url, config.baseDir);
+    closers.push(() => store.close());
+    const identity = await createIdentityService({
+      store,
+      clock,
+      ids,
+      issuer: url,
+      audience: `${url}/mcp`,
+      tokenTtlSeconds: config.tokens.ttlSeconds,
+      taskTokenTtlSeconds: config.tokens.taskTtlSeconds,
+    });
+    const createdAgents: Array<{ name: string; clientId: string; clientSecret: string }> = [];
+    for (const a of config.agents) {
+      if ((await identity.agents.get(a.name)) !== undefined) continue;
+      const added = await identity.agents.add({ ...a, credential: { kind: 'client_secret' } });
+      createdAgents.push({ name: a.name, clientId: added.clientId, clientSecret: added.clientSecret ?? '' });
+    }
+    const refresher = setInterval(() => {
+      identity.refresh().catch((error) => logger.warn({ err: error }, 'agent refresh failed'));
+    }, 2000);
+    refresher.unref();
+    closers.push(() => clearInterval(refresher));
+
+    const audit = new AuditRecorder(store, ids, { commitDelayMs: config.audit.commitDelayMs });
+    await audit.open();
+    closers.push(() => audit.close());
+
+    const upstreams = new UpstreamRegistry(config.servers, {
+      logger: logger.child({ part: 'upstream' }),
+      baseDir: config.baseDir,
+    });
+    closers.push(() => upstreams.close());
+    const view = new CatalogView(upstreams);
+    const budgets = new TaskBudgets(store);
+    const pipeline = new Pipeline({
+      clock,
+      view,
+      policy,
+      budgets,
+      audit,
+      verifyAccessToken: (token) => identity.verifyAccessToken(token),
+    });
+    const downstream = new Downstream({ clock, view, pipeline, policy });
+    const allowedHosts = isLoopback(host)
+      ? [
+          `127.0.0.1:${port}`,
+          `localhost:${port}`,
+          `[::1]:${port}`,
+          ...(config.listen.publicUrl ? [new URL(url).host] : []),
+        ]
+      : [];
+    const mcp = new McpHttp({
+      downstream,
+      authenticate: (token) => pipeline.authenticate(token),
+      hasServer: (name) => upstreams.get(name) !== undefined,
+      resourceMetadataUrl: `${url}/.well-known/oauth-protected-resource/mcp`,
+      allowedHosts,
+    });
+    closers.push(() => mcp.close());
+    upstreams.onCatalogChanged((change) => {
+      view.invalidate();
+      for (const part of change.parts) {
+        if (part === 'tools' || part === 'prompts') mcp.listChanged(part, change.server);
+        else if (part === 'resources' || part === 'resourceTemplates')
+          mcp.listChanged('resources', change.server);
+      }
+    });
+    upstreams.onNotification((n) => {
+      if (n.method === 'notifications/resources/updated') mcp.resourceUpdated(n.server, n.params);
+    });
+    policy.watch({ onReload: () => mcp.listChanged('tools', null), onError: () => {} });
+
+    const metrics = new Registry();
+    collectDefaultMetrics({ register: metrics });
+    new Counter({ name: 'custos_upstreams', help: 'configured upstream servers', registers: [metrics] }).inc(
+      Object.keys(config.servers).length,
+    );
+    void Histogram;
+
+    const token = adminToken(config.dataDir);
+    const app = buildHttpServer({
+      logger,
+      maxBodyBytes: config.limits.maxBodyBytes,
+      identity,
+      mcp,
+      metrics,
+      ready: async () => {
+        const statuses = upstreams.statuses();
+        return { ready: true, detail: { upstreams: statuses } };
+      },
+      admin: (server) =>
+        registerAdmin(server, {
+          adminToken: token,
+          store,
+          agents: identity.agents,
+          servers: () =>
+            upstreams.list().map((u) => ({
+              name: u.name,
+              transport: u.transport,
+              status: u.status(),
+              tools: u.catalog()?.tools.length ?? 0,
+              prompts: u.catalog()?.prompts.length ?? 0,
+              resources: u.catalog()?.resources.length ?? 0,
+            })),
+        }),
+    });
+    await upstreams.start();
+    await app.listen({ host, port });
+    closers.push(() => app.close());
+
+    mkdirSync(config.dataDir, { recursive: true });
+    const runtime: RuntimeFile = { url, pid: process.pid };
+    writeFileSync(runtimeFilePath(config.dataDir), JSON.stringify(runtime), { mode: 0o600 });
+    closers.push(() => rmSync(runtimeFilePath(config.dataDir), { force: true }));
+
+    return { config, url, store, identity, policy, upstreams, createdAgents, close };
+  } catch (error) {
+    await close().catch(() => {});
+    throw error;
+  }
+}

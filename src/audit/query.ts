@@ -1,0 +1,71 @@
+import type { AuditContentTable, AuditEventTable, Store } from '../store/index.js';
+import type { AuditEvent } from './events.js';
+
+export interface EventFilter {
+  agentId?: string;
+  taskId?: string;
+  traceId?: string;
+  /** Only events with a sequence number greater than this. */
+  afterSeq?: number;
+  /** Newest first, at most this many (default 50). */
+  limit?: number;
+}
+
+type Row = AuditEventTable & Partial<Omit<AuditContentTable, 'event_id'>>;
+
+function parse(text: string | null | undefined): unknown {
+  return text === null || text === undefined ? undefined : JSON.parse(text);
+}
+
+function toEvent(row: Row): AuditEvent {
+  const event: AuditEvent = {
+    seq: Number(row.seq),
+    id: row.id,
+    time: Number(row.time),
+    agentId: row.agent_id,
+    owner: row.owner,
+    taskId: row.task_id,
+    method: row.method,
+    server: row.server,
+    target: row.target,
+    argsHash: row.args_hash,
+    effect: row.effect as AuditEvent['effect'],
+    policyIds: JSON.parse(row.policy_ids) as string[],
+    reasons: JSON.parse(row.reasons) as string[],
+    outcome: row.outcome as AuditEvent['outcome'],
+    errorCode: row.error_code,
+    latencyUs: Number(row.latency_us),
+    traceId: row.trace_id,
+  };
+  for (const key of ['arguments', 'reasoning', 'result'] as const) {
+    const value = parse(row[key]);
+    if (value !== undefined) event[key] = value;
+  }
+  return event;
+}
+
+/** The most recent events matching the filter, oldest first. */
+export async function listEvents(store: Store, filter: EventFilter = {}): Promise<AuditEvent[]> {
+  let query = store.db.selectFrom('audit_events').selectAll();
+  if (filter.agentId !== undefined) query = query.where('agent_id', '=', filter.agentId);
+  if (filter.taskId !== undefined) query = query.where('task_id', '=', filter.taskId);
+  if (filter.traceId !== undefined) query = query.where('trace_id', '=', filter.traceId);
+  if (filter.afterSeq !== undefined) query = query.where('seq', '>', filter.afterSeq);
+  const rows = await query
+    .orderBy('seq', 'desc')
+    .limit(filter.limit ?? 50)
+    .execute();
+  return rows.reverse().map(toEvent);
+}
+
+/** One event with its content (arguments, reasoning, result) where not erased. */
+export async function getEvent(store: Store, id: string): Promise<AuditEvent | undefined> {
+  const row = await store.db
+    .selectFrom('audit_events')
+    .leftJoin('audit_content', 'audit_content.event_id', 'audit_events.id')
+    .selectAll('audit_events')
+    .select(['audit_content.arguments', 'audit_content.reasoning', 'audit_content.result'])
+    .where('audit_events.id', '=', id)
+    .executeTakeFirst();
+  return row === undefined ? undefined : toEvent(row as Row);
+}

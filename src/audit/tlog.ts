@@ -1,0 +1,498 @@
+/**
+ * The transparency log: an RFC 9162 Merkle tree over the audit events (leaf index =
+ * seq - 1), stored leaf by leaf in tlog_leaves in the same transaction as the events,
+ * with C2SP checkpoints signed by an Ed25519 key kept in tlog_keys.
+ *
+ * One process appends and signs (the one running the recorder); others may open the
+ * log read-only to serve proofs and exports. Two writers cannot fork the tree: the
+ * leaf table's primary key makes the second writer's transaction fail.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Transaction } from 'kysely';
+import type { Clock } from '../core/clock.js';
+import { systemClock } from '../core/clock.js';
+import { CustosError } from '../core/errors.js';
+import type { Database, Store } from '../store/index.js';
+import { signCheckpoint } from './checkpoint.js';
+import { type CommitmentRecord, type CommittableEvent, commitEvent, SALT_SIZE } from './commitment.js';
+import { consistencyProof, hashLeaf, inclusionProof, MerkleFrontier } from './merkle.js';
+import { generateSignerKey, type NoteSigner, parseSignerKey, parseVerifierKey, signNote } from './note.js';
+
+export interface TransparencyLogOptions {
+  readonly clock?: Clock;
+  /** Longest wait between an append and the checkpoint that covers it (default 1000 ms). */
+  readonly checkpointIntervalMs?: number;
+  /** Origin for a log created now (default custos.local/<random log id>); ignored once a key exists. */
+  readonly origin?: string;
+  /** Never create a key, sign checkpoints or append (CLI next to a running server). */
+  readonly readOnly?: boolean;
+  /** Randomness for salts and keys (tests pass a seeded source). */
+  readonly random?: (n: number) => Buffer;
+  /** Called when a timer-driven checkpoint fails; the next append retries. */
+  readonly onError?: (error: unknown) => void;
+}
+
+/** A checkpoint as stored. */
+export interface StoredCheckpoint {
+  readonly size: number;
+  readonly root: Buffer;
+  /** The signed note. */
+  readonly note: string;
+  readonly time: number;
+}
+
+/** Leaves written inside a transaction that has not committed yet; apply with commit() or drop with rollback(). */
+export interface PendingAppend {
+  readonly baseSize: number;
+  readonly size: number;
+  readonly leafHashes: readonly Buffer[];
+}
+
+const LOG_KEY_ID = 'log';
+// SQLite allows 32,766 bound values per statement; 5 columns a row (content) leaves room for 1,000 rows.
+const rowsPerStatement = 1000;
+const pageSize = 10_000;
+
+function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('hex');
+}
+
+function checkpointFromRow(row: {
+  size: number;
+  root: string;
+  note: string;
+  time: number;
+}): StoredCheckpoint {
+  return {
+    size: Number(row.size),
+    root: Buffer.from(row.root, 'hex'),
+    note: row.note,
+    time: Number(row.time),
+  };
+}
+
+/** The log's state: in-memory frontier over committed leaves, signer, and the checkpoint timer. */
+export class TransparencyLog {
+  #frontier: MerkleFrontier;
+  #pending: PendingAppend | undefined;
+  #lastSigned: StoredCheckpoint | undefined;
+  #signing: Promise<StoredCheckpoint | undefined> = Promise.resolve(undefined);
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
+  readonly #clock: Clock;
+  readonly #intervalMs: number;
+  readonly #random: (n: number) => Buffer;
+
+  private constructor(
+    readonly store: Store,
+    readonly origin: string,
+    /** The verifier key to publish (`custos audit key`). */
+    readonly verifierKey: string,
+    private readonly signer: NoteSigner,
+    frontier: MerkleFrontier,
+    lastSigned: StoredCheckpoint | undefined,
+    private readonly options: TransparencyLogOptions,
+  ) {
+    this.#frontier = frontier;
+    this.#lastSigned = lastSigned;
+    this.#clock = options.clock ?? systemClock;
+    this.#intervalMs = options.checkpointIntervalMs ?? 1000;
+    this.#random = options.random ?? randomBytes;
+  }
+
+  /**
+   * Open the log on a store: create the signing key at first start, then restore the
+   * frontier from the latest checkpoint's saved frontier plus the leaves after it
+   * (O(log n + leaves since that checkpoint)). Throws `internal` when the stored leaves
+   * and the latest checkpoint disagree, so a damaged log is never extended or signed.
+   */
+  static async open(store: Store, options: TransparencyLogOptions = {}): Promise<TransparencyLog> {
+    const key = await loadKey(store, options);
+    const signer = parseSignerKey(key.signer_key);
+    const latest = await store.db
+      .selectFrom('tlog_checkpoints')
+      .selectAll()
+      .orderBy('size', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    let frontier = new MerkleFrontier();
+    let lastSigned: StoredCheckpoint | undefined;
+    if (latest !== undefined) {
+      lastSigned = checkpointFromRow(latest);
+      const nodes = (JSON.parse(latest.frontier) as string[]).map((node) => Buffer.from(node, 'hex'));
+      frontier = MerkleFrontier.restore(lastSigned.size, nodes);
+      if (!frontier.root().equals(lastSigned.root)) {
+        throw new CustosError(
+          'internal',
+          `the saved frontier of checkpoint ${lastSigned.size} does not match its root`,
+        );
+      }
+    }
+    for (;;) {
+      const rows = await store.db
+        .selectFrom('tlog_leaves')
+        .select(['seq', 'hash'])
+        .where('seq', '>', frontier.size)
+        .orderBy('seq')
+        .limit(pageSize)
+        .execute();
+      for (const row of rows) {
+        if (Number(row.seq) !== frontier.size + 1) {
+          throw new CustosError('internal', `the audit log has no leaf for seq ${frontier.size + 1}`);
+        }
+        frontier.append(Buffer.from(row.hash, 'hex'));
+      }
+      if (rows.length < pageSize) break;
+    }
+    if (latest !== undefined) {
+      // Leaves at or below the checkpoint must still exist: the restored frontier assumed so.
+      const count = await store.db
+        .selectFrom('tlog_leaves')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('seq', '<=', lastSigned!.size)
+        .executeTakeFirstOrThrow();
+      if (Number(count.n) !== lastSigned!.size) {
+        throw new CustosError(
+          'internal',
+          `checkpoint ${lastSigned!.size} covers ${lastSigned!.size} leaves but ${count.n} are stored`,
+        );
+      }
+    }
+    const log = new TransparencyLog(
+      store,
+      key.origin,
+      key.verifier_key,
+      signer,
+      frontier,
+      lastSigned,
+      options,
+    );
+    // Events written before this log existed (or before 0004_tlog) get their leaves now.
+    if (!options.readOnly) await log.#backfill();
+    return log;
+  }
+
+  /** Leaves committed so far (= the last committed seq). */
+  get size(): number {
+    return this.#frontier.size;
+  }
+
+  /** The seq the next appended event must carry; the recorder assigns seqs from this at write time. */
+  get nextSeq(): number {
+    return (this.#pending?.size ?? this.#frontier.size) + 1;
+  }
+
+  /** Root of the committed tree. */
+  root(): Buffer {
+    return this.#frontier.root();
+  }
+
+  /** The latest signed checkpoint, if any. */
+  get latestCheckpoint(): StoredCheckpoint | undefined {
+    return this.#lastSigned;
+  }
+
+  /**
+   * Append events inside the caller's transaction: write each leaf (and, for events
+   * with content, the canonical plaintext and its salt into audit_content, upserting
+   * any row the caller wrote) and compute the new frontier without applying it. Call
+   * commit(pending) after the transaction commits, rollback(pending) if it fails.
+   * Events must carry seqs nextSeq, nextSeq + 1, ... in order.
+   */
+  async appendInTransaction(
+    trx: Transaction<Database>,
+    events: readonly CommittableEvent[],
+  ): Promise<PendingAppend> {
+    if (this.options.readOnly) throw new CustosError('internal', 'the audit log was opened read-only');
+    if (this.#closed) throw new CustosError('store_unavailable', 'the audit log is closed');
+    if (this.#pending !== undefined) {
+      throw new CustosError('internal', 'an append is pending: commit or roll it back before the next one');
+    }
+    const base = this.#frontier.size;
+    const frontier = MerkleFrontier.restore(base, this.#frontier.nodes);
+    const salts = this.#random(SALT_SIZE * events.length);
+    const leafRows: { seq: number; hash: string; leaf: string }[] = [];
+    const contentRows: {
+      event_id: string;
+      arguments: string | null;
+      reasoning: string | null;
+      result: string | null;
+      salt: string;
+    }[] = [];
+    const leafHashes: Buffer[] = [];
+    for (const [i, event] of events.entries()) {
+      if (event.seq !== base + i + 1) {
+        throw new CustosError(
+          'internal',
+          `audit event ${event.id} has seq ${event.seq}, the log expects ${base + i + 1}`,
+        );
+      }
+      const commitment = commitEvent(event, salts.subarray(i * SALT_SIZE, (i + 1) * SALT_SIZE));
+      const leafHash = hashLeaf(commitment.leaf);
+      frontier.append(leafHash);
+      leafHashes.push(leafHash);
+      leafRows.push({
+        seq: event.seq,
+        hash: leafHash.toString('hex'),
+        leaf: commitment.leaf.toString('utf8'),
+      });
+      const { content } = commitment;
+      if (content.arguments !== null || content.reasoning !== null || content.result !== null) {
+        contentRows.push({ event_id: event.id, ...content, salt: commitment.salt.toString('hex') });
+      }
+    }
+    for (let i = 0; i < leafRows.length; i += rowsPerStatement) {
+      await trx
+        .insertInto('tlog_leaves')
+        .values(leafRows.slice(i, i + rowsPerStatement))
+        .execute();
+    }
+    for (let i = 0; i < contentRows.length; i += rowsPerStatement) {
+      await trx
+        .insertInto('audit_content')
+        .values(contentRows.slice(i, i + rowsPerStatement))
+        .onConflict((oc) =>
+          oc.column('event_id').doUpdateSet((eb) => ({
+            arguments: eb.ref('excluded.arguments'),
+            reasoning: eb.ref('excluded.reasoning'),
+            result: eb.ref('excluded.result'),
+            salt: eb.ref('excluded.salt'),
+          })),
+        )
+        .execute();
+    }
+    const pending: PendingAppend = { baseSize: base, size: frontier.size, leafHashes };
+    this.#pending = pending;
+    return pending;
+  }
+
+  /** Apply a pending append after its transaction committed; schedules the covering checkpoint. */
+  commit(pending: PendingAppend): void {
+    if (this.#pending !== pending) throw new CustosError('internal', 'this append is not the pending one');
+    this.#pending = undefined;
+    for (const leafHash of pending.leafHashes) this.#frontier.append(leafHash);
+    this.#scheduleCheckpoint();
+  }
+
+  /** Drop a pending append whose transaction failed; the frontier stays where it was. */
+  rollback(pending: PendingAppend): void {
+    if (this.#pending === pending) this.#pending = undefined;
+  }
+
+  /** Append events in a transaction of their own (tests, benchmarks, backfill). */
+  async append(events: readonly CommittableEvent[]): Promise<void> {
+    let pending: PendingAppend | undefined;
+    try {
+      await this.store.db.transaction().execute(async (trx) => {
+        pending = await this.appendInTransaction(trx, events);
+      });
+    } catch (error) {
+      if (pending !== undefined) this.rollback(pending);
+      throw error;
+    }
+    this.commit(pending!);
+  }
+
+  #scheduleCheckpoint(): void {
+    if (this.#timer !== undefined || this.#closed || this.options.readOnly) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.checkpointNow().catch((error: unknown) => this.options.onError?.(error));
+    }, this.#intervalMs);
+    this.#timer.unref();
+  }
+
+  /**
+   * Sign and store a checkpoint for the committed tree if it grew since the last one.
+   * Signing is serialized; the log never signs a size at or below one already stored,
+   * so it never signs two roots for one size nor a smaller size after a larger one.
+   * Returns the latest checkpoint.
+   */
+  checkpointNow(): Promise<StoredCheckpoint | undefined> {
+    const next = this.#signing.catch(() => undefined).then(() => this.#signCheckpoint());
+    this.#signing = next;
+    return next;
+  }
+
+  async #signCheckpoint(): Promise<StoredCheckpoint | undefined> {
+    if (this.options.readOnly) return this.#lastSigned;
+    const size = this.#frontier.size;
+    if (size === 0 || (this.#lastSigned !== undefined && size <= this.#lastSigned.size))
+      return this.#lastSigned;
+    const root = this.#frontier.root();
+    const frontier = JSON.stringify(this.#frontier.nodes.map(hex));
+    const time = this.#clock.now();
+    const stored = await this.store.db.transaction().execute(async (trx) => {
+      const newest = await trx
+        .selectFrom('tlog_checkpoints')
+        .selectAll()
+        .orderBy('size', 'desc')
+        .limit(1)
+        .executeTakeFirst();
+      if (newest !== undefined && Number(newest.size) >= size) {
+        // Another handle signed first; ours must agree where sizes meet, and is not signed.
+        if (Number(newest.size) === size && newest.root !== hex(root)) {
+          throw new CustosError('internal', `checkpoint ${size} is stored with a different root`);
+        }
+        return checkpointFromRow(newest);
+      }
+      const note = signCheckpoint({ origin: this.origin, treeSize: size, rootHash: root, extensions: [] }, [
+        this.signer,
+      ]);
+      await trx
+        .insertInto('tlog_checkpoints')
+        .values({ size, root: hex(root), note, frontier, time })
+        .execute();
+      return { size, root, note, time };
+    });
+    this.#lastSigned = stored;
+    if (this.#frontier.size > stored.size) this.#scheduleCheckpoint();
+    return stored;
+  }
+
+  /** Sign a note text with the log key (export manifests); never a checkpoint body. */
+  signNote(text: string): string {
+    return signNote(text, [this.signer]);
+  }
+
+  /** Stored checkpoints with sizes in [fromSize, toSize], oldest first. */
+  async checkpoints(range: { fromSize?: number; toSize?: number } = {}): Promise<StoredCheckpoint[]> {
+    let query = this.store.db.selectFrom('tlog_checkpoints').select(['size', 'root', 'note', 'time']);
+    if (range.fromSize !== undefined) query = query.where('size', '>=', range.fromSize);
+    if (range.toSize !== undefined) query = query.where('size', '<=', range.toSize);
+    return (await query.orderBy('size').execute()).map(checkpointFromRow);
+  }
+
+  /** The stored leaf hashes of seqs 1..size, in order (O(size) read). */
+  async leafHashes(size: number): Promise<Buffer[]> {
+    const hashes: Buffer[] = [];
+    await forEachLeaf(this.store, 1, size, (row) => {
+      if (row.seq !== hashes.length + 1)
+        throw new CustosError('internal', `the audit log has no leaf for seq ${hashes.length + 1}`);
+      hashes.push(Buffer.from(row.hash, 'hex'));
+    });
+    if (hashes.length !== size)
+      throw new CustosError('bad_request', `the log has ${hashes.length} leaves, fewer than ${size}`);
+    return hashes;
+  }
+
+  /** RFC 9162 inclusion proof of the event `seq` in the tree of `treeSize` leaves (reads all leaves: O(treeSize)). */
+  async inclusionProof(seq: number, treeSize: number): Promise<Buffer[]> {
+    return inclusionProof(await this.leafHashes(treeSize), seq - 1, treeSize);
+  }
+
+  /** RFC 9162 consistency proof between two tree sizes (reads all leaves: O(size2)). */
+  async consistencyProof(size1: number, size2: number): Promise<Buffer[]> {
+    return consistencyProof(await this.leafHashes(size2), size1, size2);
+  }
+
+  /** Stop the timer and sign a final checkpoint for whatever was committed. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    await this.checkpointNow();
+  }
+
+  async #backfill(): Promise<void> {
+    for (;;) {
+      const rows = await this.store.db
+        .selectFrom('audit_events')
+        .leftJoin('audit_content', 'audit_content.event_id', 'audit_events.id')
+        .selectAll('audit_events')
+        .select(['audit_content.arguments', 'audit_content.reasoning', 'audit_content.result'])
+        .where('audit_events.seq', '>', this.size)
+        .orderBy('audit_events.seq')
+        .limit(rowsPerStatement)
+        .execute();
+      if (rows.length === 0) return;
+      const parse = (text: string | null) => (text === null ? undefined : (JSON.parse(text) as unknown));
+      const events = rows.map((row): CommittableEvent => {
+        const event: { -readonly [K in keyof CommittableEvent]: CommittableEvent[K] } = {
+          seq: Number(row.seq),
+          id: row.id,
+          time: Number(row.time),
+          agentId: row.agent_id,
+          owner: row.owner,
+          taskId: row.task_id,
+          method: row.method,
+          server: row.server,
+          target: row.target,
+          argsHash: row.args_hash,
+          effect: row.effect as CommittableEvent['effect'],
+          policyIds: JSON.parse(row.policy_ids) as string[],
+          reasons: JSON.parse(row.reasons) as string[],
+          outcome: row.outcome as CommittableEvent['outcome'],
+          errorCode: row.error_code,
+          latencyUs: Number(row.latency_us),
+          traceId: row.trace_id,
+        };
+        for (const field of ['arguments', 'reasoning', 'result'] as const) {
+          const value = parse(row[field] ?? null);
+          if (value !== undefined) event[field] = value;
+        }
+        return event;
+      });
+      await this.append(events);
+      if (rows.length < rowsPerStatement) return;
+    }
+  }
+}
+
+/** Visit stored leaves with seq in [from, to] in order, a page at a time. */
+export async function forEachLeaf(
+  store: Store,
+  from: number,
+  to: number,
+  visit: (row: { seq: number; hash: string; leaf: string }) => void | Promise<void>,
+): Promise<void> {
+  let after = from - 1;
+  while (after < to) {
+    const rows = await store.db
+      .selectFrom('tlog_leaves')
+      .selectAll()
+      .where('seq', '>', after)
+      .where('seq', '<=', to)
+      .orderBy('seq')
+      .limit(pageSize)
+      .execute();
+    for (const row of rows) await visit({ seq: Number(row.seq), hash: row.hash, leaf: row.leaf });
+    if (rows.length < pageSize) return;
+    after = Number(rows[rows.length - 1]!.seq);
+  }
+}
+
+async function loadKey(store: Store, options: TransparencyLogOptions) {
+  const existing = await store.db
+    .selectFrom('tlog_keys')
+    .selectAll()
+    .where('id', '=', LOG_KEY_ID)
+    .executeTakeFirst();
+  if (existing !== undefined) {
+    parseVerifierKey(existing.verifier_key);
+    return existing;
+  }
+  if (options.readOnly)
+    throw new CustosError('not_found', 'the audit log has no signing key yet: start Custos once');
+  const random = options.random ?? randomBytes;
+  const origin = options.origin ?? `custos.local/${random(8).toString('hex')}`;
+  const { signerKey, verifierKey } = generateSignerKey(origin, random);
+  await store.db
+    .insertInto('tlog_keys')
+    .values({
+      id: LOG_KEY_ID,
+      origin,
+      signer_key: signerKey,
+      verifier_key: verifierKey,
+      created_at: (options.clock ?? systemClock).now(),
+    })
+    .onConflict((oc) => oc.column('id').doNothing())
+    .execute();
+  // Another process may have created the key between our read and insert: the stored one wins.
+  return store.db.selectFrom('tlog_keys').selectAll().where('id', '=', LOG_KEY_ID).executeTakeFirstOrThrow();
+}
+
+/** Parse a stored leaf text (the tlog's own canonical JSON). */
+export function parseLeaf(leaf: string): CommitmentRecord {
+  return JSON.parse(leaf) as CommitmentRecord;
+}

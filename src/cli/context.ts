@@ -1,0 +1,82 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { request } from 'undici';
+import { adminToken, type RuntimeFile, runtimeFilePath } from '../app.js';
+import { systemClock } from '../core/clock.js';
+import { type Config, loadConfig } from '../core/config.js';
+import { CustosError } from '../core/errors.js';
+import { IdGenerator } from '../core/ids.js';
+import { AgentDirectory, AgentService } from '../identity/index.js';
+import { openStore, type Store } from '../store/index.js';
+
+export interface GlobalOptions {
+  config?: string;
+  data?: string;
+}
+
+/** Read the configuration the way `custos start` would: --config, else ./custos.yaml if present. */
+export function readConfig(options: GlobalOptions & { port?: number }): Config {
+  const file = options.config ?? (existsSync('custos.yaml') ? 'custos.yaml' : undefined);
+  return loadConfig({
+    ...(file ? { file } : {}),
+    ...(options.data ? { dataDir: options.data } : {}),
+    ...(options.port !== undefined ? { port: options.port } : {}),
+  });
+}
+
+/** A running server for this data directory, if one answers. */
+export async function runningServer(config: Config): Promise<{ url: string; token: string } | undefined> {
+  const file = runtimeFilePath(config.dataDir);
+  if (!existsSync(file)) return undefined;
+  try {
+    const runtime = JSON.parse(readFileSync(file, 'utf8')) as RuntimeFile;
+    const res = await request(`${runtime.url}/healthz`, { headersTimeout: 1000, bodyTimeout: 1000 });
+    await res.body.dump();
+    if (res.statusCode !== 200) return undefined;
+    return { url: runtime.url, token: adminToken(config.dataDir) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Call the running server's admin API; errors come back as CustosErrors with the server's code. */
+export async function callAdmin<T>(
+  server: { url: string; token: string },
+  method: 'GET' | 'POST',
+  path: string,
+  body?: unknown,
+): Promise<T> {
+  const res = await request(`${server.url}/api/v1${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${server.token}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const json = (await res.body.json()) as T & { error?: { code: string; message: string } };
+  if (res.statusCode >= 400) {
+    const error = json.error ?? { code: 'internal', message: `HTTP ${res.statusCode}` };
+    throw new CustosError(error.code as 'internal', error.message);
+  }
+  return json;
+}
+
+/** Open the store the configuration names, for commands that work without a server. */
+export async function withStore<T>(config: Config, work: (store: Store) => Promise<T>): Promise<T> {
+  const store = await openStore(config.storage.url, config.baseDir);
+  try {
+    return await work(store);
+  } finally {
+    await store.close();
+  }
+}
+
+export function agentService(store: Store): AgentService {
+  const clock = systemClock;
+  return new AgentService({
+    store,
+    clock,
+    ids: new IdGenerator(clock),
+    directory: new AgentDirectory(store),
+  });
+}

@@ -1,0 +1,107 @@
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { startCustos } from '../app.js';
+import { CustosError, isCustosError } from '../core/errors.js';
+import { runBridge } from '../gateway/connect.js';
+import { registerAgentCommands } from './agent.js';
+import { registerAuditCommands } from './audit.js';
+import { type GlobalOptions, readConfig } from './context.js';
+import { runDemo } from './demo.js';
+import { registerPolicyCommands } from './policy.js';
+
+/** Resolve when the process is asked to stop. */
+function untilSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve(signal));
+  });
+}
+
+export function buildProgram(): Command {
+  const program = new Command('custos')
+    .description('Custos governs autonomous AI agents: identity, least privilege, approval, audit')
+    .option('--config <file>', 'configuration file (default ./custos.yaml)')
+    .option('--data <dir>', 'data directory (default ./.custos)')
+    .showHelpAfterError()
+    .exitOverride();
+
+  program
+    .command('start')
+    .description('start the gateway, admin API and console on one port')
+    .option('--port <port>', 'port to listen on', (v) => Number.parseInt(v, 10))
+    .action(async (o: { port?: number }) => {
+      const config = readConfig({
+        ...program.opts<GlobalOptions>(),
+        ...(o.port !== undefined ? { port: o.port } : {}),
+      });
+      const custos = await startCustos(config);
+      for (const a of custos.createdAgents) {
+        console.log(
+          `created agent ${a.name}: client_id ${a.clientId} client_secret ${a.clientSecret} (shown once)`,
+        );
+      }
+      console.log(`Custos listening on ${custos.url} (MCP at ${custos.url}/mcp)`);
+      await untilSignal();
+      await custos.close();
+    });
+
+  program
+    .command('demo')
+    .description('start Custos with a demo configuration proxying real MCP servers (npm start)')
+    .option('--port <port>', 'port to listen on', (v) => Number.parseInt(v, 10), 7400)
+    .action(async (o: { port: number }) => {
+      const demo = await runDemo({ port: o.port, dataDir: program.opts<GlobalOptions>().data });
+      await untilSignal();
+      await demo.close();
+    });
+
+  program
+    .command('connect')
+    .description('bridge a stdio-only MCP client to Custos, keeping its token fresh')
+    .requiredOption('--url <url>', 'Custos MCP endpoint, e.g. http://127.0.0.1:7400/mcp')
+    .requiredOption('--client-id <id>', 'the agent id')
+    .option('--client-secret-file <file>', 'file holding the client secret')
+    .option(
+      '--client-secret-env <var>',
+      'environment variable holding the client secret',
+      'CUSTOS_CLIENT_SECRET',
+    )
+    .action(
+      async (o: { url: string; clientId: string; clientSecretFile?: string; clientSecretEnv: string }) => {
+        const secret = o.clientSecretFile
+          ? readFileSync(o.clientSecretFile, 'utf8').trim()
+          : process.env[o.clientSecretEnv];
+        if (!secret)
+          throw new CustosError(
+            'usage',
+            `no client secret: use --client-secret-file or set ${o.clientSecretEnv}`,
+          );
+        await runBridge({ url: o.url, clientId: o.clientId, clientSecret: secret });
+      },
+    );
+
+  registerAgentCommands(program);
+  registerPolicyCommands(program);
+  registerAuditCommands(program);
+  return program;
+}
+
+/** Run the CLI; resolves to the exit code (0 ok, 1 failed check or error, 2 bad usage). */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      return error.exitCode === 0 ? 0 : 2;
+    }
+    if (isCustosError(error)) {
+      console.error(`custos: ${error.message}${error.code === 'usage' ? '' : ` [${error.code}]`}`);
+      const fix = error.detail?.fix;
+      if (typeof fix === 'string') console.error(`fix: ${fix}`);
+      return error.code === 'usage' ? 2 : 1;
+    }
+    console.error(error);
+    return 1;
+  }
+}

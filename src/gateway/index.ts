@@ -1,0 +1,20 @@
+export type { CallContext, CallOutcome, TargetMethod } from './context.js';
+export { type ClientState, Downstream, type Era, type Exchange, serverInfo } from './downstream.js';
+export { Pipeline, type PipelineDeps } from './pipeline.js';
+export * from './protocol.js';
+export type { PolicyPort } from './stages/authorize.js';
+export { TaskBudgets } from './stages/meter.js';
+export type {
+  Progress,
+  PromptDefinition,
+  ResourceDefinition,
+  ResourceTemplateDefinition,
+  ToolDefinition,
+  Upstream,
+  UpstreamCatalog,
+  UpstreamNotification,
+  UpstreamRequestOptions,
+  UpstreamStatus,
+} from './upstream/types.js';
+export { UpstreamRpcError } from './upstream/types.js';
+export { CatalogView, type UpstreamDirectory } from './view.js';

@@ -1,0 +1,104 @@
+import type { AuditEvent, AuditRecorder } from '../audit/index.js';
+import type { Clock } from '../core/clock.js';
+import type { Principal } from '../identity/index.js';
+import type { CallContext, CallOutcome, Verdict } from './context.js';
+import { authorize, type PolicyPort } from './stages/authorize.js';
+import { forward } from './stages/forward.js';
+import { meter, type TaskBudgets } from './stages/meter.js';
+import { record } from './stages/record.js';
+import { resolve } from './stages/resolve.js';
+import type { CatalogView } from './view.js';
+
+export interface PipelineDeps {
+  clock: Clock;
+  view: CatalogView;
+  policy: PolicyPort;
+  budgets: TaskBudgets;
+  audit: AuditRecorder;
+  /** Verifies a bearer token and the agent's revocation epoch. */
+  verifyAccessToken(token: string): Promise<Principal>;
+}
+
+type Guard = (ctx: CallContext) => Verdict | Promise<Verdict>;
+
+/**
+ * The request path of every governed call, top to bottom:
+ *
+ *   1. authenticate  bearer token: signature, audience, expiry, agent status and epoch
+ *                    (once per HTTP request, before the MCP message is read: see `authenticate`)
+ *   2. resolve       which upstream and which definition the call names
+ *   3. meter         the task token's call budget
+ *   4. authorize     the task token's reach, then the Cedar decision
+ *   5. forward       to the upstream MCP server
+ *   6. record        one audit event, durable before the answer leaves
+ *
+ * Later capabilities add their stages here: contain (kill switch, quarantine) before
+ * meter, approve after authorize, inject before forward, inspect after forward.
+ */
+export class Pipeline {
+  private readonly guards: readonly Guard[];
+  private readonly recordStage: (ctx: CallContext, outcome: CallOutcome) => Promise<AuditEvent>;
+
+  constructor(private readonly deps: PipelineDeps) {
+    this.guards = [resolve(deps.view), meter(deps.budgets), authorize(deps.policy, deps.clock)];
+    this.recordStage = record(deps.audit);
+  }
+
+  /** Stage 1: who is calling. Throws CustosError invalid_token or agent_inactive. */
+  authenticate(token: string): Promise<Principal> {
+    return this.deps.verifyAccessToken(token);
+  }
+
+  /**
+   * Run stages 2 to 6 for one call. The outcome is a value: denials are not thrown. If the
+   * audit event cannot be written the call fails closed: this rejects and nothing is answered.
+   */
+  async run(ctx: CallContext): Promise<CallOutcome> {
+    let outcome: CallOutcome | undefined;
+    for (const guard of this.guards) {
+      const verdict = await guard(ctx);
+      if (verdict.stop) {
+        outcome = { kind: 'denied', stop: verdict, policyIds: ctx.decision?.policyIds ?? [] };
+        break;
+      }
+    }
+    if (outcome === undefined) {
+      try {
+        ctx.result = await forward(ctx);
+        outcome = { kind: 'executed', result: ctx.result };
+      } catch (error) {
+        outcome = { kind: 'failed', error };
+      }
+    }
+    await this.recordStage(ctx, outcome);
+    return outcome;
+  }
+
+  /** Record a listing (tools/list and the like) the agent made. */
+  recordListing(
+    principal: Principal,
+    method: string,
+    scope: string | null,
+    count: number,
+    time: number,
+    started: bigint,
+  ) {
+    return this.deps.audit.record({
+      time,
+      agentId: principal.agentId,
+      owner: principal.owner,
+      taskId: principal.task?.id ?? null,
+      method,
+      server: scope,
+      target: null,
+      argsHash: null,
+      effect: 'allow',
+      policyIds: [],
+      reasons: [`${count} visible`],
+      outcome: 'executed',
+      errorCode: null,
+      latencyUs: Number(process.hrtime.bigint() - started) / 1000,
+      traceId: null,
+    });
+  }
+}

@@ -1,0 +1,35 @@
+import type { CallContext, Verdict } from '../context.js';
+import { proceed, stop } from '../context.js';
+import type { CatalogView } from '../view.js';
+
+/** Find the upstream and the definition the call names; an unknown target stops here. */
+export function resolve(view: CatalogView) {
+  return function resolveStage(ctx: CallContext): Verdict {
+    const { kind, name } = ctx.target;
+    if (kind === 'tool') {
+      const found = view.resolveTool(ctx.scope, name);
+      if (found === undefined) return stop('unknown_tool', `no tool named "${name}" is available here`);
+      ctx.upstream = found.upstream;
+      ctx.upstreamName = found.definition.name;
+      ctx.tool = found.definition;
+      ctx.params = { ...ctx.params, name: found.definition.name };
+      return proceed;
+    }
+    if (kind === 'prompt') {
+      const found = view.resolvePrompt(ctx.scope, name);
+      if (found === undefined) return stop('unknown_prompt', `no prompt named "${name}" is available here`);
+      ctx.upstream = found.upstream;
+      ctx.upstreamName = found.definition.name;
+      if (ctx.method === 'prompts/get') ctx.params = { ...ctx.params, name: found.definition.name };
+      else
+        ctx.params = { ...ctx.params, ref: { ...(ctx.params.ref as object), name: found.definition.name } };
+      return proceed;
+    }
+    const upstream = view.resolveResource(ctx.scope, name);
+    if (upstream === undefined)
+      return stop('unknown_resource', `no server here serves the resource "${name}"`);
+    ctx.upstream = upstream;
+    ctx.upstreamName = name;
+    return proceed;
+  };
+}
