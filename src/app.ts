@@ -131,6 +131,15 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     });
     closers.push(() => upstreams.close());
     const view = new CatalogView(upstreams);
+    const metrics = new Registry();
+    collectDefaultMetrics({ register: metrics });
+    const calls = new Histogram({
+      name: 'custos_call_duration_seconds',
+      help: 'governed calls by method and outcome, from arrival to answer',
+      labelNames: ['method', 'outcome'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+      registers: [metrics],
+    });
     const budgets = new TaskBudgets(store);
     const pipeline = new Pipeline({
       clock,
@@ -139,6 +148,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       budgets,
       audit,
       verifyAccessToken: (token) => identity.verifyAccessToken(token),
+      observe: (method, outcome, seconds) => calls.observe({ method, outcome }, seconds),
     });
     const downstream = new Downstream({ clock, view, pipeline, policy });
     const allowedHosts = isLoopback(host)
@@ -167,15 +177,9 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     });
     upstreams.onNotification((n) => {
       if (n.method === 'notifications/resources/updated') mcp.resourceUpdated(n.server, n.params);
+      else if (n.method === 'notifications/message') mcp.logMessage(n.server, n.params);
     });
     policy.watch({ onReload: () => mcp.listChanged('tools', null), onError: () => {} });
-
-    const metrics = new Registry();
-    collectDefaultMetrics({ register: metrics });
-    new Counter({ name: 'custos_upstreams', help: 'configured upstream servers', registers: [metrics] }).inc(
-      Object.keys(config.servers).length,
-    );
-    void Histogram;
 
     const token = adminToken(config.dataDir);
     const app = buildHttpServer({

@@ -430,7 +430,8 @@ function traceIdOf(meta: Json | undefined, exchange: Exchange): string | null {
   return parts?.length === 4 && /^[0-9a-f]{32}$/.test(parts[1] ?? '') ? (parts[1] as string) : null;
 }
 
-function passesLevel(min: string | null, level: unknown): boolean {
+/** Whether a log message at `level` passes a client's minimum level (null: the client asked for none). */
+export function passesLevel(min: string | null, level: unknown): boolean {
   if (min === null) return false;
   const index = logLevels.indexOf(String(level));
   return index === -1 || index >= logLevels.indexOf(min);

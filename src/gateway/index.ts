@@ -1,5 +1,12 @@
 export type { CallContext, CallOutcome, TargetMethod } from './context.js';
-export { type ClientState, Downstream, type Era, type Exchange, serverInfo } from './downstream.js';
+export {
+  type ClientState,
+  Downstream,
+  type Era,
+  type Exchange,
+  passesLevel,
+  serverInfo,
+} from './downstream.js';
 export { Pipeline, type PipelineDeps } from './pipeline.js';
 export * from './protocol.js';
 export type { PolicyPort } from './stages/authorize.js';

@@ -17,6 +17,8 @@ export interface PipelineDeps {
   audit: AuditRecorder;
   /** Verifies a bearer token and the agent's revocation epoch. */
   verifyAccessToken(token: string): Promise<Principal>;
+  /** Told about every finished call (metrics). */
+  observe?(method: string, outcome: CallOutcome['kind'], seconds: number): void;
 }
 
 type Guard = (ctx: CallContext) => Verdict | Promise<Verdict>;
@@ -71,6 +73,7 @@ export class Pipeline {
       }
     }
     await this.recordStage(ctx, outcome);
+    this.deps.observe?.(ctx.method, outcome.kind, Number(process.hrtime.bigint() - ctx.started) / 1e9);
     return outcome;
   }
 

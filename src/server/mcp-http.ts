@@ -9,6 +9,7 @@ import {
   metaOf,
   modernVersions,
   notification,
+  passesLevel,
   type RpcMessage,
   type RpcNotification,
   type RpcRequest,
@@ -111,6 +112,21 @@ export class McpHttp {
     for (const l of this.listeners) {
       if (l.filter.resourceSubscriptions?.includes(uri) && covers(l.scope, server)) {
         writeEvent(l.stream, stamped(message, l.subscriptionId));
+      }
+    }
+  }
+
+  /**
+   * Pass an upstream log message to the legacy sessions that asked for logs at its level.
+   * The 2025-11-25 protocol does not say which request a message belongs to, so it goes
+   * to the GET streams of every session behind that server, whichever agent: upstream
+   * log output is the upstream's, not an agent's.
+   */
+  logMessage(server: string, params: Record<string, unknown> | undefined): void {
+    const message = notification('notifications/message', params);
+    for (const s of this.sessions.values()) {
+      if (s.stream && covers(s.state.scope, server) && passesLevel(s.state.logLevel, params?.level)) {
+        writeEvent(s.stream, message);
       }
     }
   }
