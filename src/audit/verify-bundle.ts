@@ -5,7 +5,6 @@
  */
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { errorMessage } from '../core/errors.js';
 import type { Store } from '../store/index.js';
 import { BUNDLE_FILES, type BundleProofs, MANIFEST_TYPE } from './bundle.js';
@@ -233,6 +232,17 @@ function checkProofs(
   }
 }
 
+/** Lines of a file, a megabyte of them at a time (much faster than node:readline for big exports). */
+async function* readLineBatches(path: string): AsyncGenerator<string[]> {
+  let rest = '';
+  for await (const chunk of createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 20 })) {
+    const lines = (rest + (chunk as string)).split('\n');
+    rest = lines.pop()!;
+    yield lines;
+  }
+  if (rest !== '') yield [rest];
+}
+
 interface EventLine {
   leaf?: unknown;
   content?: unknown;
@@ -272,10 +282,6 @@ async function checkEvents(
   manifest: Manifest,
 ): Promise<{ events: number; erased: number }> {
   if (!existsSync(path)) problem(`${BUNDLE_FILES.events}: missing`);
-  const lines = createInterface({
-    input: createReadStream(path, 'utf8'),
-    crlfDelay: Number.POSITIVE_INFINITY,
-  });
   let lineNumber = 0;
   let previous = 0;
   let events = 0;
@@ -283,40 +289,41 @@ async function checkEvents(
   // A gap is reported unless a later line fills it out of order (then the reorder is the problem).
   let gap: { seq: number; message: string } | undefined;
   const fail = (message: string): never => problem(gap?.message ?? message);
-  for await (const text of lines) {
-    lineNumber++;
-    if (text === '') fail(`events.jsonl line ${lineNumber}: empty line`);
-    let line: EventLine;
-    try {
-      line = JSON.parse(text) as EventLine;
-    } catch {
-      fail(`events.jsonl line ${lineNumber}: not valid JSON`);
+  for await (const batch of readLineBatches(path))
+    for (const text of batch) {
+      lineNumber++;
+      if (text === '') fail(`events.jsonl line ${lineNumber}: empty line`);
+      let line: EventLine;
+      try {
+        line = JSON.parse(text) as EventLine;
+      } catch {
+        fail(`events.jsonl line ${lineNumber}: not valid JSON`);
+      }
+      const parsed = serializeCommitment(line!.leaf);
+      if (!parsed.ok) fail(`events.jsonl line ${lineNumber}: ${parsed.message}`);
+      const { record, leaf } = parsed as Extract<typeof parsed, { ok: true }>;
+      const seq = record.seq;
+      if (seq <= previous) {
+        if (gap !== undefined && seq === gap.seq) gap = undefined;
+        fail(`events out of order at line ${lineNumber}: seq ${seq} after seq ${previous}`);
+      }
+      if (seq < manifest.fromSeq || seq > manifest.toSeq) {
+        fail(
+          `event seq ${seq} at line ${lineNumber} is outside the signed export range ${manifest.fromSeq}..${manifest.toSeq}`,
+        );
+      }
+      const expected = previous === 0 ? manifest.fromSeq : previous + 1;
+      if (seq > expected && gap === undefined)
+        gap = { seq: expected, message: `event seq ${expected} missing` };
+      if (!hashLeaf(leaf).equals(leaves.subarray((seq - 1) * HASH_SIZE, seq * HASH_SIZE))) {
+        fail(`event seq ${seq}: leaf hash does not match its fields`);
+      }
+      const contentIssue = contentProblem(record, line!);
+      if (contentIssue !== undefined) fail(`event seq ${seq}: ${contentIssue}`);
+      if (line!.erased === true) erased++;
+      previous = seq;
+      events++;
     }
-    const parsed = serializeCommitment(line!.leaf);
-    if (!parsed.ok) fail(`events.jsonl line ${lineNumber}: ${parsed.message}`);
-    const { record, leaf } = parsed as Extract<typeof parsed, { ok: true }>;
-    const seq = record.seq;
-    if (seq <= previous) {
-      if (gap !== undefined && seq === gap.seq) gap = undefined;
-      fail(`events out of order at line ${lineNumber}: seq ${seq} after seq ${previous}`);
-    }
-    if (seq < manifest.fromSeq || seq > manifest.toSeq) {
-      fail(
-        `event seq ${seq} at line ${lineNumber} is outside the signed export range ${manifest.fromSeq}..${manifest.toSeq}`,
-      );
-    }
-    const expected = previous === 0 ? manifest.fromSeq : previous + 1;
-    if (seq > expected && gap === undefined)
-      gap = { seq: expected, message: `event seq ${expected} missing` };
-    if (!hashLeaf(leaf).equals(leaves.subarray((seq - 1) * HASH_SIZE, seq * HASH_SIZE))) {
-      fail(`event seq ${seq}: leaf hash does not match its fields`);
-    }
-    const contentIssue = contentProblem(record, line!);
-    if (contentIssue !== undefined) fail(`event seq ${seq}: ${contentIssue}`);
-    if (line!.erased === true) erased++;
-    previous = seq;
-    events++;
-  }
   if (gap !== undefined) problem(gap.message);
   if (previous < manifest.toSeq)
     problem(`event seq ${previous === 0 ? manifest.fromSeq : previous + 1} missing`);

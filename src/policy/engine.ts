@@ -22,9 +22,11 @@ export interface EngineLimits {
   readonly preparsed: number;
   /** Visibility answers cached. */
   readonly visibility: number;
+  /** Decision plans cached per (agent, action, resource, annotations, task presence). */
+  readonly plans: number;
 }
 
-const defaultLimits: EngineLimits = { subsets: 50_000, preparsed: 4_096, visibility: 20_000 };
+const defaultLimits: EngineLimits = { subsets: 50_000, preparsed: 4_096, visibility: 20_000, plans: 50_000 };
 
 /** A Map used as a least-recently-used cache. */
 class Lru<K, V> {
@@ -69,6 +71,18 @@ interface Subset {
   readonly reads: Reads;
   /** Id of the pre-parsed Cedar policy set, while it is held. */
   preparsedId: string | undefined;
+}
+
+/**
+ * How to decide requests for one (agent, action, resource, annotations, task presence): Cedar
+ * partial evaluation over the known parts leaves the policies that depend on arguments, time or
+ * task (`residual`) and settles the rest once. When nothing is left, the decision is `fixed`.
+ */
+interface Plan {
+  readonly residual: Subset | undefined;
+  readonly satisfiedPermits: readonly string[];
+  readonly satisfiedForbids: readonly string[];
+  readonly fixed: Decision | undefined;
 }
 
 function sameUid(a: Uid, b: cedar.EntityUidJson): boolean {
@@ -210,6 +224,24 @@ function defaultDeny(request: EncodedRequest): Decision {
   });
 }
 
+function denial(forbids: readonly string[]): Decision {
+  return freezeDecision({
+    effect: 'deny',
+    policyIds: [...forbids],
+    errors: [],
+    reasons: [`forbidden by ${quoted(forbids)}`],
+  });
+}
+
+function permission(permits: readonly string[]): Decision {
+  return freezeDecision({
+    effect: 'allow',
+    policyIds: [...permits],
+    errors: [],
+    reasons: [`permitted by ${quoted(permits)}`],
+  });
+}
+
 function projectEntity(entity: cedar.EntityJson, attributes: ReadonlySet<string> | 'all'): cedar.EntityJson {
   if (attributes === 'all') return entity;
   const attrs: Record<string, cedar.CedarValueJson> = {};
@@ -233,6 +265,7 @@ export class PolicyEngine {
   private readonly subsets: Lru<string, Subset>;
   private readonly bySignature: Lru<string, Subset>;
   private readonly visibility: Lru<string, boolean>;
+  private readonly plans: Lru<string, Plan>;
   private fullSetId: string | undefined;
   private schemaId: string | undefined;
   /** Whether the schema puts actions in groups (only then do evaluations need action entities). */
@@ -248,6 +281,7 @@ export class PolicyEngine {
     this.subsets = new Lru(bounds.subsets);
     this.bySignature = new Lru(bounds.preparsed, (subset) => this.release(subset));
     this.visibility = new Lru(bounds.visibility);
+    this.plans = new Lru(bounds.plans);
   }
 
   /** Decide one request. Never throws for a policy outcome: failures are deny decisions with errors. */
@@ -341,45 +375,124 @@ export class PolicyEngine {
     this.bySignature.clear();
     this.subsets.clear();
     this.visibility.clear();
+    this.plans.clear();
     if (this.fullSetId !== undefined) cedar.preparsePolicySet(this.fullSetId, { staticPolicies: {} });
     this.fullSetId = undefined;
   }
 
   private decideEncoded(request: EncodedRequest, subset: Subset): Decision {
     if (request.errors.length > 0) return encodingDenial(request);
-    if (!subset.hasPermit) {
-      // Without a permit the answer is deny whatever the conditions say; still report forbids that apply.
-      if (!subset.unconditional) return this.evaluate(request, subset);
-      return subset.policies.length === 0
-        ? defaultDeny(request)
-        : this.unconditionalDecision(request, subset);
-    }
     if (subset.unconditional) return this.unconditionalDecision(request, subset);
-    return this.evaluate(request, subset);
+    const plan = this.planFor(request, subset);
+    if (plan.fixed !== undefined) return plan.fixed;
+    return this.evaluate(request, plan.residual as Subset, plan);
+  }
+
+  /** Settle what the known parts of the request settle, once per plan key (see Plan). */
+  private planFor(request: EncodedRequest, subset: Subset): Plan {
+    const attrs = request.agent.attrs;
+    const annotations = request.context.annotations as Record<string, boolean>;
+    const key = [
+      subset.signature,
+      request.principal.id,
+      request.principalAncestors.map((uid) => uid.id).join('\u0001'),
+      attrs.name,
+      attrs.environment,
+      attrs.purpose,
+      request.action.id,
+      request.resource.type,
+      request.resource.id,
+      annotations.readOnlyHint,
+      annotations.destructiveHint,
+      annotations.idempotentHint,
+      annotations.openWorldHint,
+      request.taskEntity !== undefined,
+    ].join('\u0000');
+    const cached = this.plans.get(key);
+    if (cached !== undefined) return cached;
+    const plan = this.makePlan(request, subset);
+    this.plans.set(key, plan);
+    return plan;
+  }
+
+  private makePlan(request: EncodedRequest, subset: Subset): Plan {
+    const unplanned: Plan = {
+      residual: subset,
+      satisfiedPermits: [],
+      satisfiedForbids: [],
+      fixed: undefined,
+    };
+    // Partial evaluation cannot carry the schema's action entities; evaluate such subsets whole.
+    if (subset.reads.action && this.hasActionGroups) return unplanned;
+    const answer = this.partial(request, subset, true);
+    // Errors on the known parts are rare: leave them to full evaluation, which reports them as Cedar does.
+    if (answer.type === 'failure' || answer.response.errored.length > 0) return unplanned;
+    const satisfied = new Set(answer.response.satisfied);
+    const remaining = new Set(answer.response.nontrivialResiduals);
+    const settled = (effect: 'permit' | 'forbid') =>
+      subset.policies.filter((p) => satisfied.has(p.id) && p.effect === effect).map((p) => p.id);
+    const satisfiedPermits = settled('permit');
+    const satisfiedForbids = settled('forbid');
+    const residualPolicies = subset.policies.filter((p) => remaining.has(p.id));
+    if (residualPolicies.length === 0) {
+      const fixed =
+        satisfiedForbids.length > 0
+          ? denial(satisfiedForbids)
+          : satisfiedPermits.length > 0
+            ? permission(satisfiedPermits)
+            : defaultDeny(request);
+      return { residual: undefined, satisfiedPermits, satisfiedForbids, fixed };
+    }
+    return {
+      residual: this.subsetOf(residualPolicies),
+      satisfiedPermits,
+      satisfiedForbids,
+      fixed: undefined,
+    };
+  }
+
+  /** Cedar partial evaluation with arguments, time and (if `taskUnknown`) the task left unknown. */
+  private partial(
+    request: EncodedRequest,
+    subset: Subset,
+    taskUnknown: boolean,
+  ): cedar.PartialAuthorizationAnswer {
+    const unknown = (name: string): cedar.CedarValueJson => ({ __extn: { fn: 'unknown', arg: name } });
+    const staticPolicies: Record<string, string> = {};
+    for (const policy of subset.policies) staticPolicies[policy.id] = policy.text;
+    const context: Record<string, cedar.CedarValueJson> = {
+      ...request.context,
+      arguments: unknown('arguments'),
+      argumentNames: unknown('argumentNames'),
+      time: unknown('time'),
+    };
+    const entities = [request.agent];
+    if (request.resourceEntity !== undefined) entities.push(request.resourceEntity);
+    if (request.taskEntity !== undefined) {
+      if (taskUnknown) context.task = unknown('task');
+      else entities.push(request.taskEntity);
+    }
+    return cedar.isAuthorizedPartial({
+      principal: request.principal,
+      action: request.action,
+      resource: request.resource,
+      context,
+      entities,
+      policies: { staticPolicies },
+      validateRequest: false,
+    });
   }
 
   /** Scope-only policies: every applicable one is satisfied, so Cedar's answer is known. */
   private unconditionalDecision(request: EncodedRequest, subset: Subset): Decision {
     const forbids = subset.policies.filter((policy) => policy.effect === 'forbid').map((policy) => policy.id);
-    if (forbids.length > 0) {
-      return freezeDecision({
-        effect: 'deny',
-        policyIds: forbids,
-        errors: [],
-        reasons: [`forbidden by ${quoted(forbids)}`],
-      });
-    }
+    if (forbids.length > 0) return denial(forbids);
     const permits = subset.policies.map((policy) => policy.id);
     if (permits.length === 0) return defaultDeny(request);
-    return freezeDecision({
-      effect: 'allow',
-      policyIds: permits,
-      errors: [],
-      reasons: [`permitted by ${quoted(permits)}`],
-    });
+    return permission(permits);
   }
 
-  private evaluate(request: EncodedRequest, subset: Subset): Decision {
+  private evaluate(request: EncodedRequest, subset: Subset, plan?: Plan): Decision {
     const reads = subset.reads;
     const entities: cedar.EntityJson[] = [];
     let context: Record<string, cedar.CedarValueJson>;
@@ -416,10 +529,11 @@ export class PolicyEngine {
       ...(schemaName === undefined ? {} : { preparsedSchemaName: schemaName }),
       validateRequest: false,
     });
-    return this.toDecision(request, answer);
+    return this.toDecision(request, answer, plan);
   }
 
-  private toDecision(request: EncodedRequest, answer: cedar.AuthorizationAnswer): Decision {
+  /** Combine Cedar's answer for the evaluated policies with what the plan settled in advance. */
+  private toDecision(request: EncodedRequest, answer: cedar.AuthorizationAnswer, plan?: Plan): Decision {
     if (answer.type === 'failure') {
       const errors = answer.errors.map((error) => error.message);
       return freezeDecision({
@@ -445,22 +559,11 @@ export class PolicyEngine {
         reasons: [`${quoted(failing)} failed to evaluate, so the request is denied (fail closed)`],
       });
     }
-    const determining = order([...diagnostics.reason]);
-    if (decision === 'allow') {
-      return freezeDecision({
-        effect: 'allow',
-        policyIds: determining,
-        errors: [],
-        reasons: [`permitted by ${quoted(determining)}`],
-      });
-    }
-    if (determining.length === 0) return defaultDeny(request);
-    return freezeDecision({
-      effect: 'deny',
-      policyIds: determining,
-      errors: [],
-      reasons: [`forbidden by ${quoted(determining)}`],
-    });
+    const forbids = [...(plan?.satisfiedForbids ?? []), ...(decision === 'deny' ? diagnostics.reason : [])];
+    if (forbids.length > 0) return denial(order(forbids));
+    const permits = [...(plan?.satisfiedPermits ?? []), ...(decision === 'allow' ? diagnostics.reason : [])];
+    if (permits.length > 0) return permission(order(permits));
+    return defaultDeny(request);
   }
 
   private couldAllow(input: DecisionInput): boolean {
@@ -471,23 +574,7 @@ export class PolicyEngine {
     if (subset.unconditional) return this.unconditionalDecision(request, subset).effect === 'allow';
     // Partial evaluation cannot carry the schema's action entities; answer "maybe" (show the tool).
     if (subset.reads.action && this.hasActionGroups) return true;
-    const unknown = (name: string): cedar.CedarValueJson => ({ __extn: { fn: 'unknown', arg: name } });
-    const staticPolicies: Record<string, string> = {};
-    for (const policy of subset.policies) staticPolicies[policy.id] = policy.text;
-    const answer = cedar.isAuthorizedPartial({
-      principal: request.principal,
-      action: request.action,
-      resource: request.resource,
-      context: {
-        ...request.context,
-        arguments: unknown('arguments'),
-        argumentNames: unknown('argumentNames'),
-        time: unknown('time'),
-      },
-      entities: allEntities(request),
-      policies: { staticPolicies },
-      validateRequest: false,
-    });
+    const answer = this.partial(request, subset, false);
     if (answer.type === 'failure') return false;
     const { decision, errored } = answer.response;
     if (decision !== null) return decision === 'allow';
@@ -506,7 +593,13 @@ export class PolicyEngine {
     const cached = this.subsets.get(key);
     if (cached !== undefined) return cached;
     const groups = this.policySet.encoding.actionGroups.get(request.action.id) ?? [];
-    const policies = this.index.applicable(request, groups);
+    const subset = this.subsetOf(this.index.applicable(request, groups));
+    this.subsets.set(key, subset);
+    return subset;
+  }
+
+  /** The shared Subset object for a list of policies (sorted by ordinal). */
+  private subsetOf(policies: readonly CompiledPolicy[]): Subset {
     const signature = policies.map((policy) => policy.ordinal).join(',');
     let subset = this.bySignature.get(signature);
     if (subset === undefined) {
@@ -520,7 +613,6 @@ export class PolicyEngine {
       };
       this.bySignature.set(signature, subset);
     }
-    this.subsets.set(key, subset);
     return subset;
   }
 

@@ -296,16 +296,20 @@ export class McpHttp {
       if (!done) controller.abort(new CustosError('upstream_unavailable', 'the client went away'));
     };
     raw.on('close', onClose);
+    const openStream = () => {
+      streaming = true;
+      reply.hijack();
+      raw.writeHead(200, sseHeaders);
+    };
+    // Legacy clients get the framing the SDK servers use (an SSE stream per POST) when they
+    // accept it, so Custos is transparent; modern clients get JSON unless something must stream.
+    if (state.era === 'legacy' && accepts(request, 'text/event-stream')) openStream();
     const exchange = {
       signal: controller.signal,
       traceparent: header(request, 'traceparent'),
       notify(note: RpcNotification) {
         if (done || raw.destroyed) return;
-        if (!streaming) {
-          streaming = true;
-          reply.hijack();
-          raw.writeHead(200, sseHeaders);
-        }
+        if (!streaming) openStream();
         writeEvent(raw, note);
       },
     };
@@ -529,6 +533,10 @@ function stamped(message: RpcNotification, subscriptionId: string | number): Rpc
 
 function covers(scope: string | null, server: string | null): boolean {
   return scope === null || server === null || scope === server;
+}
+
+function accepts(request: FastifyRequest, type: string): boolean {
+  return (header(request, 'accept') ?? '').includes(type);
 }
 
 function header(request: FastifyRequest, name: string): string | undefined {
