@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
-import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import { AuditRecorder } from './audit/index.js';
 import { type Clock, systemClock } from './core/clock.js';
 import type { Config } from './core/config.js';
@@ -91,12 +91,6 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     // Policies first: a broken policy set stops the start before anything listens.
     const policy = await PolicyStore.open(config.policies, { now: () => clock.now() });
     closers.push(() => policy.close());
-    policy.watch({
-      onReload: (s) =>
-        logger.info({ generation: s.generation, policies: s.policies.length }, 'policies reloaded'),
-      onError: (problems) =>
-        logger.error({ problems }, 'policy change rejected; the previous policies stay in force'),
-    });
 
     const store = await openStore(config.storage.url, config.baseDir);
     closers.push(() => store.close());
@@ -179,7 +173,15 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       if (n.method === 'notifications/resources/updated') mcp.resourceUpdated(n.server, n.params);
       else if (n.method === 'notifications/message') mcp.logMessage(n.server, n.params);
     });
-    policy.watch({ onReload: () => mcp.listChanged('tools', null), onError: () => {} });
+    // One watcher: PolicyStore.watch replaces any earlier one, so both jobs share it.
+    policy.watch({
+      onReload: (s) => {
+        logger.info({ generation: s.generation, policies: s.policies.length }, 'policies reloaded');
+        mcp.listChanged('tools', null);
+      },
+      onError: (problems) =>
+        logger.error({ problems }, 'policy change rejected; the previous policies stay in force'),
+    });
 
     const token = adminToken(config.dataDir);
     const app = buildHttpServer({

@@ -2,6 +2,9 @@ import type { Store } from '../../store/index.js';
 import type { CallContext, Verdict } from '../context.js';
 import { proceed, stop } from '../context.js';
 
+/** Error codes of calls that stopped before or at the meter, so used none of a budget. */
+const notMetered = ['budget_exhausted', 'unknown_tool', 'unknown_prompt', 'unknown_resource'];
+
 /**
  * Call budgets of task tokens. A budget of N lets N calls past this stage; the count
  * starts from the audit log the first time this process sees the task, so a restart
@@ -32,7 +35,8 @@ export class TaskBudgets {
         .selectFrom('audit_events')
         .select((eb) => eb.fn.countAll<number>().as('n'))
         .where('task_id', '=', taskId)
-        .where((eb) => eb.or([eb('error_code', 'is', null), eb('error_code', '!=', 'budget_exhausted')]))
+        // Count what passed this stage before: calls refused earlier (unknown target) or here never did.
+        .where((eb) => eb.or([eb('error_code', 'is', null), eb('error_code', 'not in', notMetered)]))
         .where('method', 'in', ['tools/call', 'resources/read', 'prompts/get'])
         .executeTakeFirst()
         .then((row) => {
