@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { CustosError } from '../core/errors.js';
@@ -24,7 +24,8 @@ export function buildHttpServer(deps: HttpDeps): FastifyInstance {
   const app: FastifyInstance = Fastify({
     loggerInstance: deps.logger as unknown as FastifyBaseLogger,
     bodyLimit: deps.maxBodyBytes,
-    disableRequestLogging: true,
+    // Per-request log lines would cost more than a governed call; the audit log records calls.
+    logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
   });
 
