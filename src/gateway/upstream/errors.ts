@@ -18,6 +18,25 @@ export function unavailable(server: string, why: string, cause?: unknown): Custo
   });
 }
 
+/** The caller's signal aborted the request. */
+export function cancelled(context: RequestContext, cause?: unknown): CustosError {
+  const { server, method } = context;
+  return new CustosError('upstream_unavailable', `request ${method} to upstream "${server}" was cancelled`, {
+    detail: { server, method, reason: 'cancelled' },
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
+/** The request outlived its timeout; progress does not extend it. */
+export function timedOut(context: RequestContext, cause?: unknown): CustosError {
+  const { server, method, timeoutMs } = context;
+  return new CustosError(
+    'upstream_unavailable',
+    `request ${method} to upstream "${server}" timed out after ${timeoutMs} ms`,
+    { detail: { server, method, reason: 'timeout', timeoutMs }, ...(cause === undefined ? {} : { cause }) },
+  );
+}
+
 /**
  * Whether an error means the connection itself is gone (as opposed to one request failing):
  * a closed or unwritable transport, an HTTP-level failure, or a network error from fetch.
@@ -48,24 +67,11 @@ export function translateRequestError(error: unknown, context: RequestContext): 
   if (ProtocolError.isInstance(error)) return new UpstreamRpcError(error.code, error.message, error.data);
   const { server, method } = context;
   const detail = { server, method };
-  if (context.signal?.aborted) {
-    return new CustosError(
-      'upstream_unavailable',
-      `request ${method} to upstream "${server}" was cancelled`,
-      {
-        detail: { ...detail, reason: 'cancelled' },
-        cause: error,
-      },
-    );
-  }
+  if (context.signal?.aborted) return cancelled(context, error);
   if (SdkError.isInstance(error)) {
     switch (error.code) {
       case SdkErrorCode.RequestTimeout:
-        return new CustosError(
-          'upstream_unavailable',
-          `request ${method} to upstream "${server}" timed out after ${context.timeoutMs} ms`,
-          { detail: { ...detail, reason: 'timeout', timeoutMs: context.timeoutMs }, cause: error },
-        );
+        return timedOut(context, error);
       case SdkErrorCode.ConnectionClosed:
       case SdkErrorCode.NotConnected:
         return new CustosError(

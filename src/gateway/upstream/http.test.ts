@@ -90,10 +90,11 @@ describe('Streamable HTTP upstream (server-everything)', () => {
 
   it('connects and lists the catalog', () => {
     expect(upstream.status()).toBe('ready');
-    // 'auto' negotiation: probe server/discover, then fall back to the 2025-11-25 handshake.
-    expect(proxy.seen[0]?.body).toContain('server/discover');
+    // 'legacy-first' negotiation: the 2025-11-25 handshake, and requests on the direct path.
+    expect(proxy.seen[0]?.body).toContain('"initialize"');
     const ready = logger.lines.find((line) => line.msg === 'upstream ready');
     expect(ready?.obj.protocolVersion).toBe('2025-11-25');
+    expect(ready?.obj.directRequests).toBe(true);
     expect(upstream.catalog()?.tools.map((tool) => tool.name)).toContain('echo');
     expect(upstream.catalog()?.serverInfo.name).toBe('mcp-servers/everything');
   });
@@ -136,11 +137,14 @@ describe('Streamable HTTP upstream (server-everything)', () => {
     expect((error as CustosError).code).toBe('upstream_unavailable');
     expect((error as CustosError).detail?.reason).toBe('cancelled');
     expect(upstream.status()).toBe('ready');
-    // The cancellation went upstream as a notification.
+    // The cancellation went upstream as a notification naming the request.
     await eventually(
       () => proxy.seen.some((r) => r.method === 'POST' && r.body.includes('notifications/cancelled')),
       'notifications/cancelled to reach the upstream',
     );
+    const cancel = proxy.seen.find((r) => r.body.includes('notifications/cancelled'));
+    const call = proxy.seen.find((r) => r.body.includes('"duration":20'));
+    expect(JSON.parse(cancel?.body ?? '{}').params.requestId).toBe(JSON.parse(call?.body ?? '{}').id);
   });
 
   it('forwards the upstream JSON-RPC error', async () => {

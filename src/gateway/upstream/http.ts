@@ -1,8 +1,13 @@
-import { StreamableHTTPClientTransport, type Transport } from '@modelcontextprotocol/client';
+import { type Client, StreamableHTTPClientTransport, type Transport } from '@modelcontextprotocol/client';
+import { Pool } from 'undici';
 import type { HttpServerConfig } from '../../core/config.js';
+import { type DirectRequests, HttpSession } from './http-session.js';
 import { SupervisedUpstream, type SupervisorOptions } from './supervised-upstream.js';
 
 export type HttpUpstreamOptions = Omit<SupervisorOptions, 'timeoutMs'>;
+
+/** Keep-alive connections per upstream origin; enough for a busy gateway on a few cores. */
+const poolConnections = 32;
 
 /**
  * A Streamable HTTP MCP server. Each connection is a new MCP session; `headers` from the
@@ -10,17 +15,44 @@ export type HttpUpstreamOptions = Omit<SupervisorOptions, 'timeoutMs'>;
  * HTTP or network level drops the session and reconnects with backoff, since the server may
  * have restarted and forgotten it.
  *
- * Version negotiation is 'auto': probe the 2026-07-28 server/discover and fall back to the
- * 2025-11-25 initialize handshake, which is how servers of either era stay reachable.
+ * Version negotiation is 'legacy-first': the 2025-11-25 initialize handshake, and only when
+ * the server refuses it, 'auto' (probe the 2026-07-28 server/discover). Servers of either era
+ * stay reachable, and on a 2025-era session requests take the direct path (HttpSession: one
+ * undici POST each, no SDK client in the way), which costs a small fraction of the SDK's CPU.
+ * The SDK client still connects, lists the catalog, holds the GET notification stream and
+ * serves 2026-07-28 connections.
  */
 export class HttpUpstream extends SupervisedUpstream {
   readonly transport = 'http';
-  protected readonly versionNegotiation = 'auto';
+  protected readonly versionNegotiation = 'legacy-first';
   readonly #config: HttpServerConfig;
+  readonly #url: URL;
+  #pool: Pool | undefined;
+  /** Request ids of the direct path; strings, so they never meet the SDK client's numbers. */
+  #requests = 0;
 
   constructor(name: string, config: HttpServerConfig, options: HttpUpstreamOptions) {
     super(name, { ...options, timeoutMs: config.timeout * 1000 });
     this.#config = config;
+    this.#url = new URL(config.url);
+  }
+
+  override async close(): Promise<void> {
+    await super.close();
+    const pool = this.#pool;
+    this.#pool = undefined;
+    if (pool === undefined) return;
+    // Let fire-and-forget notifications (cancellations) go out, briefly.
+    let timer: NodeJS.Timeout | undefined;
+    const giveUp = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, 1000);
+    });
+    try {
+      await Promise.race([pool.close(), giveUp]);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!pool.closed) await pool.destroy();
   }
 
   /** End the MCP session with DELETE (spec: Streamable HTTP, session management), briefly. */
@@ -38,8 +70,29 @@ export class HttpUpstream extends SupervisedUpstream {
   }
 
   protected createTransport(): Transport {
-    return new StreamableHTTPClientTransport(new URL(this.#config.url), {
+    return new StreamableHTTPClientTransport(this.#url, {
       requestInit: { headers: { ...this.#config.headers } },
+    });
+  }
+
+  /** Direct requests on a 2025-era session; 2026-07-28 connections keep the SDK client. */
+  protected override openDirectRequests(
+    client: Client,
+    transport: Transport,
+    lost: (reason: string) => void,
+  ): DirectRequests | undefined {
+    if (!(transport instanceof StreamableHTTPClientTransport)) return undefined;
+    const protocolVersion = client.getNegotiatedProtocolVersion();
+    if (client.getProtocolEra() !== 'legacy' || protocolVersion === undefined) return undefined;
+    this.#pool ??= new Pool(this.#url.origin, { connections: poolConnections });
+    return new HttpSession({
+      pool: this.#pool,
+      path: `${this.#url.pathname}${this.#url.search}`,
+      headers: this.#config.headers,
+      sessionId: transport.sessionId,
+      protocolVersion,
+      nextId: () => `custos-${++this.#requests}`,
+      lost,
     });
   }
 }

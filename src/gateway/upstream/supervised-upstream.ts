@@ -1,9 +1,16 @@
-import { Client, type JSONRPCMessage, type Transport } from '@modelcontextprotocol/client';
+import {
+  Client,
+  type JSONRPCMessage,
+  SdkError,
+  SdkErrorCode,
+  type Transport,
+} from '@modelcontextprotocol/client';
 import { type Clock, systemClock } from '../../core/clock.js';
 import { errorMessage } from '../../core/errors.js';
 import { type BackoffPolicy, backoffDelay, defaultBackoff } from './backoff.js';
 import { anyResult, emptyCatalog, isJson, listCatalogParts } from './catalog.js';
 import { isConnectionFailure, translateRequestError, unavailable } from './errors.js';
+import type { DirectRequests } from './http-session.js';
 import { Listeners } from './listeners.js';
 import type {
   CatalogChange,
@@ -50,6 +57,8 @@ interface ProgressRoute {
 interface Session {
   readonly client: Client;
   readonly transport: Transport;
+  /** Requests that bypass the SDK client on this connection, when the subclass offers them. */
+  direct: DirectRequests | undefined;
   closed: boolean;
   /** This connection's catalog; published once the connection is ready. */
   catalog: UpstreamCatalog;
@@ -65,13 +74,25 @@ interface Session {
  * to build a transport (spawn a process, open an HTTP session).
  *
  * Version negotiation is 'legacy' (the 2025-11-25 initialize handshake) unless a subclass
- * asks for 'auto', which probes the 2026-07-28 server/discover first.
+ * asks for 'auto', which probes the 2026-07-28 server/discover first, or 'legacy-first', which
+ * tries the handshake and falls back to 'auto' when the server refuses it.
  */
 export abstract class SupervisedUpstream implements ManagedUpstream {
   abstract readonly transport: 'stdio' | 'http';
-  protected abstract readonly versionNegotiation: 'legacy' | 'auto';
+  protected abstract readonly versionNegotiation: 'legacy' | 'auto' | 'legacy-first';
   /** A fresh, unstarted transport for one connection attempt. */
   protected abstract createTransport(): Transport;
+  /**
+   * A cheaper way to send requests on a connection the SDK client established, if the
+   * subclass has one for what was negotiated; `lost` drops the connection and reconnects.
+   */
+  protected openDirectRequests(
+    _client: Client,
+    _transport: Transport,
+    _lost: (reason: string) => void,
+  ): DirectRequests | undefined {
+    return undefined;
+  }
   /** Say goodbye to the upstream before close() ends a live connection; must not throw. */
   protected async beforeDeliberateClose(_transport: Transport): Promise<void> {}
 
@@ -219,6 +240,39 @@ export abstract class SupervisedUpstream implements ManagedUpstream {
       outbound = Object.keys(rest).length === 0 ? others : { ...others, _meta: rest };
     }
 
+    if (session.direct !== undefined) {
+      const onNotification = options.onNotification;
+      try {
+        return await session.direct.request(method, outbound, {
+          context,
+          timeoutMs,
+          signal: options.signal,
+          onNotification: (name, body) => {
+            // Progress and list_changed belong to the machinery; the rest to this request's caller.
+            if (
+              onNotification === undefined ||
+              internalNotifications.has(name) ||
+              Object.hasOwn(listChanged, name)
+            ) {
+              this.#observe(session, {
+                jsonrpc: '2.0',
+                method: name,
+                ...(body === undefined ? {} : { params: body }),
+              });
+              return;
+            }
+            try {
+              onNotification(name, body);
+            } catch (error) {
+              this.logger.error({ server: this.name, err: error }, 'notification listener failed');
+            }
+          },
+        });
+      } finally {
+        if (token !== undefined) session.progress.delete(token);
+      }
+    }
+
     try {
       return await session.client.request(
         outbound === undefined ? { method } : { method, params: outbound },
@@ -253,67 +307,97 @@ export abstract class SupervisedUpstream implements ManagedUpstream {
   async #attempt(): Promise<void> {
     this.#retryTimer = undefined;
     if (this.#closed) return;
-    let session: Session | undefined;
+    let current: Session | undefined;
     try {
-      const transport = this.createTransport();
-      const client = new Client(this.#clientInfo, {
-        // Custos relays no server-to-client requests (sampling, elicitation, roots) yet.
-        capabilities: {},
-        ...(this.versionNegotiation === 'auto' ? { versionNegotiation: { mode: 'auto' as const } } : {}),
-      });
-      const current: Session = {
-        client,
-        transport,
-        closed: false,
-        catalog: {
-          serverInfo: {},
-          capabilities: {},
-          tools: [],
-          prompts: [],
-          resources: [],
-          resourceTemplates: [],
-        },
-        progress: new Map(),
-        pendingParts: new Set(),
-        refreshing: undefined,
-      };
-      session = current;
-      this.#connecting = current;
-      client.onclose = () => this.#lost(current, 'connection closed');
-      client.onerror = (error) =>
-        this.logger.debug?.({ server: this.name, err: error }, 'upstream protocol error');
-
-      await client.connect(transport, { timeout: this.#connectTimeoutMs });
+      if (this.versionNegotiation === 'legacy-first') {
+        try {
+          current = await this.#connect('legacy');
+        } catch (error) {
+          if (this.#closed || !refusedHandshake(error)) throw error;
+          this.logger.info(
+            { server: this.name, err: error },
+            'upstream refused the 2025-11-25 handshake; negotiating',
+          );
+          current = await this.#connect('auto');
+        }
+      } else {
+        current = await this.#connect(this.versionNegotiation);
+      }
       if (this.#closed) return;
-      this.#tap(current);
-      current.catalog = emptyCatalog(client);
-      await this.#refresh(current, allParts);
+      const session = current;
+      const client = session.client;
+      this.#tap(session);
+      session.direct = this.openDirectRequests(client, session.transport, (reason) =>
+        this.#lost(session, reason),
+      );
+      session.catalog = emptyCatalog(client);
+      await this.#refresh(session, allParts);
       if (this.#closed) return;
-      if (current.closed) throw new Error('the connection closed while listing the catalog');
+      if (session.closed) throw new Error('the connection closed while listing the catalog');
 
       this.#connecting = undefined;
-      this.#session = current;
+      this.#session = session;
       this.#readySince = this.#clock.now();
       this.#everReady = true;
       this.#lastError = undefined;
-      this.#publish(current, allParts);
+      this.#publish(session, allParts);
       this.#setStatus('ready');
       this.logger.info(
         {
           server: this.name,
           transport: this.transport,
           protocolVersion: client.getNegotiatedProtocolVersion(),
+          directRequests: session.direct !== undefined,
         },
         'upstream ready',
       );
     } catch (error) {
-      if (session !== undefined && this.#connecting === session) this.#connecting = undefined;
-      if (session !== undefined) await this.#end(session);
+      if (current !== undefined && this.#connecting === current) this.#connecting = undefined;
+      if (current !== undefined) await this.#end(current);
       if (this.#closed) return;
       this.#lastError = errorMessage(error);
       this.logger.warn({ server: this.name, err: error }, 'upstream connection attempt failed');
       this.#scheduleRetry(this.#lastError);
     }
+  }
+
+  /** Build a transport and client and run the handshake; on failure the connection is ended. */
+  async #connect(mode: 'legacy' | 'auto'): Promise<Session> {
+    const transport = this.createTransport();
+    const client = new Client(this.#clientInfo, {
+      // Custos relays no server-to-client requests (sampling, elicitation, roots) yet.
+      capabilities: {},
+      ...(mode === 'auto' ? { versionNegotiation: { mode: 'auto' as const } } : {}),
+    });
+    const current: Session = {
+      client,
+      transport,
+      direct: undefined,
+      closed: false,
+      catalog: {
+        serverInfo: {},
+        capabilities: {},
+        tools: [],
+        prompts: [],
+        resources: [],
+        resourceTemplates: [],
+      },
+      progress: new Map(),
+      pendingParts: new Set(),
+      refreshing: undefined,
+    };
+    this.#connecting = current;
+    client.onclose = () => this.#lost(current, 'connection closed');
+    client.onerror = (error) =>
+      this.logger.debug?.({ server: this.name, err: error }, 'upstream protocol error');
+    try {
+      await client.connect(transport, { timeout: this.#connectTimeoutMs });
+    } catch (error) {
+      if (this.#connecting === current) this.#connecting = undefined;
+      await this.#end(current);
+      throw error;
+    }
+    return current;
   }
 
   /** The ready connection is gone (exit, close, or a transport failure): reconnect later. */
@@ -345,6 +429,7 @@ export abstract class SupervisedUpstream implements ManagedUpstream {
   /** Close a connection quietly; for stdio this ends (and if need be kills) the child. */
   async #end(session: Session): Promise<void> {
     session.closed = true;
+    session.direct?.close();
     try {
       await session.client.close();
     } catch (error) {
@@ -391,7 +476,7 @@ export abstract class SupervisedUpstream implements ManagedUpstream {
       }
       return true;
     }
-    const part = listChanged[method];
+    const part = Object.hasOwn(listChanged, method) ? listChanged[method] : undefined;
     if (part !== undefined) {
       this.#refresh(session, [part]).catch((error) => {
         this.logger.warn({ server: this.name, part, err: error }, 'could not re-list the upstream catalog');
@@ -448,4 +533,14 @@ export abstract class SupervisedUpstream implements ManagedUpstream {
     this.#status = status;
     this.#statusChanges.emit({ server: this.name, status, ...(reason === undefined ? {} : { reason }) });
   }
+}
+
+/**
+ * Whether a failed 2025-11-25 handshake means the server does not speak that era (it answered,
+ * but refused), as opposed to being unreachable or too slow, where negotiating would not help.
+ */
+function refusedHandshake(error: unknown): boolean {
+  if (error instanceof TypeError) return false; // fetch could not reach the server
+  if (SdkError.isInstance(error) && error.code === SdkErrorCode.RequestTimeout) return false;
+  return true;
 }

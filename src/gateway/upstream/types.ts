@@ -62,8 +62,9 @@ export interface UpstreamRequestOptions {
   onProgress?: (progress: Progress) => void;
   /**
    * Other notifications the upstream relates to this request (e.g. notifications/message).
-   * Not called yet: on the 2025-11-25 protocol neither stdio nor Streamable HTTP tells the
-   * client which request a notification belongs to, so those arrive as UpstreamNotification.
+   * Called for notifications on the request's own Streamable HTTP response stream (2025-era
+   * HTTP sessions); stdio and the SDK path cannot tell, so there they arrive as
+   * UpstreamNotification, as they do here when this is not given.
    */
   onNotification?: (method: string, params: Json | undefined) => void;
   /** Overrides the server's configured timeout; the whole request, progress does not extend it. */
