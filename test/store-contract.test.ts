@@ -57,6 +57,51 @@ await describeEachStore('store_contract', (current) => {
     }
   });
 
+  it('appends rows to several tables at once, and none of them when one row fails', async () => {
+    const { store } = current();
+    const event = (seq: number, id: string) => ({
+      seq,
+      id,
+      time: 1_800_000_000_000 + seq,
+      agent_id: 'agt_x',
+      owner: 'o@example.com',
+      task_id: null,
+      method: 'tools/call',
+      server: 's',
+      target: 't',
+      args_hash: 'h',
+      effect: 'allow',
+      policy_ids: '[]',
+      reasons: '[]',
+      outcome: 'executed',
+      error_code: null,
+      latency_us: 5,
+      trace_id: null,
+    });
+    const content = (id: string) => ({ event_id: id, arguments: '{}', reasoning: null, result: null });
+    await store.insertMany({
+      audit_events: [event(1, 'evt_a'), event(2, 'evt_b')],
+      audit_content: [content('evt_a')],
+    });
+    // evt_a again violates the unique id: the whole batch, content included, must be absent.
+    await expect(
+      store.insertMany({
+        audit_events: [event(3, 'evt_c'), event(4, 'evt_a')],
+        audit_content: [content('evt_c')],
+      }),
+    ).rejects.toThrow();
+    const seqs = await store.db.selectFrom('audit_events').select('seq').orderBy('seq').execute();
+    expect(seqs.map((r) => Number(r.seq))).toEqual([1, 2]);
+    const contents = await store.db.selectFrom('audit_content').select('event_id').execute();
+    expect(contents.map((r) => r.event_id)).toEqual(['evt_a']);
+    const time = await store.db
+      .selectFrom('audit_events')
+      .select('time')
+      .where('id', '=', 'evt_b')
+      .executeTakeFirst();
+    expect(time?.time).toBe(1_800_000_000_002);
+  });
+
   it('round-trips an agent through add, get and list with integer times', async () => {
     const { store } = current();
     const { agents, clock } = services(store);

@@ -9,9 +9,6 @@ interface Pending {
   reject: (error: unknown) => void;
 }
 
-// SQLite allows 32,766 bound values per statement; 18 columns a row leaves room for 1,000 rows.
-const rowsPerStatement = 1000;
-
 /**
  * Appends audit events with group commit: events arriving close together are written in
  * one transaction, and each caller's promise resolves only after that transaction has
@@ -80,14 +77,11 @@ export class AuditRecorder {
   }
 
   private async write(batch: Pending[]): Promise<void> {
+    const events = batch.map((p) => p.event);
     try {
-      await this.store.db.transaction().execute(async (trx) => {
-        for (let i = 0; i < batch.length; i += rowsPerStatement) {
-          const slice = batch.slice(i, i + rowsPerStatement).map((p) => p.event);
-          await trx.insertInto('audit_events').values(slice.map(toRow)).execute();
-          const contents = slice.filter(hasContent).map(toContentRow);
-          if (contents.length > 0) await trx.insertInto('audit_content').values(contents).execute();
-        }
+      await this.store.insertMany({
+        audit_events: events.map(toRow),
+        audit_content: events.filter(hasContent).map(toContentRow),
       });
     } catch (error) {
       const failure = new CustosError('store_unavailable', 'the audit log could not be written', {

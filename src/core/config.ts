@@ -69,9 +69,9 @@ export const configSchema = z.strictObject({
   audit: z
     .strictObject({
       /** Longest wait, in milliseconds, to gather events into one commit. */
-      commitDelayMs: z.number().min(0).max(100).default(1),
+      commitDelayMs: z.number().min(0).max(100).default(0),
     })
-    .default({ commitDelayMs: 1 }),
+    .default({ commitDelayMs: 0 }),
 });
 
 export type ServerConfig = z.infer<typeof server>;

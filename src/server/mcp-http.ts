@@ -290,26 +290,25 @@ export class McpHttp {
     controller: AbortController,
   ): Promise<void> {
     const raw = reply.raw;
+    // Legacy clients get the framing the SDK servers use (SSE per POST) when they accept it,
+    // so Custos is transparent; modern clients get JSON unless something must stream first.
+    const sse = state.era === 'legacy' && accepts(request, 'text/event-stream');
     let streaming = false;
     let done = false;
     const onClose = () => {
       if (!done) controller.abort(new CustosError('upstream_unavailable', 'the client went away'));
     };
     raw.on('close', onClose);
-    const openStream = () => {
-      streaming = true;
-      reply.hijack();
-      raw.writeHead(200, sseHeaders);
-    };
-    // Legacy clients get the framing the SDK servers use (an SSE stream per POST) when they
-    // accept it, so Custos is transparent; modern clients get JSON unless something must stream.
-    if (state.era === 'legacy' && accepts(request, 'text/event-stream')) openStream();
     const exchange = {
       signal: controller.signal,
       traceparent: header(request, 'traceparent'),
       notify(note: RpcNotification) {
         if (done || raw.destroyed) return;
-        if (!streaming) openStream();
+        if (!streaming) {
+          streaming = true;
+          reply.hijack();
+          raw.writeHead(200, sseHeaders);
+        }
         writeEvent(raw, note);
       },
     };
@@ -327,10 +326,17 @@ export class McpHttp {
       done = true;
       raw.off('close', onClose);
     }
+    if (raw.destroyed) return;
     if (streaming) {
       writeEvent(raw, response);
       raw.end();
-    } else if (!raw.destroyed) {
+    } else if (sse) {
+      // Nothing preceded the answer: the whole stream is one event, written at once.
+      const body = eventText(response);
+      reply.hijack();
+      raw.writeHead(200, { ...sseHeaders, 'content-length': Buffer.byteLength(body) });
+      raw.end(body);
+    } else {
       reply.code(200).send(response);
     }
   }
@@ -519,8 +525,12 @@ const sseHeaders = {
   connection: 'keep-alive',
 };
 
+function eventText(message: RpcMessage): string {
+  return `event: message\ndata: ${JSON.stringify(message)}\n\n`;
+}
+
 function writeEvent(stream: ServerResponse, message: RpcMessage): void {
-  if (!stream.destroyed) stream.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+  if (!stream.destroyed) stream.write(eventText(message));
 }
 
 function stamped(message: RpcNotification, subscriptionId: string | number): RpcNotification {

@@ -13,10 +13,18 @@ export interface StoreCapabilities {
   readonly concurrentWriters: boolean;
 }
 
+/** Rows to append, by table, written together in one transaction. */
+export type RowBatch = { [T in keyof Database]?: ReadonlyArray<Database[T]> };
+
 export interface Store {
   readonly db: Kysely<Database>;
   readonly url: string;
   readonly capabilities: StoreCapabilities;
+  /**
+   * Append rows to several tables atomically: all of them or none. This is the audit hot
+   * path; SQLite runs it as cached prepared statements, PostgreSQL as multi-row inserts.
+   */
+  insertMany(batch: RowBatch): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -56,6 +64,7 @@ export async function openStore(url: string, baseDir?: string): Promise<Store> {
   const location = parseStorageUrl(url, baseDir);
   let db: Kysely<Database>;
   let capabilities: StoreCapabilities;
+  let insertMany: Store['insertMany'];
   if (location.kind === 'sqlite') {
     if (location.file !== ':memory:') mkdirSync(dirname(location.file), { recursive: true });
     const sqlite = new SqliteDatabase(location.file);
@@ -66,6 +75,7 @@ export async function openStore(url: string, baseDir?: string): Promise<Store> {
     sqlite.pragma('foreign_keys = ON');
     db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
     capabilities = { concurrentWriters: false };
+    insertMany = sqliteInsertMany(sqlite);
   } else {
     if (location.schema !== undefined) {
       const admin = new pg.Client({ connectionString: location.url });
@@ -87,6 +97,8 @@ export async function openStore(url: string, baseDir?: string): Promise<Store> {
     });
     db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     capabilities = { concurrentWriters: true };
+    const kysely = db;
+    insertMany = (batch) => kyselyInsertMany(kysely, batch);
   }
   try {
     const { error } = await new Migrator({ db, provider: migrationProvider }).migrateToLatest();
@@ -97,7 +109,56 @@ export async function openStore(url: string, baseDir?: string): Promise<Store> {
       cause: error,
     });
   }
-  return { db, url, capabilities, close: () => db.destroy() };
+  return { db, url, capabilities, insertMany, close: () => db.destroy() };
+}
+
+// SQLite allows 32,766 bound values per statement; stay well below it.
+const maxValuesPerStatement = 10_000;
+
+function entriesOf(batch: RowBatch): Array<[string, ReadonlyArray<Record<string, unknown>>]> {
+  return Object.entries(batch) as unknown as Array<[string, ReadonlyArray<Record<string, unknown>>]>;
+}
+
+async function kyselyInsertMany(db: Kysely<Database>, batch: RowBatch): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    for (const [table, rows] of entriesOf(batch) as Array<
+      [keyof Database, ReadonlyArray<Record<string, unknown>>]
+    >) {
+      if (rows.length === 0) continue;
+      const perStatement = Math.max(1, Math.floor(maxValuesPerStatement / Object.keys(rows[0] ?? {}).length));
+      for (let i = 0; i < rows.length; i += perStatement) {
+        // biome-ignore lint/suspicious/noExplicitAny: rows are typed by RowBatch; Kysely cannot follow the table variable.
+        await trx
+          .insertInto(table)
+          .values(rows.slice(i, i + perStatement) as any)
+          .execute();
+      }
+    }
+  });
+}
+
+/** One prepared single-row INSERT per table and column set, reused; the batch runs in one transaction. */
+function sqliteInsertMany(sqlite: SqliteDatabase.Database): Store['insertMany'] {
+  const statements = new Map<string, SqliteDatabase.Statement>();
+  const statementFor = (table: string, columns: string[]) => {
+    const key = `${table}(${columns.join(',')})`;
+    let statement = statements.get(key);
+    if (statement === undefined) {
+      const names = columns.map((c) => `"${c}"`).join(', ');
+      const params = columns.map((c) => `@${c}`).join(', ');
+      statement = sqlite.prepare(`INSERT INTO "${table}" (${names}) VALUES (${params})`);
+      statements.set(key, statement);
+    }
+    return statement;
+  };
+  const run = sqlite.transaction((batch: RowBatch) => {
+    for (const [table, rows] of entriesOf(batch)) {
+      for (const row of rows) statementFor(table, Object.keys(row)).run(row);
+    }
+  });
+  return async (batch) => {
+    run(batch);
+  };
 }
 
 /** A storage URL without its password, for messages. */
