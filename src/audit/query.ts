@@ -17,7 +17,8 @@ function parse(text: string | null | undefined): unknown {
   return text === null || text === undefined ? undefined : JSON.parse(text);
 }
 
-function toEvent(row: Row): AuditEvent {
+/** An audit event from its row, with its content where the row carries it and it is not erased. */
+export function eventFromRow(row: Row): AuditEvent {
   const event: AuditEvent = {
     seq: Number(row.seq),
     id: row.id,
@@ -55,7 +56,7 @@ export async function listEvents(store: Store, filter: EventFilter = {}): Promis
     .orderBy('seq', 'desc')
     .limit(filter.limit ?? 50)
     .execute();
-  return rows.reverse().map(toEvent);
+  return rows.reverse().map(eventFromRow);
 }
 
 /** One event with its content (arguments, reasoning, result) where not erased. */
@@ -67,5 +68,5 @@ export async function getEvent(store: Store, id: string): Promise<AuditEvent | u
     .select(['audit_content.arguments', 'audit_content.reasoning', 'audit_content.result'])
     .where('audit_events.id', '=', id)
     .executeTakeFirst();
-  return row === undefined ? undefined : toEvent(row as Row);
+  return row === undefined ? undefined : eventFromRow(row as Row);
 }

@@ -7,6 +7,7 @@
  * log read-only to serve proofs and exports. Two writers cannot fork the tree: the
  * leaf table's primary key makes the second writer's transaction fail.
  */
+
 import { randomBytes } from 'node:crypto';
 import type { Transaction } from 'kysely';
 import type { Clock } from '../core/clock.js';
@@ -17,6 +18,7 @@ import { signCheckpoint } from './checkpoint.js';
 import { type CommitmentRecord, type CommittableEvent, commitEvent, SALT_SIZE } from './commitment.js';
 import { consistencyProof, hashLeaf, inclusionProof, MerkleFrontier } from './merkle.js';
 import { generateSignerKey, type NoteSigner, parseSignerKey, parseVerifierKey, signNote } from './note.js';
+import { eventFromRow } from './query.js';
 
 export interface TransparencyLogOptions {
   readonly clock?: Clock;
@@ -406,33 +408,7 @@ export class TransparencyLog {
         .limit(rowsPerStatement)
         .execute();
       if (rows.length === 0) return;
-      const parse = (text: string | null) => (text === null ? undefined : (JSON.parse(text) as unknown));
-      const events = rows.map((row): CommittableEvent => {
-        const event: { -readonly [K in keyof CommittableEvent]: CommittableEvent[K] } = {
-          seq: Number(row.seq),
-          id: row.id,
-          time: Number(row.time),
-          agentId: row.agent_id,
-          owner: row.owner,
-          taskId: row.task_id,
-          method: row.method,
-          server: row.server,
-          target: row.target,
-          argsHash: row.args_hash,
-          effect: row.effect as CommittableEvent['effect'],
-          policyIds: JSON.parse(row.policy_ids) as string[],
-          reasons: JSON.parse(row.reasons) as string[],
-          outcome: row.outcome as CommittableEvent['outcome'],
-          errorCode: row.error_code,
-          latencyUs: Number(row.latency_us),
-          traceId: row.trace_id,
-        };
-        for (const field of ['arguments', 'reasoning', 'result'] as const) {
-          const value = parse(row[field] ?? null);
-          if (value !== undefined) event[field] = value;
-        }
-        return event;
-      });
+      const events = rows.map(eventFromRow);
       await this.append(events);
       if (rows.length < rowsPerStatement) return;
     }

@@ -153,28 +153,21 @@ export class McpHttp {
       return;
     }
     const sessionId = header(request, 'mcp-session-id');
-    const message = classified.message;
-    if (sessionId === undefined && classified.kind === 'request' && message && 'method' in message) {
-      if (message.method === 'initialize')
-        return this.initialize(request, reply, principal, scope, message as RpcRequest);
-      const version =
-        header(request, 'mcp-protocol-version') ??
-        metaString(message as RpcRequest, metaKeys.protocolVersion);
-      if (
-        version !== undefined &&
-        (modern.has(version) ||
-          (metaOf((message as RpcRequest).params) !== undefined &&
-            metaString(message as RpcRequest, metaKeys.protocolVersion) !== undefined))
-      ) {
-        return this.modernRequest(request, reply, principal, scope, message as RpcRequest);
-      }
-    }
     if (sessionId === undefined) {
+      // No session: a legacy initialize, or a self-describing 2026-07-28 message (its version
+      // travels in params._meta, or at least in the MCP-Protocol-Version header).
+      if (classified.kind === 'request' && classified.message.method === 'initialize') {
+        return this.initialize(reply, principal, scope, classified.message);
+      }
+      const headerVersion = header(request, 'mcp-protocol-version');
+      const modernEra = headerVersion !== undefined && modern.has(headerVersion);
       if (
-        classified.kind === 'notification' &&
-        header(request, 'mcp-protocol-version') &&
-        modern.has(header(request, 'mcp-protocol-version') as string)
+        classified.kind === 'request' &&
+        (modernEra || metaString(classified.message, metaKeys.protocolVersion))
       ) {
+        return this.modernRequest(request, reply, principal, scope, classified.message);
+      }
+      if (classified.kind !== 'request' && modernEra) {
         reply.code(202).send();
         return;
       }
@@ -213,7 +206,6 @@ export class McpHttp {
   }
 
   private async initialize(
-    request: FastifyRequest,
     reply: FastifyReply,
     principal: Principal,
     scope: string | null,
@@ -232,7 +224,6 @@ export class McpHttp {
     this.evictIfFull();
     this.sessions.set(session.id, session);
     reply.header('mcp-session-id', session.id).code(200).send(response);
-    void request;
   }
 
   private async modernRequest(
@@ -268,8 +259,7 @@ export class McpHttp {
         .send(rpcError(message.id, rpcCodes.headerMismatch, `header mismatch: ${mismatch}`, { mismatch }));
       return;
     }
-    if (message.method === 'subscriptions/listen')
-      return this.listen(request, reply, principal, scope, message);
+    if (message.method === 'subscriptions/listen') return this.listen(reply, principal, scope, message);
     const level = metaString(message, metaKeys.logLevel) ?? null;
     const state: ClientState = {
       era: 'modern',
@@ -342,7 +332,6 @@ export class McpHttp {
   }
 
   private async listen(
-    request: FastifyRequest,
     reply: FastifyReply,
     principal: Principal,
     scope: string | null,
@@ -368,7 +357,6 @@ export class McpHttp {
       ),
     );
     raw.on('close', () => this.listeners.delete(listener));
-    void request;
   }
 
   private async get(request: FastifyRequest, reply: FastifyReply): Promise<void> {
