@@ -114,7 +114,7 @@ function printDemo(demo: DemoCredentials, configFile: string): void {
     'Or connect any stdio MCP client (Claude Desktop, an IDE) through the bridge:',
     `  npx custos connect --url ${demo.url}/mcp --client-id ${reader?.clientId} --client-secret-file ${reader?.secretFile}`,
     '',
-    'Watch the audit log:  npx custos audit tail --follow --data ' + resolve(configFile, '..', '..'),
+    `Watch the audit log:  npx custos audit tail --follow --data ${resolve(configFile, '..', '..')}`,
     'Stop with Ctrl-C.',
     '',
   ];

@@ -127,10 +127,10 @@ async function kyselyInsertMany(db: Kysely<Database>, batch: RowBatch): Promise<
       if (rows.length === 0) continue;
       const perStatement = Math.max(1, Math.floor(maxValuesPerStatement / Object.keys(rows[0] ?? {}).length));
       for (let i = 0; i < rows.length; i += perStatement) {
-        // biome-ignore lint/suspicious/noExplicitAny: rows are typed by RowBatch; Kysely cannot follow the table variable.
+        // Rows are typed by RowBatch; Kysely cannot follow the table through a variable.
         await trx
           .insertInto(table)
-          .values(rows.slice(i, i + perStatement) as any)
+          .values(rows.slice(i, i + perStatement) as never)
           .execute();
       }
     }
