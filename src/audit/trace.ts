@@ -1,0 +1,198 @@
+import type { AuditEvent } from './events.js';
+
+/**
+ * Decision chains: the calls of one task or trace, in order, each with the agent's reasoning, the
+ * call, the policy decision, the approval and the outcome, rendered as plain text for a human
+ * (`custos audit trace`). The same steps serve the admin API as JSON.
+ */
+
+/** One governed call in a decision chain, with content already shortened for display. */
+export interface ChainStep {
+  seq: number;
+  eventId: string;
+  time: number;
+  agentId: string | null;
+  owner: string | null;
+  taskId: string | null;
+  traceId: string | null;
+  /** The agent's stated reasoning, or null when it gave none or it was erased. */
+  reasoning: string | null;
+  call: {
+    method: string;
+    /** server.target, or whichever of the two is known. */
+    name: string | null;
+    /** The arguments as compact JSON, shortened; null when absent (erased or never given). */
+    arguments: string | null;
+    argsHash: string | null;
+  };
+  decision: {
+    effect: 'allow' | 'deny';
+    policyIds: readonly string[];
+    reasons: readonly string[];
+  };
+  /** Present when the event names the approval the call consumed. */
+  approval?: { approvalId: string };
+  outcome: {
+    outcome: AuditEvent['outcome'];
+    errorCode: string | null;
+    latencyMs: number;
+    /** The upstream result as compact JSON, shortened; null when absent. */
+    result: string | null;
+  };
+}
+
+export interface ChainOptions {
+  /** Keep only events whose task id or trace id equals this. */
+  id?: string;
+  /** Longest arguments or result text kept, in characters (default 240). */
+  maxValueChars?: number;
+  /** Longest reasoning text kept, in characters (default 1000). */
+  maxReasoningChars?: number;
+}
+
+/** Shortens text to at most max characters, saying how much was cut. */
+export function truncate(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const cut = text.length - max;
+  return `${text.slice(0, max)}... (${cut} more chars)`;
+}
+
+function compactJson(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    // Circular or BigInt content cannot be JSON; show something rather than fail the whole chain.
+    return String(value);
+  }
+}
+
+function reasoningText(value: unknown): string | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value === 'string') return value.trim() === '' ? null : value;
+  return compactJson(value);
+}
+
+/** The approval id an event carries, if the recorder put one there (not yet part of AuditEvent). */
+function approvalIdOf(event: AuditEvent): string | undefined {
+  const value = (event as AuditEvent & { approvalId?: unknown }).approvalId;
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+/**
+ * The decision chain for a set of audit events: in log order (sequence number), optionally only
+ * those of one task or trace id.
+ */
+export function decisionChain(events: readonly AuditEvent[], options: ChainOptions = {}): ChainStep[] {
+  const maxValue = options.maxValueChars ?? 240;
+  const maxReasoning = options.maxReasoningChars ?? 1000;
+  const selected =
+    options.id === undefined
+      ? [...events]
+      : events.filter((event) => event.taskId === options.id || event.traceId === options.id);
+  selected.sort((a, b) => a.seq - b.seq);
+
+  return selected.map((event) => {
+    const name = [event.server, event.target].filter((part) => part !== null).join('.');
+    const reasoning = reasoningText(event.reasoning);
+    const step: ChainStep = {
+      seq: event.seq,
+      eventId: event.id,
+      time: event.time,
+      agentId: event.agentId,
+      owner: event.owner,
+      taskId: event.taskId,
+      traceId: event.traceId,
+      reasoning: reasoning === null ? null : truncate(reasoning, maxReasoning),
+      call: {
+        method: event.method,
+        name: name === '' ? null : name,
+        arguments: event.arguments === undefined ? null : truncate(compactJson(event.arguments), maxValue),
+        argsHash: event.argsHash,
+      },
+      decision: { effect: event.effect, policyIds: event.policyIds, reasons: event.reasons },
+      outcome: {
+        outcome: event.outcome,
+        errorCode: event.errorCode,
+        latencyMs: event.latencyUs / 1000,
+        result: event.result === undefined ? null : truncate(compactJson(event.result), maxValue),
+      },
+    };
+    const approvalId = approvalIdOf(event);
+    if (approvalId !== undefined) step.approval = { approvalId };
+    return step;
+  });
+}
+
+const LABEL_WIDTH = 11;
+
+/** "label:" padded to a column, then the value; continuation lines of the value line up under it. */
+function field(label: string, value: string, indent: string): string[] {
+  const head = `${indent}${(label === '' ? '' : `${label}:`).padEnd(LABEL_WIDTH)}`;
+  const pad = ' '.repeat(head.length);
+  return value.split(/\r?\n/).map((line, i) => (i === 0 ? head : pad) + line);
+}
+
+function formatLatency(ms: number): string {
+  if (ms < 1) return `${Math.round(ms * 1000)} us`;
+  if (ms < 1000) return `${ms.toFixed(1)} ms`;
+  return `${(ms / 1000).toFixed(2)} s`;
+}
+
+function renderStep(step: ChainStep, index: number): string[] {
+  const lines: string[] = [];
+  const who = step.agentId ?? 'unknown agent';
+  const owner = step.owner === null ? '' : ` (owner ${step.owner})`;
+  lines.push(`${index + 1}. [seq ${step.seq}] ${new Date(step.time).toISOString()}  ${who}${owner}`);
+  const indent = '   ';
+
+  lines.push(...field('reasoning', step.reasoning ?? '(none recorded)', indent));
+
+  const target = step.call.name === null ? step.call.method : `${step.call.name}  (${step.call.method})`;
+  lines.push(...field('call', target, indent));
+  const args =
+    step.call.arguments ??
+    (step.call.argsHash === null
+      ? '(none)'
+      : `(not available; sha256 ${step.call.argsHash.slice(0, 16)}...)`);
+  lines.push(...field('arguments', args, `${indent}  `));
+
+  lines.push(...field('decision', step.decision.effect.toUpperCase(), indent));
+  const policies = step.decision.policyIds.length > 0 ? step.decision.policyIds.join(', ') : '(none matched)';
+  lines.push(...field('policies', policies, `${indent}  `));
+  for (const [i, reason] of step.decision.reasons.entries()) {
+    lines.push(...field(i === 0 ? 'reasons' : '', `- ${reason}`, `${indent}  `));
+  }
+
+  if (step.approval !== undefined) lines.push(...field('approval', step.approval.approvalId, indent));
+
+  const error = step.outcome.errorCode === null ? '' : ` (${step.outcome.errorCode})`;
+  lines.push(
+    ...field(
+      'outcome',
+      `${step.outcome.outcome}${error} in ${formatLatency(step.outcome.latencyMs)}`,
+      indent,
+    ),
+  );
+  if (step.outcome.result !== null) lines.push(...field('result', step.outcome.result, `${indent}  `));
+  return lines;
+}
+
+/**
+ * The chain as plain text: a header, then one numbered block per call with indented fields. No
+ * colour codes, so it reads the same in a terminal, a ticket or an evidence file.
+ */
+export function renderChain(steps: readonly ChainStep[], title?: string): string {
+  if (steps.length === 0) return `${title ?? 'Decision chain'}: no events\n`;
+  const first = steps[0]!;
+  const last = steps[steps.length - 1]!;
+  const denied = steps.filter((s) => s.decision.effect === 'deny').length;
+  const failed = steps.filter((s) => s.outcome.outcome === 'failed').length;
+  const header = [
+    title ?? `Decision chain${first.taskId === null ? '' : ` for task ${first.taskId}`}`,
+    `${steps.length} call${steps.length === 1 ? '' : 's'}, ${denied} denied, ${failed} failed, ` +
+      `${new Date(first.time).toISOString()} to ${new Date(last.time).toISOString()}`,
+  ];
+  const blocks = steps.map((step, i) => renderStep(step, i).join('\n'));
+  return `${header.join('\n')}\n\n${blocks.join('\n\n')}\n`;
+}
