@@ -1,6 +1,8 @@
-// Transparency log benchmark: appending audit events with tree integration through a
-// real SQLite store (events and leaves in one transaction per batch, as the recorder's
-// group commit does), then exporting a bundle and verifying it offline.
+// Transparency log benchmark: appending audit events with tree integration through the
+// AuditRecorder into a real SQLite file (events, content and leaves in one insertMany per
+// group commit), then exporting a bundle and verifying it offline. For comparison it also
+// times the recorder's old path without the tree (events and content only) and the
+// tree appended in a Kysely transaction of its own (appendInTransaction).
 // Needs `npm run build` first (imports dist/). TLOG_BENCH_EVENTS sets the event count
 // (default 1,000,000); with fewer, the 1M verification time is extrapolated linearly.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -8,12 +10,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { exportBundle } from '../dist/audit/bundle.js';
+import { AuditRecorder } from '../dist/audit/recorder.js';
 import { TransparencyLog } from '../dist/audit/tlog.js';
 import { verifyBundle } from '../dist/audit/verify-bundle.js';
+import { systemClock } from '../dist/core/clock.js';
+import { IdGenerator } from '../dist/core/ids.js';
 import { openStore } from '../dist/store/index.js';
 
 const EVENTS = Number(process.env.TLOG_BENCH_EVENTS ?? 1_000_000);
-const BATCH = 1000; // events per transaction, like a busy group commit
+const BATCH = 1000; // events in flight at once: one group commit each
+const COMPARE = Math.min(EVENTS, 200_000); // events for the two comparison paths
 const MILLION = 1_000_000;
 
 const targets = { appendPerSecond: 20_000, verifyMillionSeconds: 10 };
@@ -21,10 +27,13 @@ const targets = { appendPerSecond: 20_000, verifyMillionSeconds: 10 };
 const seconds = (start) => Number(process.hrtime.bigint() - start) / 1e9;
 
 function makeEvent(seq) {
+  return { id: `evt_${String(seq).padStart(26, '0')}`, seq, ...makeInput(seq) };
+}
+
+/** What the gateway hands the recorder for call `seq` (no id, no seq). */
+function makeInput(seq) {
   const denied = seq % 7 === 0;
   return {
-    id: `evt_${String(seq).padStart(26, '0')}`,
-    seq,
     time: 1_767_225_600_000 + seq,
     agentId: `agt_01jbench${seq % 50}`,
     owner: `owner${seq % 50}@example.com`,
@@ -68,26 +77,124 @@ function toRow(e) {
   };
 }
 
-export async function run() {
-  const dir = mkdtempSync(join(tmpdir(), 'custos-bench-tlog-'));
-  const store = await openStore(`sqlite:${join(dir, 'custos.db')}`);
+function contentRow(e) {
+  return {
+    event_id: e.id,
+    arguments: JSON.stringify(e.arguments),
+    reasoning: JSON.stringify(e.reasoning),
+    result: e.result === undefined ? null : JSON.stringify(e.result),
+  };
+}
+
+/** events/s of `write(events)` over `count` events in batches, on a fresh SQLite file. */
+async function timeBatches(count, write) {
+  let total = 0;
+  for (let seq = 1; seq <= count; seq += BATCH) {
+    const events = [];
+    for (let s = seq; s < seq + BATCH && s <= count; s++) events.push(makeEvent(s));
+    const start = process.hrtime.bigint();
+    await write(events);
+    total += seconds(start);
+  }
+  return count / total;
+}
+
+/**
+ * Before: the recorder as it was without the tree (HEAD before the log was wired): ids
+ * and seqs at record(), group commit per event-loop turn, audit_events + audit_content
+ * (JSON.stringify, no salt) in one insertMany.
+ */
+class RecorderWithoutTree {
+  constructor(store, ids, nextSeq) {
+    this.store = store;
+    this.ids = ids;
+    this.nextSeq = nextSeq;
+    this.queue = [];
+    this.scheduled = false;
+  }
+  record(input) {
+    const event = { ...input, id: this.ids.next('evt'), seq: this.nextSeq++ };
+    return new Promise((resolve, reject) => {
+      this.queue.push({ event, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+  async flush() {
+    this.scheduled = false;
+    const batch = this.queue;
+    this.queue = [];
+    const events = batch.map((p) => p.event);
+    try {
+      await this.store.insertMany({ audit_events: events.map(toRow), audit_content: events.map(contentRow) });
+    } catch (error) {
+      for (const p of batch) p.reject(error);
+      return;
+    }
+    for (const p of batch) p.resolve(p.event);
+  }
+}
+
+/** events/s of record() over `count` events, BATCH in flight at a time. */
+async function timeRecorder(count, recorder) {
+  let total = 0;
+  for (let seq = 1; seq <= count; seq += BATCH) {
+    const inputs = [];
+    for (let s = seq; s < seq + BATCH && s <= count; s++) inputs.push(makeInput(s));
+    const start = process.hrtime.bigint();
+    await Promise.all(inputs.map((input) => recorder.record(input)));
+    total += seconds(start);
+  }
+  return count / total;
+}
+
+async function baselineWithoutTree(dir) {
+  const store = await openStore(`sqlite:${join(dir, 'baseline.db')}`);
+  try {
+    return await timeRecorder(COMPARE, new RecorderWithoutTree(store, new IdGenerator(systemClock), 1));
+  } finally {
+    await store.close();
+  }
+}
+
+/** Before: the tree appended inside a Kysely transaction of its own (appendInTransaction). */
+async function kyselyTransactionPath(dir) {
+  const store = await openStore(`sqlite:${join(dir, 'kysely.db')}`);
   try {
     const log = await TransparencyLog.open(store, { checkpointIntervalMs: 1000 });
-
-    // 1. Appending: events + leaves + content in one transaction per batch.
-    let appendSeconds = 0;
-    for (let seq = 1; seq <= EVENTS; seq += BATCH) {
-      const events = [];
-      for (let s = seq; s < seq + BATCH && s <= EVENTS; s++) events.push(makeEvent(s));
-      const start = process.hrtime.bigint();
+    const rate = await timeBatches(COMPARE, async (events) => {
       let pending;
       await store.db.transaction().execute(async (trx) => {
         await trx.insertInto('audit_events').values(events.map(toRow)).execute();
         pending = await log.appendInTransaction(trx, events);
       });
       log.commit(pending);
-      appendSeconds += seconds(start);
-    }
+    });
+    await log.close();
+    return rate;
+  } finally {
+    await store.close();
+  }
+}
+
+export async function run() {
+  const dir = mkdtempSync(join(tmpdir(), 'custos-bench-tlog-'));
+  const withoutTree = await baselineWithoutTree(dir);
+  const kyselyPath = await kyselyTransactionPath(dir);
+  const store = await openStore(`sqlite:${join(dir, 'custos.db')}`);
+  try {
+    const log = await TransparencyLog.open(store, { checkpointIntervalMs: 1000 });
+    const recorder = new AuditRecorder(store, log, new IdGenerator(systemClock), {
+      commitDelayMs: 0,
+    });
+
+    // 1. Appending through the recorder: BATCH record() calls at a time, each group
+    //    commit writing events, content and leaves in one insertMany. Event times are
+    //    synthetic (2026-01-01 + seq ms); ids come from the real generator.
+    const appendRate = await timeRecorder(EVENTS, recorder);
+    await recorder.close();
     await log.checkpointNow();
 
     // 2. Export everything, then verify it offline.
@@ -113,11 +220,25 @@ export async function run() {
     const perMillion = (verifySeconds * MILLION) / EVENTS;
     const metrics = [
       {
-        metric: `append with tree integration (${EVENTS.toLocaleString('en-US')} events, batches of ${BATCH}, SQLite)`,
-        value: EVENTS / appendSeconds,
+        metric: `before: recorder without tree (${COMPARE.toLocaleString('en-US')} events, ${BATCH} in flight)`,
+        value: withoutTree,
+        unit: 'events/s',
+        target: '-',
+        pass: true,
+      },
+      {
+        metric: `before: tree in its own Kysely transaction (${COMPARE.toLocaleString('en-US')} events)`,
+        value: kyselyPath,
+        unit: 'events/s',
+        target: '-',
+        pass: true,
+      },
+      {
+        metric: `append with tree through the recorder (${EVENTS.toLocaleString('en-US')} events, ${BATCH} in flight, SQLite file)`,
+        value: appendRate,
         unit: 'events/s',
         target: `>= ${targets.appendPerSecond}`,
-        pass: EVENTS / appendSeconds >= targets.appendPerSecond,
+        pass: appendRate >= targets.appendPerSecond,
       },
       {
         metric: `export bundle (${summary.events.toLocaleString('en-US')} events)`,

@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
-import { AuditRecorder } from './audit/index.js';
+import { AuditRecorder, TransparencyLog } from './audit/index.js';
 import { type Clock, systemClock } from './core/clock.js';
 import type { Config } from './core/config.js';
 import { IdGenerator } from './core/ids.js';
@@ -115,8 +115,13 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     refresher.unref();
     closers.push(() => clearInterval(refresher));
 
-    const audit = new AuditRecorder(store, ids, { commitDelayMs: config.audit.commitDelayMs });
-    await audit.open();
+    // The log opens first and closes last: close() signs a final checkpoint over what the recorder flushed.
+    const auditLog = await TransparencyLog.open(store, {
+      clock,
+      onError: (error) => logger.error({ err: error }, 'audit checkpoint failed; the next append retries'),
+    });
+    closers.push(() => auditLog.close());
+    const audit = new AuditRecorder(store, auditLog, ids, { commitDelayMs: config.audit.commitDelayMs });
     closers.push(() => audit.close());
 
     const upstreams = new UpstreamRegistry(config.servers, {

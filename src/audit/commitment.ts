@@ -93,25 +93,28 @@ export function commitEvent(event: CommittableEvent, salt: Buffer = randomBytes(
     content[field] = text;
     hashes[HASH_FIELD[field]] = text === null ? null : contentHash(salt, text);
   }
+  // Members in RFC 8785 order, so serializeCommitment takes its fast path.
   const record: CommitmentRecord = {
-    v: 1,
-    id: event.id,
-    seq: event.seq,
-    time: event.time,
     agentId: event.agentId,
-    owner: event.owner,
-    taskId: event.taskId,
+    approvalId: event.approvalId ?? null,
+    argumentsHash: hashes.argumentsHash,
+    effect: event.effect,
+    errorCode: event.errorCode,
+    id: event.id,
     method: event.method,
+    outcome: event.outcome,
+    owner: event.owner,
+    policyIds: [...event.policyIds],
+    policySetHash: event.policySetHash ?? null,
+    reasons: [...event.reasons],
+    reasoningHash: hashes.reasoningHash,
+    resultHash: hashes.resultHash,
+    seq: event.seq,
     server: event.server,
     target: event.target,
-    effect: event.effect,
-    policyIds: [...event.policyIds],
-    reasons: [...event.reasons],
-    outcome: event.outcome,
-    errorCode: event.errorCode,
-    policySetHash: event.policySetHash ?? null,
-    approvalId: event.approvalId ?? null,
-    ...hashes,
+    taskId: event.taskId,
+    time: event.time,
+    v: 1,
   };
   // The shape-checked serializer equals canonicalJson for valid records (pinned by a test)
   // and is several times faster; anything unexpected takes the general path.

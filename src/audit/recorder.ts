@@ -1,9 +1,11 @@
 import { CustosError } from '../core/errors.js';
 import type { IdGenerator } from '../core/ids.js';
-import type { AuditContentTable, AuditEventTable, Store } from '../store/index.js';
+import type { AuditEventTable, Store } from '../store/index.js';
 import type { AuditEvent, AuditEventInput } from './events.js';
+import type { PendingAppend, TransparencyLog } from './tlog.js';
 
 interface Pending {
+  /** Its seq is set when the batch is written (from the log's next seq), so a failed batch leaves no gap. */
   event: AuditEvent;
   resolve: (event: AuditEvent) => void;
   reject: (error: unknown) => void;
@@ -11,36 +13,27 @@ interface Pending {
 
 /**
  * Appends audit events with group commit: events arriving close together are written in
- * one transaction, and each caller's promise resolves only after that transaction has
- * committed. The gateway awaits it before answering, so no answered call lacks its event.
+ * one atomic batch (their audit_events rows, their content and their transparency-log
+ * leaves), and each caller's promise resolves only after that batch is durable. The
+ * gateway awaits it before answering, so no answered call lacks its event or its leaf.
  */
 export class AuditRecorder {
   private queue: Pending[] = [];
   private flushing: Promise<void> | null = null;
   private scheduled = false;
-  private nextSeq = -1;
   private closed = false;
 
   constructor(
     private readonly store: Store,
+    private readonly log: TransparencyLog,
     private readonly ids: IdGenerator,
     private readonly options: { commitDelayMs: number },
   ) {}
 
-  /** Read the last sequence number; call once before recording. */
-  async open(): Promise<void> {
-    const row = await this.store.db
-      .selectFrom('audit_events')
-      .select((eb) => eb.fn.max('seq').as('max'))
-      .executeTakeFirst();
-    this.nextSeq = Number(row?.max ?? 0) + 1;
-  }
-
-  /** Append one event; resolves once it is durable. */
+  /** Append one event; resolves once it is durable, with the seq it was given. */
   record(input: AuditEventInput): Promise<AuditEvent> {
     if (this.closed) return Promise.reject(new CustosError('store_unavailable', 'the audit log is closed'));
-    if (this.nextSeq < 0) throw new Error('AuditRecorder.open() was not called');
-    const event: AuditEvent = { ...input, id: this.ids.next('evt'), seq: this.nextSeq++ };
+    const event: AuditEvent = { ...input, id: this.ids.next('evt'), seq: 0 };
     return new Promise((resolve, reject) => {
       this.queue.push({ event, resolve, reject });
       this.schedule();
@@ -77,29 +70,31 @@ export class AuditRecorder {
   }
 
   private async write(batch: Pending[]): Promise<void> {
-    const events = batch.map((p) => p.event);
+    const base = this.log.nextSeq;
+    const events = batch.map((p, i) => {
+      p.event.seq = base + i;
+      return p.event;
+    });
+    let pending: PendingAppend | undefined;
     try {
+      const prepared = this.log.prepareAppend(events);
+      pending = prepared.pending;
       await this.store.insertMany({
         audit_events: events.map(toRow),
-        audit_content: events.filter(hasContent).map(toContentRow),
+        audit_content: prepared.rows.audit_content,
+        tlog_leaves: prepared.rows.tlog_leaves,
       });
     } catch (error) {
+      if (pending !== undefined) this.log.rollback(pending);
       const failure = new CustosError('store_unavailable', 'the audit log could not be written', {
         cause: error,
       });
       for (const p of batch) p.reject(failure);
       return;
     }
+    this.log.commit(pending);
     for (const p of batch) p.resolve(p.event);
   }
-}
-
-function hasContent(event: AuditEvent): boolean {
-  return event.arguments !== undefined || event.reasoning !== undefined || event.result !== undefined;
-}
-
-function json(value: unknown): string | null {
-  return value === undefined ? null : JSON.stringify(value);
 }
 
 function toRow(e: AuditEvent): AuditEventTable {
@@ -121,14 +116,5 @@ function toRow(e: AuditEvent): AuditEventTable {
     error_code: e.errorCode,
     latency_us: Math.round(e.latencyUs),
     trace_id: e.traceId,
-  };
-}
-
-function toContentRow(e: AuditEvent): AuditContentTable {
-  return {
-    event_id: e.id,
-    arguments: json(e.arguments),
-    reasoning: json(e.reasoning),
-    result: json(e.result),
   };
 }

@@ -13,7 +13,7 @@ import type { Transaction } from 'kysely';
 import type { Clock } from '../core/clock.js';
 import { systemClock } from '../core/clock.js';
 import { CustosError } from '../core/errors.js';
-import type { Database, Store } from '../store/index.js';
+import type { AuditContentTable, Database, Store, TlogLeafTable } from '../store/index.js';
 import { signCheckpoint } from './checkpoint.js';
 import { type CommitmentRecord, type CommittableEvent, commitEvent, SALT_SIZE } from './commitment.js';
 import { consistencyProof, hashLeaf, inclusionProof, MerkleFrontier } from './merkle.js';
@@ -48,6 +48,15 @@ export interface PendingAppend {
   readonly baseSize: number;
   readonly size: number;
   readonly leafHashes: readonly Buffer[];
+}
+
+/** Rows that append a batch to the log, for the caller to write atomically with its audit_events rows. */
+export interface PreparedAppend {
+  readonly rows: {
+    readonly audit_content: readonly AuditContentTable[];
+    readonly tlog_leaves: readonly TlogLeafTable[];
+  };
+  readonly pending: PendingAppend;
 }
 
 const LOG_KEY_ID = 'log';
@@ -170,7 +179,11 @@ export class TransparencyLog {
       options,
     );
     // Events written before this log existed (or before 0004_tlog) get their leaves now.
-    if (!options.readOnly) await log.#backfill();
+    if (!options.readOnly) {
+      await log.#backfill();
+      // Leaves committed after the last checkpoint (a crash before it was signed) get one soon.
+      if (log.size > (lastSigned?.size ?? 0)) log.#scheduleCheckpoint();
+    }
     return log;
   }
 
@@ -195,16 +208,14 @@ export class TransparencyLog {
   }
 
   /**
-   * Append events inside the caller's transaction: write each leaf (and, for events
-   * with content, the canonical plaintext and its salt into audit_content, upserting
-   * any row the caller wrote) and compute the new frontier without applying it. Call
-   * commit(pending) after the transaction commits, rollback(pending) if it fails.
-   * Events must carry seqs nextSeq, nextSeq + 1, ... in order.
+   * Compute the rows that append events to the log, without writing them: one
+   * tlog_leaves row per event and, for events with content, the audit_content row with
+   * the canonical plaintext and its salt. The caller writes them in the same atomic
+   * batch as the audit_events rows (store.insertMany), then calls commit(pending) once
+   * that write succeeded or rollback(pending) if it failed. Events must carry seqs
+   * nextSeq, nextSeq + 1, ... in order; only one append may be pending at a time.
    */
-  async appendInTransaction(
-    trx: Transaction<Database>,
-    events: readonly CommittableEvent[],
-  ): Promise<PendingAppend> {
+  prepareAppend(events: readonly CommittableEvent[]): PreparedAppend {
     if (this.options.readOnly) throw new CustosError('internal', 'the audit log was opened read-only');
     if (this.#closed) throw new CustosError('store_unavailable', 'the audit log is closed');
     if (this.#pending !== undefined) {
@@ -213,14 +224,8 @@ export class TransparencyLog {
     const base = this.#frontier.size;
     const frontier = MerkleFrontier.restore(base, this.#frontier.nodes);
     const salts = this.#random(SALT_SIZE * events.length);
-    const leafRows: { seq: number; hash: string; leaf: string }[] = [];
-    const contentRows: {
-      event_id: string;
-      arguments: string | null;
-      reasoning: string | null;
-      result: string | null;
-      salt: string;
-    }[] = [];
+    const leafRows: TlogLeafTable[] = [];
+    const contentRows: AuditContentTable[] = [];
     const leafHashes: Buffer[] = [];
     for (const [i, event] of events.entries()) {
       if (event.seq !== base + i + 1) {
@@ -243,28 +248,46 @@ export class TransparencyLog {
         contentRows.push({ event_id: event.id, ...content, salt: commitment.salt.toString('hex') });
       }
     }
-    for (let i = 0; i < leafRows.length; i += rowsPerStatement) {
-      await trx
-        .insertInto('tlog_leaves')
-        .values(leafRows.slice(i, i + rowsPerStatement))
-        .execute();
-    }
-    for (let i = 0; i < contentRows.length; i += rowsPerStatement) {
-      await trx
-        .insertInto('audit_content')
-        .values(contentRows.slice(i, i + rowsPerStatement))
-        .onConflict((oc) =>
-          oc.column('event_id').doUpdateSet((eb) => ({
-            arguments: eb.ref('excluded.arguments'),
-            reasoning: eb.ref('excluded.reasoning'),
-            result: eb.ref('excluded.result'),
-            salt: eb.ref('excluded.salt'),
-          })),
-        )
-        .execute();
-    }
     const pending: PendingAppend = { baseSize: base, size: frontier.size, leafHashes };
     this.#pending = pending;
+    return { rows: { audit_content: contentRows, tlog_leaves: leafRows }, pending };
+  }
+
+  /**
+   * Append events inside the caller's Kysely transaction (tests, backfill): writes the
+   * rows prepareAppend computes, upserting any audit_content row the caller wrote.
+   * Call commit(pending) after the transaction commits, rollback(pending) if it fails.
+   */
+  async appendInTransaction(
+    trx: Transaction<Database>,
+    events: readonly CommittableEvent[],
+  ): Promise<PendingAppend> {
+    const { rows, pending } = this.prepareAppend(events);
+    try {
+      for (let i = 0; i < rows.tlog_leaves.length; i += rowsPerStatement) {
+        await trx
+          .insertInto('tlog_leaves')
+          .values(rows.tlog_leaves.slice(i, i + rowsPerStatement))
+          .execute();
+      }
+      for (let i = 0; i < rows.audit_content.length; i += rowsPerStatement) {
+        await trx
+          .insertInto('audit_content')
+          .values(rows.audit_content.slice(i, i + rowsPerStatement))
+          .onConflict((oc) =>
+            oc.column('event_id').doUpdateSet((eb) => ({
+              arguments: eb.ref('excluded.arguments'),
+              reasoning: eb.ref('excluded.reasoning'),
+              result: eb.ref('excluded.result'),
+              salt: eb.ref('excluded.salt'),
+            })),
+          )
+          .execute();
+      }
+    } catch (error) {
+      this.rollback(pending);
+      throw error;
+    }
     return pending;
   }
 

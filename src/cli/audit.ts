@@ -1,6 +1,17 @@
+import { existsSync, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { type AuditEvent, getEvent, listEvents } from '../audit/index.js';
+import {
+  type AuditEvent,
+  eraseContent,
+  exportBundle,
+  getEvent,
+  listEvents,
+  TransparencyLog,
+  verifyBundle,
+  verifyLive,
+} from '../audit/index.js';
 import { CustosError } from '../core/errors.js';
+import type { Store } from '../store/index.js';
 import { agentService, type GlobalOptions, readConfig, withStore } from './context.js';
 import { formatTime, printJson, printTable } from './output.js';
 
@@ -80,4 +91,119 @@ export function registerAuditCommands(program: Command): void {
       ];
       for (const [k, v] of lines) console.log(`${k.padEnd(10)} ${v ?? '-'}`);
     });
+
+  audit
+    .command('key')
+    .description("print the verifier key that checks the log's checkpoints and exports (publish it)")
+    .action(async () => {
+      const config = readConfig(program.opts<GlobalOptions>());
+      const key = await withLog(config, (log) => log.verifierKey);
+      console.log(key);
+    });
+
+  audit
+    .command('export')
+    .description('write an export bundle an auditor can verify offline')
+    .option('--from <time>', 'earliest event time, ISO 8601 (e.g. 2026-11-01T00:00:00Z), inclusive')
+    .option('--to <time>', 'latest event time, ISO 8601, inclusive (default: the last checkpointed event)')
+    .requiredOption('--out <dir>', 'directory to write the bundle into')
+    .option('--json', 'print the summary as JSON')
+    .action(async (o: { from?: string; to?: string; out: string; json?: boolean }) => {
+      const config = readConfig(program.opts<GlobalOptions>());
+      const from = o.from === undefined ? undefined : parseTime('--from', o.from);
+      const to = o.to === undefined ? undefined : parseTime('--to', o.to);
+      const summary = await withLog(config, (log, store) =>
+        exportBundle(store, log, {
+          outDir: o.out,
+          ...(from === undefined ? {} : { from }),
+          ...(to === undefined ? {} : { to }),
+        }),
+      );
+      if (o.json) printJson(summary);
+      else
+        console.log(
+          `exported events ${summary.fromSeq}..${summary.toSeq} (${summary.events} events, ${summary.erased} erased) ` +
+            `with ${summary.checkpoints.length} checkpoints, tree size ${summary.treeSize}, to ${o.out}`,
+        );
+    });
+
+  audit
+    .command('verify [dir]')
+    .description('verify an export bundle offline (no server, no database), or the stored log with --live')
+    .option('--key <key>', "the published verifier key, or a file holding it (default: the bundle's key.txt)")
+    .option('--live', 'verify the stored log against its latest checkpoint instead of a bundle')
+    .option('--json', 'print the result as JSON')
+    .action(async (dir: string | undefined, o: { key?: string; live?: boolean; json?: boolean }) => {
+      if (o.live === true && dir !== undefined)
+        throw new CustosError('usage', 'give either a bundle directory or --live, not both');
+      if (o.live !== true && dir === undefined)
+        throw new CustosError('usage', 'give the bundle directory to verify, or --live');
+      let result: Awaited<ReturnType<typeof verifyBundle>> | Awaited<ReturnType<typeof verifyLive>>;
+      if (o.live === true) {
+        const config = readConfig(program.opts<GlobalOptions>());
+        result = await withLog(config, (log, store) => verifyLive(store, log));
+      } else {
+        const key = o.key === undefined ? undefined : readKey(o.key);
+        result = await verifyBundle(dir!, key === undefined ? {} : { verifierKey: key });
+      }
+      if (o.json) printJson(result);
+      if (!result.ok) {
+        if (!o.json) console.error(`custos: verification failed: ${result.problem}`);
+        process.exitCode = 1;
+        return;
+      }
+      if (!o.json) {
+        const what = o.live === true ? 'the stored log' : dir;
+        console.log(`ok: ${what} verifies (${result.events} events, ${result.checkpoints} checkpoints)`);
+      }
+    });
+
+  audit
+    .command('erase-content')
+    .description("delete the plaintext (arguments, reasoning, results) of an agent's or a subject's events")
+    .option('--agent <agent>', 'every event of this agent (id or name)')
+    .option('--subject <subject>', 'every event whose owner is, or whose content mentions, this subject')
+    .action(async (o: { agent?: string; subject?: string }) => {
+      if ((o.agent === undefined) === (o.subject === undefined))
+        throw new CustosError('usage', 'give exactly one of --agent or --subject');
+      const config = readConfig(program.opts<GlobalOptions>());
+      const { erased } = await withStore(config, async (store) => {
+        const agentId = o.agent === undefined ? undefined : await agentIdOf(store, o.agent);
+        return eraseContent(store, {
+          ...(agentId === undefined ? {} : { agentId }),
+          ...(o.subject === undefined ? {} : { subject: o.subject }),
+        });
+      });
+      console.log(`erased the content of ${erased} events; the log and its proofs still verify`);
+    });
+}
+
+/** Open the store and its log read-only: a running server keeps appending and signing. */
+function withLog<T>(
+  config: Parameters<typeof withStore>[0],
+  work: (log: TransparencyLog, store: Store) => Promise<T> | T,
+): Promise<T> {
+  return withStore(config, async (store) =>
+    work(await TransparencyLog.open(store, { readOnly: true }), store),
+  );
+}
+
+function parseTime(option: string, text: string): number {
+  const ms = Date.parse(text);
+  if (Number.isNaN(ms)) throw new CustosError('usage', `${option}: "${text}" is not an ISO 8601 time`);
+  return ms;
+}
+
+function readKey(value: string): string {
+  return (existsSync(value) ? readFileSync(value, 'utf8') : value).trim();
+}
+
+/** An agent's id from its id or name; an offboarded agent's id is accepted as given. */
+async function agentIdOf(store: Store, agent: string): Promise<string> {
+  try {
+    return (await agentService(store).require(agent)).id;
+  } catch (error) {
+    if (agent.startsWith('agt_')) return agent;
+    throw error;
+  }
 }

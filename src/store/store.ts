@@ -75,7 +75,7 @@ export async function openStore(url: string, baseDir?: string): Promise<Store> {
     sqlite.pragma('foreign_keys = ON');
     db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
     capabilities = { concurrentWriters: false };
-    insertMany = sqliteInsertMany(sqlite);
+    insertMany = sqliteInsertMany(sqlite, db);
   } else {
     if (location.schema !== undefined) {
       const admin = new pg.Client({ connectionString: location.url });
@@ -137,15 +137,21 @@ async function kyselyInsertMany(db: Kysely<Database>, batch: RowBatch): Promise<
   });
 }
 
-/** One prepared single-row INSERT per table and column set, reused; the batch runs in one transaction. */
-function sqliteInsertMany(sqlite: SqliteDatabase.Database): Store['insertMany'] {
+/**
+ * One prepared single-row INSERT per table and column set, reused; the batch runs in one
+ * transaction. It holds Kysely's connection while it runs: SQLite has one connection, and
+ * a batch run while a Kysely transaction is open between two of its awaits would become a
+ * savepoint inside it, committed (and durable) only when that other transaction commits.
+ */
+function sqliteInsertMany(sqlite: SqliteDatabase.Database, db: Kysely<Database>): Store['insertMany'] {
   const statements = new Map<string, SqliteDatabase.Statement>();
   const statementFor = (table: string, columns: string[]) => {
     const key = `${table}(${columns.join(',')})`;
     let statement = statements.get(key);
     if (statement === undefined) {
       const names = columns.map((c) => `"${c}"`).join(', ');
-      const params = columns.map((c) => `@${c}`).join(', ');
+      // Positional parameters: binding an array is cheaper than looking up named ones.
+      const params = columns.map(() => '?').join(', ');
       statement = sqlite.prepare(`INSERT INTO "${table}" (${names}) VALUES (${params})`);
       statements.set(key, statement);
     }
@@ -153,12 +159,30 @@ function sqliteInsertMany(sqlite: SqliteDatabase.Database): Store['insertMany'] 
   };
   const run = sqlite.transaction((batch: RowBatch) => {
     for (const [table, rows] of entriesOf(batch)) {
-      for (const row of rows) statementFor(table, Object.keys(row)).run(row);
+      let columns: string[] = [];
+      let statement: SqliteDatabase.Statement | undefined;
+      for (const row of rows) {
+        const keys = Object.keys(row);
+        // Rows of one table nearly always share a shape: look the statement up only when it changes.
+        if (statement === undefined || !sameColumns(keys, columns)) {
+          columns = keys;
+          statement = statementFor(table, keys);
+        }
+        // Object.values follows Object.keys, which chose the statement.
+        statement.run(Object.values(row));
+      }
     }
   });
-  return async (batch) => {
-    run(batch);
-  };
+  return (batch) =>
+    db.connection().execute(async () => {
+      run(batch);
+    });
+}
+
+function sameColumns(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** A storage URL without its password, for messages. */
