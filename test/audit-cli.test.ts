@@ -1,46 +1,14 @@
-import { execFileSync, spawn } from 'node:child_process';
-import {
-  cpSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { spawn } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { type AuditEventInput, AuditRecorder, TransparencyLog } from '../src/audit/index.js';
 import { systemClock } from '../src/core/clock.js';
 import { IdGenerator } from '../src/core/ids.js';
 import { openStore } from '../src/store/index.js';
-
-const root = resolve('.');
-const bin = join(root, 'bin', 'custos.js');
-
-/** The newest modification time under a directory (files only). */
-function newest(dir: string): number {
-  let latest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    latest = Math.max(latest, entry.isDirectory() ? newest(path) : statSync(path).mtimeMs);
-  }
-  return latest;
-}
-
-/** The CLI runs from dist: build it when it is missing or older than the sources. */
-function ensureBuilt(): void {
-  if (
-    existsSync(join(root, 'dist', 'cli', 'main.js')) &&
-    newest(join(root, 'dist')) >= newest(join(root, 'src'))
-  )
-    return;
-  execFileSync('npm', ['run', 'build'], { cwd: root, stdio: 'pipe' });
-}
+import { bin, ensureBuilt } from './support/cli.js';
 
 interface Run {
   code: number;

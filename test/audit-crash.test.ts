@@ -1,35 +1,14 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { Pool } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { openStore } from '../src/store/index.js';
+import { bin, ensureBuilt, root } from './support/cli.js';
 
-const root = resolve('.');
-const bin = join(root, 'bin', 'custos.js');
-
-/** The newest modification time under a directory (files only). */
-function newest(dir: string): number {
-  let latest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    latest = Math.max(latest, entry.isDirectory() ? newest(path) : statSync(path).mtimeMs);
-  }
-  return latest;
-}
-
-/** The CLI runs from dist: build it when it is missing or older than the sources. */
-function ensureBuilt(): void {
-  if (
-    existsSync(join(root, 'dist', 'cli', 'main.js')) &&
-    newest(join(root, 'dist')) >= newest(join(root, 'src'))
-  )
-    return;
-  execFileSync('npm', ['run', 'build'], { cwd: root, stdio: 'pipe' });
-}
 const clients = 4;
 const inFlightPerClient = 4;
 

@@ -1,0 +1,28 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+export const root = resolve('.');
+/** The CLI as users run it. */
+export const bin = join(root, 'bin', 'custos.js');
+
+/** The newest modification time under a directory (files only). */
+function newest(dir: string): number {
+  let latest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    latest = Math.max(latest, entry.isDirectory() ? newest(path) : statSync(path).mtimeMs);
+  }
+  return latest;
+}
+
+/** The CLI runs from dist: build it when it is missing or older than the sources. */
+export function ensureBuilt(): void {
+  if (
+    existsSync(join(root, 'dist', 'cli', 'main.js')) &&
+    newest(join(root, 'dist')) >= newest(join(root, 'src'))
+  ) {
+    return;
+  }
+  execFileSync('npm', ['run', 'build'], { cwd: root, stdio: 'pipe' });
+}
