@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { exportBundle } from '../dist/audit/bundle.js';
+import { rowFromEvent } from '../dist/audit/query.js';
 import { AuditRecorder } from '../dist/audit/recorder.js';
 import { TransparencyLog } from '../dist/audit/tlog.js';
 import { verifyBundle } from '../dist/audit/verify-bundle.js';
@@ -52,28 +53,6 @@ function makeInput(seq) {
     arguments: { path: `/sandbox/reports/${seq}.txt` },
     reasoning: `The user asked for report ${seq}; reading it is needed to answer.`,
     ...(denied ? {} : { result: { content: [{ type: 'text', text: `contents of report ${seq}` }] } }),
-  };
-}
-
-function toRow(e) {
-  return {
-    seq: e.seq,
-    id: e.id,
-    time: e.time,
-    agent_id: e.agentId,
-    owner: e.owner,
-    task_id: e.taskId,
-    method: e.method,
-    server: e.server,
-    target: e.target,
-    args_hash: e.argsHash,
-    effect: e.effect,
-    policy_ids: JSON.stringify(e.policyIds),
-    reasons: JSON.stringify(e.reasons),
-    outcome: e.outcome,
-    error_code: e.errorCode,
-    latency_us: e.latencyUs,
-    trace_id: e.traceId,
   };
 }
 
@@ -128,7 +107,10 @@ class RecorderWithoutTree {
     this.queue = [];
     const events = batch.map((p) => p.event);
     try {
-      await this.store.insertMany({ audit_events: events.map(toRow), audit_content: events.map(contentRow) });
+      await this.store.insertMany({
+        audit_events: events.map(rowFromEvent),
+        audit_content: events.map(contentRow),
+      });
     } catch (error) {
       for (const p of batch) p.reject(error);
       return;
@@ -167,7 +149,7 @@ async function kyselyTransactionPath(dir) {
     const rate = await timeBatches(COMPARE, async (events) => {
       let pending;
       await store.db.transaction().execute(async (trx) => {
-        await trx.insertInto('audit_events').values(events.map(toRow)).execute();
+        await trx.insertInto('audit_events').values(events.map(rowFromEvent)).execute();
         pending = await log.appendInTransaction(trx, events);
       });
       log.commit(pending);

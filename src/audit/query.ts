@@ -70,3 +70,26 @@ export async function getEvent(store: Store, id: string): Promise<AuditEvent | u
     .executeTakeFirst();
   return row === undefined ? undefined : eventFromRow(row as Row);
 }
+
+/** The audit_events row of an event (its content lives in audit_content). */
+export function rowFromEvent(e: AuditEvent): AuditEventTable {
+  return {
+    seq: e.seq,
+    id: e.id,
+    time: e.time,
+    agent_id: e.agentId,
+    owner: e.owner,
+    task_id: e.taskId,
+    method: e.method,
+    server: e.server,
+    target: e.target,
+    args_hash: e.argsHash,
+    effect: e.effect,
+    policy_ids: JSON.stringify(e.policyIds),
+    reasons: JSON.stringify(e.reasons),
+    outcome: e.outcome,
+    error_code: e.errorCode,
+    latency_us: Math.round(e.latencyUs),
+    trace_id: e.traceId,
+  };
+}

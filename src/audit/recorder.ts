@@ -1,7 +1,8 @@
 import { CustosError } from '../core/errors.js';
 import type { IdGenerator } from '../core/ids.js';
-import type { AuditEventTable, Store } from '../store/index.js';
+import type { Store } from '../store/index.js';
 import type { AuditEvent, AuditEventInput } from './events.js';
+import { rowFromEvent } from './query.js';
 import type { PendingAppend, TransparencyLog } from './tlog.js';
 
 interface Pending {
@@ -80,7 +81,7 @@ export class AuditRecorder {
       const prepared = this.log.prepareAppend(events);
       pending = prepared.pending;
       await this.store.insertMany({
-        audit_events: events.map(toRow),
+        audit_events: events.map(rowFromEvent),
         audit_content: prepared.rows.audit_content,
         tlog_leaves: prepared.rows.tlog_leaves,
       });
@@ -95,26 +96,4 @@ export class AuditRecorder {
     this.log.commit(pending);
     for (const p of batch) p.resolve(p.event);
   }
-}
-
-function toRow(e: AuditEvent): AuditEventTable {
-  return {
-    seq: e.seq,
-    id: e.id,
-    time: e.time,
-    agent_id: e.agentId,
-    owner: e.owner,
-    task_id: e.taskId,
-    method: e.method,
-    server: e.server,
-    target: e.target,
-    args_hash: e.argsHash,
-    effect: e.effect,
-    policy_ids: JSON.stringify(e.policyIds),
-    reasons: JSON.stringify(e.reasons),
-    outcome: e.outcome,
-    error_code: e.errorCode,
-    latency_us: Math.round(e.latencyUs),
-    trace_id: e.traceId,
-  };
 }

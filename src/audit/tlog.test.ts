@@ -11,6 +11,7 @@ import { eraseContent } from './erasure.js';
 import type { AuditEvent } from './events.js';
 import { verifyConsistency, verifyInclusion } from './merkle.js';
 import { generateSignerKey, parseVerifierKey, signNote } from './note.js';
+import { rowFromEvent } from './query.js';
 import { TransparencyLog } from './tlog.js';
 import { verifyBundle, verifyLive } from './verify-bundle.js';
 
@@ -57,30 +58,7 @@ async function record(store: Store, log: TransparencyLog, count: number, agentId
   const events = Array.from({ length: count }, (_, i) => makeEvent(log.nextSeq + i, agentId));
   let pending: Awaited<ReturnType<TransparencyLog['appendInTransaction']>> | undefined;
   await store.db.transaction().execute(async (trx) => {
-    await trx
-      .insertInto('audit_events')
-      .values(
-        events.map((e) => ({
-          seq: e.seq,
-          id: e.id,
-          time: e.time,
-          agent_id: e.agentId,
-          owner: e.owner,
-          task_id: e.taskId,
-          method: e.method,
-          server: e.server,
-          target: e.target,
-          args_hash: e.argsHash,
-          effect: e.effect,
-          policy_ids: JSON.stringify(e.policyIds),
-          reasons: JSON.stringify(e.reasons),
-          outcome: e.outcome,
-          error_code: e.errorCode,
-          latency_us: e.latencyUs,
-          trace_id: e.traceId,
-        })),
-      )
-      .execute();
+    await trx.insertInto('audit_events').values(events.map(rowFromEvent)).execute();
     pending = await log.appendInTransaction(trx, events);
   });
   log.commit(pending!);
