@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'body_too_large'
   | 'not_found'
   | 'conflict'
+  | 'forbidden'
   // identity
   | 'invalid_client'
   | 'invalid_grant'
@@ -42,6 +43,7 @@ const httpStatus: Record<ErrorCode, number> = {
   body_too_large: 413,
   not_found: 404,
   conflict: 409,
+  forbidden: 403,
   invalid_client: 401,
   invalid_grant: 400,
   invalid_token: 401,

@@ -5,11 +5,16 @@ import { getEvent, listEvents } from '../audit/index.js';
 import { CustosError } from '../core/errors.js';
 import type { AgentService } from '../identity/index.js';
 import type { Store } from '../store/index.js';
+import { type Actor, adminTokenActor } from './actor.js';
 import { sendError } from './errors.js';
 import { openApiDocument } from './openapi.js';
 
 export interface AdminDeps {
   adminToken: string;
+  /** A human user's session or API token, when the request carries one (console and people). */
+  authenticateUser?(request: FastifyRequest): Promise<Actor | undefined>;
+  /** Each capability's own routes under /api/v1, registered after authentication. */
+  routes?: ReadonlyArray<(api: FastifyInstance) => void>;
   store: Store;
   agents: AgentService;
   servers(): Array<Record<string, unknown>>;
@@ -37,10 +42,17 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
         if (request.url === '/api/v1/openapi.json') return;
         const header = request.headers.authorization ?? '';
         const token = header.toLowerCase().startsWith('bearer ') ? header.slice(7).trim() : '';
-        if (!sameSecret(token, deps.adminToken)) {
+        if (token !== '' && sameSecret(token, deps.adminToken)) {
+          request.actor = adminTokenActor;
+          return;
+        }
+        const user = await deps.authenticateUser?.(request);
+        if (user === undefined) {
           return sendError(reply, new CustosError('invalid_token', 'an admin token is required'));
         }
+        request.actor = user;
       });
+      for (const register of deps.routes ?? []) register(api);
 
       api.get('/openapi.json', async () => openApiDocument);
 
