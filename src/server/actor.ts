@@ -9,9 +9,11 @@ export interface Actor {
   /** A user id, or "admin-token" for the installation's admin token. */
   readonly id: string;
   readonly kind: 'admin-token' | 'user';
-  /** Display name or email, for audit records and the console. */
+  /** A user's email address (the admin token's is "admin token"), for audit records and the console. */
   readonly name: string;
   readonly roles: ReadonlySet<Role>;
+  /** Groups the user belongs to (approval tiers may name groups). */
+  readonly groups: ReadonlySet<string>;
 }
 
 export const adminTokenActor: Actor = Object.freeze({
@@ -19,6 +21,7 @@ export const adminTokenActor: Actor = Object.freeze({
   kind: 'admin-token',
   name: 'admin token',
   roles: new Set<Role>(['admin', 'approver', 'auditor']),
+  groups: new Set<string>(),
 });
 
 declare module 'fastify' {
