@@ -20,8 +20,9 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CustosError } from '../core/errors.js';
 import type { Store } from '../store/index.js';
-import { CONTENT_FIELDS, type CommitmentRecord } from './commitment.js';
+import { CONTENT_FIELDS, leafTextOf } from './commitment.js';
 import { MerkleTree } from './merkle.js';
+import { commitmentRecordOf } from './query.js';
 import { forEachLeaf, type StoredCheckpoint, type TransparencyLog } from './tlog.js';
 
 export interface ExportOptions {
@@ -164,28 +165,29 @@ async function writeEvents(
   try {
     for (let after = fromSeq - 1; after < toSeq; ) {
       const rows = await store.db
-        .selectFrom('tlog_leaves')
-        .leftJoin('audit_events', 'audit_events.seq', 'tlog_leaves.seq')
+        .selectFrom('audit_events')
         .leftJoin('audit_content', 'audit_content.event_id', 'audit_events.id')
+        .selectAll('audit_events')
         .select([
-          'tlog_leaves.seq',
-          'tlog_leaves.leaf',
-          'audit_events.latency_us',
-          'audit_events.trace_id',
           'audit_content.salt',
           'audit_content.arguments',
           'audit_content.reasoning',
           'audit_content.result',
         ])
-        .where('tlog_leaves.seq', '>', after)
-        .where('tlog_leaves.seq', '<=', toSeq)
-        .orderBy('tlog_leaves.seq')
+        .where('audit_events.seq', '>', after)
+        .where('audit_events.seq', '<=', toSeq)
+        .orderBy('audit_events.seq')
         .limit(5000)
         .execute();
       if (rows.length === 0) break;
       const lines: string[] = [];
       for (const row of rows) {
-        const record = JSON.parse(row.leaf) as CommitmentRecord;
+        // The leaf is rebuilt from the row; the verifier checks it against leaves.txt.
+        const record = commitmentRecordOf(row);
+        const leaf = leafTextOf(record);
+        if (!leaf.ok) {
+          throw new CustosError('internal', `audit event seq ${row.seq} is not a valid leaf: ${leaf.message}`);
+        }
         const committed =
           record.argumentsHash !== null || record.reasoningHash !== null || record.resultHash !== null;
         const hasContent = committed && row.salt !== null && row.salt !== undefined;
@@ -197,12 +199,11 @@ async function writeEvents(
           : 'null';
         if (committed && !hasContent) erased++;
         const uncommitted = JSON.stringify({
-          latencyUs: row.latency_us === null ? null : Number(row.latency_us),
+          latencyUs: Number(row.latency_us),
           traceId: row.trace_id ?? null,
         });
-        // The leaf text is embedded verbatim: it is the canonical JSON that was hashed.
         lines.push(
-          `{"leaf":${row.leaf},"content":${content},"erased":${committed && !hasContent},"uncommitted":${uncommitted}}`,
+          `{"leaf":${leaf.text},"content":${content},"erased":${committed && !hasContent},"uncommitted":${uncommitted}}`,
         );
       }
       await file.write(`${lines.join('\n')}\n`);

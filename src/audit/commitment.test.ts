@@ -23,6 +23,8 @@ function event(overrides: Partial<AuditEvent> = {}): AuditEvent {
     errorCode: null,
     latencyUs: 120,
     traceId: null,
+    policySetHash: null,
+    approvalId: null,
     ...overrides,
   };
 }
@@ -68,7 +70,7 @@ describe('commitment records', () => {
     for (const sample of samples) {
       const c = commitEvent({ ...sample, policySetHash: 'ab' }, Buffer.alloc(32, 1));
       const parsed = serializeCommitment(JSON.parse(c.leaf.toString('utf8')));
-      expect(parsed.ok && parsed.leaf.toString('utf8')).toBe(c.leaf.toString('utf8'));
+      expect(parsed.ok && parsed.text).toBe(c.leaf.toString('utf8'));
     }
   });
 

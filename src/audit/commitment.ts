@@ -8,7 +8,8 @@
  */
 import { hash, randomBytes } from 'node:crypto';
 import { canonicalJson } from '../core/canonical.js';
-import type { AuditEvent } from './events.js';
+import type { AuditEventInput } from './events.js';
+import { hashLeafText } from './merkle.js';
 
 /** Bytes of the per-event content salt. */
 export const SALT_SIZE = 32;
@@ -54,15 +55,16 @@ export function hashFieldOf(field: ContentField): 'argumentsHash' | 'reasoningHa
   return HASH_FIELD[field];
 }
 
-/** An event as the log commits it; policySetHash and approvalId are optional until the gateway sets them. */
-export type CommittableEvent = AuditEvent & {
-  readonly policySetHash?: string | null;
-  readonly approvalId?: string | null;
-};
+/** An event as the log commits it: policySetHash and approvalId default to null. */
+export type CommittableEvent = AuditEventInput & { readonly id: string; readonly seq: number };
 
-/** One event's commitment: the leaf bytes, its salt, and the canonical plaintext that was hashed. */
+/** One event's commitment: the leaf, its hash, its salt, and the canonical plaintext that was hashed. */
 export interface Commitment {
-  /** UTF-8 of the canonical JSON of the record: the Merkle leaf data. */
+  /** The canonical JSON of the record: the Merkle leaf data, as text. */
+  readonly leafText: string;
+  /** RFC 9162 leaf hash of the leaf data. */
+  readonly leafHash: Buffer;
+  /** UTF-8 of leafText. */
   readonly leaf: Buffer;
   readonly salt: Buffer;
   readonly record: CommitmentRecord;
@@ -70,14 +72,33 @@ export interface Commitment {
   readonly content: Readonly<Record<ContentField, string | null>>;
 }
 
+// Scratch space for salt || text: hashing is the hot path of appends and offline verification,
+// and one reused buffer saves two allocations per field.
+let scratch = Buffer.allocUnsafe(64 * 1024);
+
 /** Hex SHA-256(salt || text): the salted commitment to one plaintext field. */
 export function contentHash(salt: Uint8Array, canonicalText: string): string {
-  const text = Buffer.from(canonicalText, 'utf8');
-  const input = Buffer.allocUnsafe(salt.length + text.length);
-  input.set(salt, 0);
-  input.set(text, salt.length);
+  // A UTF-16 code unit never takes more than 3 UTF-8 bytes.
+  const most = salt.length + 3 * canonicalText.length;
+  if (most > scratch.length) scratch = Buffer.allocUnsafe(Math.max(most, 2 * scratch.length));
+  scratch.set(salt, 0);
+  const length = salt.length + scratch.write(canonicalText, salt.length, 'utf8');
   // One-shot hash: several times cheaper than a Hash object for inputs this small.
-  return hash('sha256', input, 'hex');
+  return hash('sha256', scratch.subarray(0, length), 'hex');
+}
+
+class EventCommitment implements Commitment {
+  constructor(
+    readonly leafText: string,
+    readonly leafHash: Buffer,
+    readonly salt: Buffer,
+    readonly record: CommitmentRecord,
+    readonly content: Readonly<Record<ContentField, string | null>>,
+  ) {}
+
+  get leaf(): Buffer {
+    return Buffer.from(this.leafText, 'utf8');
+  }
 }
 
 /**
@@ -85,30 +106,24 @@ export function contentHash(salt: Uint8Array, canonicalText: string): string {
  * and serialize the record as RFC 8785 canonical JSON.
  */
 export function commitEvent(event: CommittableEvent, salt: Buffer = randomBytes(SALT_SIZE)): Commitment {
-  const content = {} as Record<ContentField, string | null>;
-  const hashes = {} as Record<'argumentsHash' | 'reasoningHash' | 'resultHash', string | null>;
-  for (const field of CONTENT_FIELDS) {
-    const value = event[field];
-    const text = value === undefined ? null : canonicalJson(value);
-    content[field] = text;
-    hashes[HASH_FIELD[field]] = text === null ? null : contentHash(salt, text);
-  }
-  // Members in RFC 8785 order, so serializeCommitment takes its fast path.
+  const args = event.arguments === undefined ? null : canonicalJson(event.arguments);
+  const reasoning = event.reasoning === undefined ? null : canonicalJson(event.reasoning);
+  const result = event.result === undefined ? null : canonicalJson(event.result);
   const record: CommitmentRecord = {
     agentId: event.agentId,
     approvalId: event.approvalId ?? null,
-    argumentsHash: hashes.argumentsHash,
+    argumentsHash: args === null ? null : contentHash(salt, args),
     effect: event.effect,
     errorCode: event.errorCode,
     id: event.id,
     method: event.method,
     outcome: event.outcome,
     owner: event.owner,
-    policyIds: [...event.policyIds],
+    policyIds: event.policyIds,
     policySetHash: event.policySetHash ?? null,
-    reasons: [...event.reasons],
-    reasoningHash: hashes.reasoningHash,
-    resultHash: hashes.resultHash,
+    reasons: event.reasons,
+    reasoningHash: reasoning === null ? null : contentHash(salt, reasoning),
+    resultHash: result === null ? null : contentHash(salt, result),
     seq: event.seq,
     server: event.server,
     target: event.target,
@@ -116,11 +131,13 @@ export function commitEvent(event: CommittableEvent, salt: Buffer = randomBytes(
     time: event.time,
     v: 1,
   };
-  // The shape-checked serializer equals canonicalJson for valid records (pinned by a test)
-  // and is several times faster; anything unexpected takes the general path.
-  const fast = serializeCommitment(record);
-  const leaf = fast.ok ? fast.leaf : Buffer.from(canonicalJson(record), 'utf8');
-  return { leaf, salt, record, content };
+  const text = leafTextOf(record);
+  const leafText = text.ok ? text.text : canonicalJson(record);
+  return new EventCommitment(leafText, hashLeafText(leafText), salt, record, {
+    arguments: args,
+    reasoning,
+    result,
+  });
 }
 
 /** Convenience form of commitEvent: the leaf bytes and the salt to store with the plaintext. */
@@ -156,6 +173,11 @@ const FIELD_KINDS: Record<keyof CommitmentRecord, FieldKind> = {
 
 // RFC 8785 §3.2.3 orders members by their names' UTF-16 code units, which is what the default sort does.
 const SORTED_FIELDS = (Object.keys(FIELD_KINDS) as (keyof CommitmentRecord)[]).sort();
+const MEMBERS = SORTED_FIELDS.map((key, i) => ({
+  key,
+  kind: FIELD_KINDS[key],
+  prefix: `${i === 0 ? '{' : ','}${JSON.stringify(key)}:`,
+}));
 
 function fieldProblem(kind: FieldKind, value: unknown): string | undefined {
   switch (kind) {
@@ -174,16 +196,40 @@ function fieldProblem(kind: FieldKind, value: unknown): string | undefined {
   }
 }
 
+export type LeafText = { readonly ok: true; readonly text: string } | { readonly ok: false; readonly message: string };
+
+/**
+ * The RFC 8785 canonical JSON of a commitment record, checking every field's type. For
+ * this shape (strings, nulls, safe integers, arrays of strings) canonical JSON is the
+ * members in sorted order with JSON.stringify's strings and integers; a test pins the
+ * equality with a general canonicalizer, which is several times slower. Appends and
+ * offline verification of large exports depend on that speed.
+ */
+export function leafTextOf(record: CommitmentRecord): LeafText {
+  const input = record as unknown as Record<string, unknown>;
+  let text = '';
+  for (const { key, kind, prefix } of MEMBERS) {
+    const value = input[key];
+    if (typeof value === 'string' && kind !== 'strings' && kind !== 'integer' && kind !== 'one') {
+      text += prefix + JSON.stringify(value);
+    } else if (value === null && kind === 'nullableString') {
+      text += `${prefix}null`;
+    } else {
+      const problem = fieldProblem(kind, value);
+      if (problem !== undefined) return { ok: false, message: `leaf field ${key} ${problem}` };
+      text += prefix + JSON.stringify(value);
+    }
+  }
+  return { ok: true, text: `${text}}` };
+}
+
 export type CommitmentParse =
-  | { readonly ok: true; readonly record: CommitmentRecord; readonly leaf: Buffer }
+  | { readonly ok: true; readonly record: CommitmentRecord; readonly text: string }
   | { readonly ok: false; readonly message: string };
 
 /**
  * Check that an untrusted value has exactly the shape of a version-1 commitment record
- * and serialize it. For this shape (strings, nulls, safe integers, arrays of strings)
- * JSON.stringify with the members in RFC 8785 order produces the canonical form, about
- * ten times faster than a general canonicalizer; a test pins the equality. Offline
- * verification of large exports depends on that speed.
+ * and give its canonical JSON text (see leafTextOf).
  */
 export function serializeCommitment(value: unknown): CommitmentParse {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
@@ -191,31 +237,15 @@ export function serializeCommitment(value: unknown): CommitmentParse {
   }
   const input = value as Record<string, unknown>;
   const keys = Object.keys(input);
-  // Fast path: a record parsed from canonical text already has its members in order.
-  if (keys.length === SORTED_FIELDS.length && keys.every((key, i) => key === SORTED_FIELDS[i])) {
-    const problem = SORTED_FIELDS.find((key) => fieldProblem(FIELD_KINDS[key], input[key]) !== undefined);
-    if (problem === undefined) {
-      return {
-        ok: true,
-        record: input as unknown as CommitmentRecord,
-        leaf: Buffer.from(JSON.stringify(input), 'utf8'),
-      };
-    }
-  }
   for (const key of keys) {
-    if (!(key in FIELD_KINDS))
+    if (!Object.hasOwn(FIELD_KINDS, key))
       return { ok: false, message: `leaf has an unknown field ${JSON.stringify(key)}` };
   }
-  const ordered: Record<string, unknown> = {};
-  for (const key of SORTED_FIELDS) {
-    if (!(key in input)) return { ok: false, message: `leaf lacks the field ${key}` };
-    const problem = fieldProblem(FIELD_KINDS[key], input[key]);
-    if (problem !== undefined) return { ok: false, message: `leaf field ${key} ${problem}` };
-    ordered[key] = input[key];
+  if (keys.length !== SORTED_FIELDS.length) {
+    const missing = SORTED_FIELDS.find((key) => !Object.hasOwn(input, key));
+    return { ok: false, message: `leaf lacks the field ${missing}` };
   }
-  return {
-    ok: true,
-    record: ordered as unknown as CommitmentRecord,
-    leaf: Buffer.from(JSON.stringify(ordered), 'utf8'),
-  };
+  const record = input as unknown as CommitmentRecord;
+  const text = leafTextOf(record);
+  return text.ok ? { ok: true, record, text: text.text } : text;
 }

@@ -18,6 +18,10 @@ export interface AuditEventInput {
   errorCode: string | null;
   latencyUs: number;
   traceId: string | null;
+  /** Hash of the policy set in force when the call was decided (PolicySnapshot.hash); absent means null. */
+  policySetHash?: string | null;
+  /** The approval the call consumed, if any; absent means null. */
+  approvalId?: string | null;
   arguments?: unknown;
   reasoning?: unknown;
   result?: unknown;
@@ -29,4 +33,6 @@ export type AuditOutcome = 'executed' | 'denied' | 'failed';
 export interface AuditEvent extends AuditEventInput {
   id: string;
   seq: number;
+  policySetHash: string | null;
+  approvalId: string | null;
 }

@@ -22,7 +22,7 @@ const NODE_PREFIX = 0x01;
 /** Reused input buffers: node hashes are the hot path of appends and verification. */
 const nodeInput = Buffer.alloc(1 + 2 * HASH_SIZE);
 nodeInput[0] = NODE_PREFIX;
-const leafInput = Buffer.alloc(1 + 4096);
+const leafInput = Buffer.alloc(1 + 16 * 1024);
 
 /** The root of the empty tree: SHA-256 of the empty string (RFC 9162 §2.1.1). */
 export function emptyRoot(): Buffer {
@@ -39,6 +39,15 @@ export function hashLeaf(data: Uint8Array): Buffer {
   leafInput[0] = LEAF_PREFIX;
   leafInput.set(data, 1);
   return hash('sha256', leafInput.subarray(0, data.length + 1), 'buffer');
+}
+
+/** Leaf hash of an entry given as text, hashed as its UTF-8 bytes (no intermediate buffer). */
+export function hashLeafText(text: string): Buffer {
+  // A UTF-16 code unit never takes more than 3 UTF-8 bytes.
+  if (3 * text.length >= leafInput.length) return hashLeaf(Buffer.from(text, 'utf8'));
+  leafInput[0] = LEAF_PREFIX;
+  const length = leafInput.write(text, 1, 'utf8');
+  return hash('sha256', leafInput.subarray(0, length + 1), 'buffer');
 }
 
 /** Interior node hash: SHA-256(0x01 || left || right) (RFC 9162 §2.1.1). */

@@ -28,6 +28,8 @@ function auditEvent(overrides: Partial<AuditEvent> = {}): AuditEvent {
     errorCode: null,
     latencyUs: 12_400,
     traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+    policySetHash: null,
+    approvalId: null,
     arguments: { id: 'T-1', note: 'customer SSN 123-45-6789' },
     reasoning: 'the customer asked about their ticket',
     result: { content: [{ type: 'text', text: 'open' }] },

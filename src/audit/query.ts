@@ -1,4 +1,5 @@
 import type { AuditContentTable, AuditEventTable, Store } from '../store/index.js';
+import type { CommitmentRecord, CommittableEvent } from './commitment.js';
 import type { AuditEvent } from './events.js';
 
 export interface EventFilter {
@@ -37,6 +38,8 @@ export function eventFromRow(row: Row): AuditEvent {
     errorCode: row.error_code,
     latencyUs: Number(row.latency_us),
     traceId: row.trace_id,
+    policySetHash: row.policy_set_hash ?? null,
+    approvalId: row.approval_id ?? null,
   };
   for (const key of ['arguments', 'reasoning', 'result'] as const) {
     const value = parse(row[key]);
@@ -71,8 +74,17 @@ export async function getEvent(store: Store, id: string): Promise<AuditEvent | u
   return row === undefined ? undefined : eventFromRow(row as Row);
 }
 
-/** The audit_events row of an event (its content lives in audit_content). */
-export function rowFromEvent(e: AuditEvent): AuditEventTable {
+/** The commitment columns of an audit_events row (see TransparencyLog.prepareAppend). */
+export interface CommitmentColumns {
+  readonly argumentsHash: string | null;
+  readonly reasoningHash: string | null;
+  readonly resultHash: string | null;
+  /** Hex leaf hash. */
+  readonly leafHash: string;
+}
+
+/** The audit_events row of an event (its content lives in audit_content), with its commitment if known. */
+export function rowFromEvent(e: CommittableEvent, commitment?: CommitmentColumns): AuditEventTable {
   return {
     seq: e.seq,
     id: e.id,
@@ -91,5 +103,40 @@ export function rowFromEvent(e: AuditEvent): AuditEventTable {
     error_code: e.errorCode,
     latency_us: Math.round(e.latencyUs),
     trace_id: e.traceId,
+    policy_set_hash: e.policySetHash ?? null,
+    approval_id: e.approvalId ?? null,
+    arguments_hash: commitment?.argumentsHash ?? null,
+    reasoning_hash: commitment?.reasoningHash ?? null,
+    result_hash: commitment?.resultHash ?? null,
+    leaf_hash: commitment?.leafHash ?? null,
+  };
+}
+
+/**
+ * The commitment record an audit_events row commits to: the leaf is rebuilt from the row
+ * rather than stored twice. Throws a SyntaxError when a JSON column was damaged.
+ */
+export function commitmentRecordOf(row: AuditEventTable): CommitmentRecord {
+  return {
+    agentId: row.agent_id,
+    approvalId: row.approval_id ?? null,
+    argumentsHash: row.arguments_hash ?? null,
+    effect: row.effect,
+    errorCode: row.error_code,
+    id: row.id,
+    method: row.method,
+    outcome: row.outcome,
+    owner: row.owner,
+    policyIds: JSON.parse(row.policy_ids) as string[],
+    policySetHash: row.policy_set_hash ?? null,
+    reasons: JSON.parse(row.reasons) as string[],
+    reasoningHash: row.reasoning_hash ?? null,
+    resultHash: row.result_hash ?? null,
+    seq: Number(row.seq),
+    server: row.server,
+    target: row.target,
+    taskId: row.task_id,
+    time: Number(row.time),
+    v: 1,
   };
 }

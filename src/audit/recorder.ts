@@ -2,7 +2,6 @@ import { CustosError } from '../core/errors.js';
 import type { IdGenerator } from '../core/ids.js';
 import type { Store } from '../store/index.js';
 import type { AuditEvent, AuditEventInput } from './events.js';
-import { rowFromEvent } from './query.js';
 import type { PendingAppend, TransparencyLog } from './tlog.js';
 
 interface Pending {
@@ -14,8 +13,8 @@ interface Pending {
 
 /**
  * Appends audit events with group commit: events arriving close together are written in
- * one atomic batch (their audit_events rows, their content and their transparency-log
- * leaves), and each caller's promise resolves only after that batch is durable. The
+ * one atomic batch (their audit_events rows with their transparency-log commitments, and
+ * their content), and each caller's promise resolves only after that batch is durable. The
  * gateway awaits it before answering, so no answered call lacks its event or its leaf.
  */
 export class AuditRecorder {
@@ -34,7 +33,13 @@ export class AuditRecorder {
   /** Append one event; resolves once it is durable, with the seq it was given. */
   record(input: AuditEventInput): Promise<AuditEvent> {
     if (this.closed) return Promise.reject(new CustosError('store_unavailable', 'the audit log is closed'));
-    const event: AuditEvent = { ...input, id: this.ids.next('evt'), seq: 0 };
+    const event: AuditEvent = {
+      ...input,
+      id: this.ids.next('evt'),
+      seq: 0,
+      policySetHash: input.policySetHash ?? null,
+      approvalId: input.approvalId ?? null,
+    };
     return new Promise((resolve, reject) => {
       this.queue.push({ event, resolve, reject });
       this.schedule();
@@ -80,11 +85,7 @@ export class AuditRecorder {
     try {
       const prepared = this.log.prepareAppend(events);
       pending = prepared.pending;
-      await this.store.insertMany({
-        audit_events: events.map(rowFromEvent),
-        audit_content: prepared.rows.audit_content,
-        tlog_leaves: prepared.rows.tlog_leaves,
-      });
+      await this.store.insertMany(prepared.rows);
     } catch (error) {
       if (pending !== undefined) this.log.rollback(pending);
       const failure = new CustosError('store_unavailable', 'the audit log could not be written', {

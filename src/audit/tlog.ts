@@ -1,11 +1,13 @@
 /**
  * The transparency log: an RFC 9162 Merkle tree over the audit events (leaf index =
- * seq - 1), stored leaf by leaf in tlog_leaves in the same transaction as the events,
- * with C2SP checkpoints signed by an Ed25519 key kept in tlog_keys.
+ * seq - 1), with C2SP checkpoints signed by an Ed25519 key kept in tlog_keys. Each
+ * audit_events row carries its commitment (salted content hashes and the leaf hash),
+ * written in the same statement as the event; the leaf text itself is rebuilt from the
+ * row when an export or a live check needs it, never stored twice.
  *
  * One process appends and signs (the one running the recorder); others may open the
  * log read-only to serve proofs and exports. Two writers cannot fork the tree: the
- * leaf table's primary key makes the second writer's transaction fail.
+ * primary key on seq makes the second writer's transaction fail.
  */
 
 import { randomBytes } from 'node:crypto';
@@ -13,12 +15,12 @@ import type { Transaction } from 'kysely';
 import type { Clock } from '../core/clock.js';
 import { systemClock } from '../core/clock.js';
 import { CustosError } from '../core/errors.js';
-import type { AuditContentTable, Database, Store, TlogLeafTable } from '../store/index.js';
+import type { AuditContentTable, AuditEventTable, Database, Store } from '../store/index.js';
 import { signCheckpoint } from './checkpoint.js';
-import { type CommitmentRecord, type CommittableEvent, commitEvent, SALT_SIZE } from './commitment.js';
+import { type CommittableEvent, commitEvent, SALT_SIZE } from './commitment.js';
 import { consistencyProof, hashLeaf, inclusionProof, MerkleFrontier } from './merkle.js';
 import { generateSignerKey, type NoteSigner, parseSignerKey, parseVerifierKey, signNote } from './note.js';
-import { eventFromRow } from './query.js';
+import { eventFromRow, rowFromEvent } from './query.js';
 
 export interface TransparencyLogOptions {
   readonly clock?: Clock;
@@ -50,17 +52,18 @@ export interface PendingAppend {
   readonly leafHashes: readonly Buffer[];
 }
 
-/** Rows that append a batch to the log, for the caller to write atomically with its audit_events rows. */
+/** Rows that append a batch of events to the log, for the caller to write atomically. */
 export interface PreparedAppend {
   readonly rows: {
+    /** The events' rows, with their commitment columns. */
+    readonly audit_events: readonly AuditEventTable[];
     readonly audit_content: readonly AuditContentTable[];
-    readonly tlog_leaves: readonly TlogLeafTable[];
   };
   readonly pending: PendingAppend;
 }
 
 const LOG_KEY_ID = 'log';
-// SQLite allows 32,766 bound values per statement; 5 columns a row (content) leaves room for 1,000 rows.
+// SQLite allows 32,766 bound values per statement; 23 columns a row (events) leaves room for 1,000 rows.
 const rowsPerStatement = 1000;
 const pageSize = 10_000;
 
@@ -139,28 +142,35 @@ export class TransparencyLog {
         );
       }
     }
-    for (;;) {
+    // Events after the checkpoint extend the frontier up to the first one without a leaf
+    // hash (appended before the log existed), from where #backfill commits them.
+    for (let more = true; more; ) {
       const rows = await store.db
-        .selectFrom('tlog_leaves')
-        .select(['seq', 'hash'])
+        .selectFrom('audit_events')
+        .select(['seq', 'leaf_hash'])
         .where('seq', '>', frontier.size)
         .orderBy('seq')
         .limit(pageSize)
         .execute();
+      more = rows.length === pageSize;
       for (const row of rows) {
         if (Number(row.seq) !== frontier.size + 1) {
-          throw new CustosError('internal', `the audit log has no leaf for seq ${frontier.size + 1}`);
+          throw new CustosError('internal', `the audit log has no event for seq ${frontier.size + 1}`);
         }
-        frontier.append(Buffer.from(row.hash, 'hex'));
+        if (row.leaf_hash === null || row.leaf_hash === undefined) {
+          more = false;
+          break;
+        }
+        frontier.append(Buffer.from(row.leaf_hash, 'hex'));
       }
-      if (rows.length < pageSize) break;
     }
     if (latest !== undefined) {
       // Leaves at or below the checkpoint must still exist: the restored frontier assumed so.
       const count = await store.db
-        .selectFrom('tlog_leaves')
+        .selectFrom('audit_events')
         .select((eb) => eb.fn.countAll<number>().as('n'))
         .where('seq', '<=', lastSigned!.size)
+        .where('leaf_hash', 'is not', null)
         .executeTakeFirstOrThrow();
       if (Number(count.n) !== lastSigned!.size) {
         throw new CustosError(
@@ -208,12 +218,12 @@ export class TransparencyLog {
   }
 
   /**
-   * Compute the rows that append events to the log, without writing them: one
-   * tlog_leaves row per event and, for events with content, the audit_content row with
-   * the canonical plaintext and its salt. The caller writes them in the same atomic
-   * batch as the audit_events rows (store.insertMany), then calls commit(pending) once
-   * that write succeeded or rollback(pending) if it failed. Events must carry seqs
-   * nextSeq, nextSeq + 1, ... in order; only one append may be pending at a time.
+   * Compute the rows that append events to the log, without writing them: each event's
+   * audit_events row with its commitment columns and, for events with content, the
+   * audit_content row with the canonical plaintext and its salt. The caller writes them in
+   * one atomic batch (store.insertMany), then calls commit(pending) once that write
+   * succeeded or rollback(pending) if it failed. Events must carry seqs nextSeq,
+   * nextSeq + 1, ... in order; only one append may be pending at a time.
    */
   prepareAppend(events: readonly CommittableEvent[]): PreparedAppend {
     if (this.options.readOnly) throw new CustosError('internal', 'the audit log was opened read-only');
@@ -222,12 +232,12 @@ export class TransparencyLog {
       throw new CustosError('internal', 'an append is pending: commit or roll it back before the next one');
     }
     const base = this.#frontier.size;
-    const frontier = MerkleFrontier.restore(base, this.#frontier.nodes);
     const salts = this.#random(SALT_SIZE * events.length);
-    const leafRows: TlogLeafTable[] = [];
+    const eventRows: AuditEventTable[] = new Array(events.length);
     const contentRows: AuditContentTable[] = [];
-    const leafHashes: Buffer[] = [];
-    for (const [i, event] of events.entries()) {
+    const leafHashes: Buffer[] = new Array(events.length);
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i]!;
       if (event.seq !== base + i + 1) {
         throw new CustosError(
           'internal',
@@ -235,40 +245,65 @@ export class TransparencyLog {
         );
       }
       const commitment = commitEvent(event, salts.subarray(i * SALT_SIZE, (i + 1) * SALT_SIZE));
-      const leafHash = hashLeaf(commitment.leaf);
-      frontier.append(leafHash);
-      leafHashes.push(leafHash);
-      leafRows.push({
-        seq: event.seq,
-        hash: leafHash.toString('hex'),
-        leaf: commitment.leaf.toString('utf8'),
+      const { record, content } = commitment;
+      leafHashes[i] = commitment.leafHash;
+      eventRows[i] = rowFromEvent(event, {
+          argumentsHash: record.argumentsHash,
+          reasoningHash: record.reasoningHash,
+          resultHash: record.resultHash,
+        leafHash: commitment.leafHash.toString('hex'),
       });
-      const { content } = commitment;
       if (content.arguments !== null || content.reasoning !== null || content.result !== null) {
-        contentRows.push({ event_id: event.id, ...content, salt: commitment.salt.toString('hex') });
+        contentRows.push({
+          event_id: event.id,
+          arguments: content.arguments,
+          reasoning: content.reasoning,
+          result: content.result,
+          salt: commitment.salt.toString('hex'),
+        });
       }
     }
-    const pending: PendingAppend = { baseSize: base, size: frontier.size, leafHashes };
+    const pending: PendingAppend = { baseSize: base, size: base + events.length, leafHashes };
     this.#pending = pending;
-    return { rows: { audit_content: contentRows, tlog_leaves: leafRows }, pending };
+    return { rows: { audit_events: eventRows, audit_content: contentRows }, pending };
   }
 
   /**
-   * Append events inside the caller's Kysely transaction (tests, backfill): writes the
-   * rows prepareAppend computes, upserting any audit_content row the caller wrote.
-   * Call commit(pending) after the transaction commits, rollback(pending) if it fails.
+   * Append events inside the caller's Kysely transaction (tests, benchmarks): writes the
+   * rows prepareAppend computes. With `existing`, the events' audit_events rows are
+   * already there (written before the log existed) and get their commitment columns; any
+   * audit_content row is replaced. Call commit(pending) after the transaction commits,
+   * rollback(pending) if it fails.
    */
   async appendInTransaction(
     trx: Transaction<Database>,
     events: readonly CommittableEvent[],
+    options: { existing?: boolean } = {},
   ): Promise<PendingAppend> {
     const { rows, pending } = this.prepareAppend(events);
     try {
-      for (let i = 0; i < rows.tlog_leaves.length; i += rowsPerStatement) {
-        await trx
-          .insertInto('tlog_leaves')
-          .values(rows.tlog_leaves.slice(i, i + rowsPerStatement))
-          .execute();
+      if (options.existing) {
+        for (const row of rows.audit_events) {
+          await trx
+            .updateTable('audit_events')
+            .set({
+              policy_set_hash: row.policy_set_hash,
+              approval_id: row.approval_id,
+              arguments_hash: row.arguments_hash,
+              reasoning_hash: row.reasoning_hash,
+              result_hash: row.result_hash,
+              leaf_hash: row.leaf_hash,
+            })
+            .where('seq', '=', row.seq)
+            .execute();
+        }
+      } else {
+        for (let i = 0; i < rows.audit_events.length; i += rowsPerStatement) {
+          await trx
+            .insertInto('audit_events')
+            .values(rows.audit_events.slice(i, i + rowsPerStatement))
+            .execute();
+        }
       }
       for (let i = 0; i < rows.audit_content.length; i += rowsPerStatement) {
         await trx
@@ -304,12 +339,12 @@ export class TransparencyLog {
     if (this.#pending === pending) this.#pending = undefined;
   }
 
-  /** Append events in a transaction of their own (tests, benchmarks, backfill). */
-  async append(events: readonly CommittableEvent[]): Promise<void> {
+  /** Append events in a transaction of their own (tests, backfill; `existing` as in appendInTransaction). */
+  async append(events: readonly CommittableEvent[], options: { existing?: boolean } = {}): Promise<void> {
     let pending: PendingAppend | undefined;
     try {
       await this.store.db.transaction().execute(async (trx) => {
-        pending = await this.appendInTransaction(trx, events);
+        pending = await this.appendInTransaction(trx, events, options);
       });
     } catch (error) {
       if (pending !== undefined) this.rollback(pending);
@@ -432,30 +467,31 @@ export class TransparencyLog {
         .execute();
       if (rows.length === 0) return;
       const events = rows.map(eventFromRow);
-      await this.append(events);
+      await this.append(events, { existing: true });
       if (rows.length < rowsPerStatement) return;
     }
   }
 }
 
-/** Visit stored leaves with seq in [from, to] in order, a page at a time. */
+/** Visit stored leaf hashes with seq in [from, to] in order, a page at a time. */
 export async function forEachLeaf(
   store: Store,
   from: number,
   to: number,
-  visit: (row: { seq: number; hash: string; leaf: string }) => void | Promise<void>,
+  visit: (row: { seq: number; hash: string }) => void | Promise<void>,
 ): Promise<void> {
   let after = from - 1;
   while (after < to) {
     const rows = await store.db
-      .selectFrom('tlog_leaves')
-      .selectAll()
+      .selectFrom('audit_events')
+      .select(['seq', 'leaf_hash'])
       .where('seq', '>', after)
       .where('seq', '<=', to)
+      .where('leaf_hash', 'is not', null)
       .orderBy('seq')
       .limit(pageSize)
       .execute();
-    for (const row of rows) await visit({ seq: Number(row.seq), hash: row.hash, leaf: row.leaf });
+    for (const row of rows) await visit({ seq: Number(row.seq), hash: row.leaf_hash! });
     if (rows.length < pageSize) return;
     after = Number(rows[rows.length - 1]!.seq);
   }
@@ -489,9 +525,4 @@ async function loadKey(store: Store, options: TransparencyLogOptions) {
     .execute();
   // Another process may have created the key between our read and insert: the stored one wins.
   return store.db.selectFrom('tlog_keys').selectAll().where('id', '=', LOG_KEY_ID).executeTakeFirstOrThrow();
-}
-
-/** Parse a stored leaf text (the tlog's own canonical JSON). */
-export function parseLeaf(leaf: string): CommitmentRecord {
-  return JSON.parse(leaf) as CommitmentRecord;
 }

@@ -20,6 +20,8 @@ const base: AuditEvent = {
   errorCode: null,
   latencyUs: 12_300,
   traceId: 'trace-a',
+  policySetHash: null,
+  approvalId: null,
 };
 
 const allowed: AuditEvent = {

@@ -14,10 +14,18 @@ import {
   type CommitmentRecord,
   contentHash,
   hashFieldOf,
+  leafTextOf,
   serializeCommitment,
 } from './commitment.js';
-import { HASH_SIZE, hashLeaf, MerkleFrontier, verifyConsistency, verifyInclusion } from './merkle.js';
+import {
+  HASH_SIZE,
+  hashLeafText,
+  MerkleFrontier,
+  verifyConsistency,
+  verifyInclusion,
+} from './merkle.js';
 import { type NoteVerifier, openNote, parseVerifierKey } from './note.js';
+import { commitmentRecordOf } from './query.js';
 import type { TransparencyLog } from './tlog.js';
 
 export type BundleVerification =
@@ -301,7 +309,7 @@ async function checkEvents(
       }
       const parsed = serializeCommitment(line!.leaf);
       if (!parsed.ok) fail(`events.jsonl line ${lineNumber}: ${parsed.message}`);
-      const { record, leaf } = parsed as Extract<typeof parsed, { ok: true }>;
+      const { record, text: leaf } = parsed as Extract<typeof parsed, { ok: true }>;
       const seq = record.seq;
       if (seq <= previous) {
         if (gap !== undefined && seq === gap.seq) gap = undefined;
@@ -315,7 +323,7 @@ async function checkEvents(
       const expected = previous === 0 ? manifest.fromSeq : previous + 1;
       if (seq > expected && gap === undefined)
         gap = { seq: expected, message: `event seq ${expected} missing` };
-      if (!hashLeaf(leaf).equals(leaves.subarray((seq - 1) * HASH_SIZE, seq * HASH_SIZE))) {
+      if (!hashLeafText(leaf).equals(leaves.subarray((seq - 1) * HASH_SIZE, seq * HASH_SIZE))) {
         fail(`event seq ${seq}: leaf hash does not match its fields`);
       }
       const contentIssue = contentProblem(record, line!);
@@ -371,27 +379,11 @@ export async function verifyBundle(
   }
 }
 
-const EVENT_COLUMNS: readonly [keyof CommitmentRecord, string, 'text' | 'json' | 'number'][] = [
-  ['id', 'id', 'text'],
-  ['time', 'time', 'number'],
-  ['agentId', 'agent_id', 'text'],
-  ['owner', 'owner', 'text'],
-  ['taskId', 'task_id', 'text'],
-  ['method', 'method', 'text'],
-  ['server', 'server', 'text'],
-  ['target', 'target', 'text'],
-  ['effect', 'effect', 'text'],
-  ['policyIds', 'policy_ids', 'json'],
-  ['reasons', 'reasons', 'json'],
-  ['outcome', 'outcome', 'text'],
-  ['errorCode', 'error_code', 'text'],
-];
-
 /**
- * Check the stored log against its latest checkpoint: the checkpoint's signature, every
- * stored leaf against its hash, the root recomputed from the leaves, each audit_events
- * row against its leaf, and each remaining content row against its salted hashes.
- * Reads every leaf (O(n)).
+ * Check the stored log against its latest checkpoint: the checkpoint's signature, each
+ * event's leaf rebuilt from its audit_events row against the stored leaf hash, the root
+ * recomputed from the rebuilt leaves, and each remaining content row against its salted
+ * hashes. Reads every event (O(n)).
  */
 export async function verifyLive(store: Store, log: TransparencyLog): Promise<LiveVerification> {
   try {
@@ -409,43 +401,38 @@ export async function verifyLive(store: Store, log: TransparencyLog): Promise<Li
     const frontier = new MerkleFrontier();
     for (let after = 0; after < latest.size; ) {
       const rows = await store.db
-        .selectFrom('tlog_leaves')
-        .leftJoin('audit_events', 'audit_events.seq', 'tlog_leaves.seq')
+        .selectFrom('audit_events')
         .leftJoin('audit_content', 'audit_content.event_id', 'audit_events.id')
         .selectAll('audit_events')
         .select([
-          'tlog_leaves.seq as leaf_seq',
-          'tlog_leaves.hash as leaf_hash',
-          'tlog_leaves.leaf as leaf_text',
           'audit_content.salt',
           'audit_content.arguments',
           'audit_content.reasoning',
           'audit_content.result',
         ])
-        .where('tlog_leaves.seq', '>', after)
-        .where('tlog_leaves.seq', '<=', latest.size)
-        .orderBy('tlog_leaves.seq')
+        .where('audit_events.seq', '>', after)
+        .where('audit_events.seq', '<=', latest.size)
+        .orderBy('audit_events.seq')
         .limit(5000)
         .execute();
       if (rows.length === 0) break;
       for (const row of rows) {
-        const seq = Number(row.leaf_seq);
-        if (seq !== frontier.size + 1) problem(`event seq ${frontier.size + 1} missing from tlog_leaves`);
-        const leafHash = hashLeaf(Buffer.from(row.leaf_text, 'utf8'));
-        if (leafHash.toString('hex') !== row.leaf_hash)
-          problem(`event seq ${seq}: stored leaf hash does not match its leaf`);
-        frontier.append(leafHash);
-        const record = JSON.parse(row.leaf_text) as CommitmentRecord;
-        if (record.seq !== seq) problem(`event seq ${seq}: its leaf says seq ${record.seq}`);
-        if (row.id === null) problem(`event seq ${seq}: missing from audit_events`);
-        const stored = row as unknown as Record<string, unknown>;
-        for (const [field, column, kind] of EVENT_COLUMNS) {
-          const raw = stored[column];
-          const value = kind === 'json' ? JSON.parse(String(raw)) : kind === 'number' ? Number(raw) : raw;
-          if (JSON.stringify(value) !== JSON.stringify(record[field])) {
-            problem(`event seq ${seq}: audit_events.${column} differs from the committed ${field}`);
-          }
+        const seq = Number(row.seq);
+        if (seq !== frontier.size + 1) problem(`event seq ${frontier.size + 1} missing from audit_events`);
+        if (row.leaf_hash === null || row.leaf_hash === undefined) problem(`event seq ${seq}: has no leaf hash`);
+        let record: CommitmentRecord;
+        try {
+          record = commitmentRecordOf(row);
+        } catch {
+          problem(`event seq ${seq}: audit_events.policy_ids or reasons is not JSON`);
         }
+        const leaf = leafTextOf(record);
+        if (!leaf.ok) problem(`event seq ${seq}: ${leaf.message}`);
+        const leafHash = hashLeafText(leaf.text);
+        if (leafHash.toString('hex') !== row.leaf_hash) {
+          problem(`event seq ${seq}: the audit_events row does not match its leaf hash (a committed field was changed)`);
+        }
+        frontier.append(leafHash);
         if (row.salt !== null && row.salt !== undefined) {
           const issue = contentProblem(record, {
             content: {
@@ -458,9 +445,9 @@ export async function verifyLive(store: Store, log: TransparencyLog): Promise<Li
           if (issue !== undefined) problem(`event seq ${seq}: ${issue}`);
         }
       }
-      after = Number(rows[rows.length - 1]!.leaf_seq);
+      after = Number(rows[rows.length - 1]!.seq);
     }
-    if (frontier.size !== latest.size) problem(`event seq ${frontier.size + 1} missing from tlog_leaves`);
+    if (frontier.size !== latest.size) problem(`event seq ${frontier.size + 1} missing from audit_events`);
     if (!frontier.root().equals(latest.root))
       problem(`checkpoint ${latest.size}: root does not match the stored leaves`);
     return { ok: true, events: frontier.size, checkpoints: 1 };

@@ -1,4 +1,4 @@
-import type { Kysely, Migration, MigrationProvider } from 'kysely';
+import { type Kysely, type Migration, type MigrationProvider, sql } from 'kysely';
 
 /**
  * One list of migrations for SQLite and PostgreSQL. Only portable column types are used
@@ -133,6 +133,43 @@ const migrations: Record<string, Migration> = {
         .addColumn('frontier', 'text', (c) => c.notNull())
         .addColumn('time', 'bigint', (c) => c.notNull())
         .execute();
+    },
+  },
+  '0005_audit_commitments': {
+    async up(db: Kysely<unknown>) {
+      // The commitment moves into the event row: the policy set hash and approval id the
+      // leaf commits to, the salted content hashes and the leaf hash. The leaf text is
+      // rebuilt from the row when needed, so tlog_leaves (a second copy of every event)
+      // goes; its hashes are carried over. Existing leaves committed both new fields as null.
+      for (const column of [
+        'policy_set_hash',
+        'approval_id',
+        'arguments_hash',
+        'reasoning_hash',
+        'result_hash',
+        'leaf_hash',
+      ]) {
+        await db.schema.alterTable('audit_events').addColumn(column, 'text').execute();
+      }
+      const copy = async (trx: Kysely<unknown>) => {
+        for (let after = 0; ; ) {
+          const { rows } = await sql<{ seq: number | string; hash: string; leaf: string }>`
+            select seq, hash, leaf from tlog_leaves where seq > ${after} order by seq limit 5000`.execute(trx);
+          for (const row of rows) {
+            const leaf = JSON.parse(row.leaf) as Record<string, string | null>;
+            await sql`update audit_events set policy_set_hash = ${leaf.policySetHash ?? null},
+              approval_id = ${leaf.approvalId ?? null}, arguments_hash = ${leaf.argumentsHash ?? null},
+              reasoning_hash = ${leaf.reasoningHash ?? null}, result_hash = ${leaf.resultHash ?? null},
+              leaf_hash = ${row.hash} where seq = ${Number(row.seq)}`.execute(trx);
+          }
+          if (rows.length < 5000) return;
+          after = Number(rows[rows.length - 1]!.seq);
+        }
+      };
+      // PostgreSQL runs migrations in a transaction already; SQLite gets one here (one commit, not one per row).
+      if (db.isTransaction) await copy(db);
+      else await db.transaction().execute(copy);
+      await db.schema.dropTable('tlog_leaves').execute();
     },
   },
 };

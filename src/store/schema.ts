@@ -72,6 +72,19 @@ export interface AuditEventTable {
   error_code: string | null;
   latency_us: number;
   trace_id: string | null;
+  /** Hash of the policy set in force (0005). */
+  policy_set_hash?: string | null;
+  /** The approval the call consumed (0005). */
+  approval_id?: string | null;
+  /**
+   * The event's transparency-log commitment (0005): hex salted SHA-256 of each content
+   * field, and the hex RFC 9162 leaf hash of the commitment record rebuilt from this row.
+   * Null only for an event appended before its log existed, until the log backfills it.
+   */
+  arguments_hash?: string | null;
+  reasoning_hash?: string | null;
+  result_hash?: string | null;
+  leaf_hash?: string | null;
 }
 
 /** Plaintext behind an event, kept apart so it can be erased without touching the log. */
@@ -96,15 +109,6 @@ export interface TlogKeyTable {
   created_at: number;
 }
 
-/** One Merkle leaf per audit event; leaf index = seq - 1. */
-export interface TlogLeafTable {
-  seq: number;
-  /** Hex RFC 9162 leaf hash of `leaf`. */
-  hash: string;
-  /** RFC 8785 canonical JSON of the event's commitment record. */
-  leaf: string;
-}
-
 /** Signed checkpoints, at most one per tree size, sizes signed in increasing order. */
 export interface TlogCheckpointTable {
   size: number;
@@ -125,6 +129,5 @@ export interface Database {
   audit_events: AuditEventTable;
   audit_content: AuditContentTable;
   tlog_keys: TlogKeyTable;
-  tlog_leaves: TlogLeafTable;
   tlog_checkpoints: TlogCheckpointTable;
 }
