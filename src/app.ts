@@ -118,6 +118,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     // The log opens first and closes last: close() signs a final checkpoint over what the recorder flushed.
     const auditLog = await TransparencyLog.open(store, {
       clock,
+      checkpointIntervalMs: config.audit.checkpointIntervalMs,
       onError: (error) => logger.error({ err: error }, 'audit checkpoint failed; the next append retries'),
     });
     closers.push(() => auditLog.close());

@@ -221,6 +221,9 @@ describe('the gateway with real MCP servers (filesystem, everything, a _meta ech
         outcome: 'denied',
         errorCode: 'policy_denied',
         policyIds: ['reader:no-env'],
+        // The event commits to the policy set that decided, and no approval was consumed.
+        policySetHash: t.custos.policy.snapshot.hash,
+        approvalId: null,
       });
     });
   });
@@ -678,6 +681,7 @@ describe('limits, expiry and policy reload (small body limit, 30 s tokens, a clo
   let t: TestCustos;
   const clock = new ManualClock(Date.now());
   const maxBodyBytes = 4096;
+  let policySetHashAtStart = '';
 
   beforeAll(async () => {
     t = await startTestCustos({
@@ -694,6 +698,7 @@ permit (principal, action == Action::"list_tools", resource);
       extra: { limits: { maxBodyBytes }, tokens: { ttlSeconds: 30 } },
       clock,
     });
+    policySetHashAtStart = t.custos.policy.snapshot.hash;
   });
   afterAll(async () => {
     await t?.close();
@@ -768,9 +773,14 @@ permit (principal, action == Action::"list_tools", resource);
           return eventually(() => changes > 0, 'a notification', 1000).catch(() => false);
         }, 'notifications/tools/list_changed');
         expect((await agent.listTools()).map((x) => x.name)).toContain(tool);
+        const before = t.custos.policy.snapshot.hash;
         const args = { echo: { message: 'now' }, 'get-sum': { a: 1, b: 2 }, 'get-tiny-image': {} }[tool];
         const result = await agent.callTool(tool, args);
         expect(result.isError).toBeFalsy();
+        // The reload changed the policy set, so the call's event commits to the new hash.
+        expect(before).not.toBe(policySetHashAtStart);
+        const call = (await auditEvents(t)).filter((e) => e.target === tool).at(-1);
+        expect(call?.policySetHash).toBe(t.custos.policy.snapshot.hash);
       });
     },
   );

@@ -68,10 +68,28 @@ describe('commitment records', () => {
       event({ arguments: { z: [1, { y: null }] }, result: 'ok' }),
     ];
     for (const sample of samples) {
-      const c = commitEvent({ ...sample, policySetHash: 'ab' }, Buffer.alloc(32, 1));
+      const c = commitEvent({ ...sample, policySetHash: 'ab'.repeat(32), approvalId: 'apr_1' }, Buffer.alloc(32, 1));
       const parsed = serializeCommitment(JSON.parse(c.leaf.toString('utf8')));
       expect(parsed.ok && parsed.text).toBe(c.leaf.toString('utf8'));
     }
+  });
+
+  it('commits the policy set hash and the approval id, and refuses a policy set hash that is not a hash', () => {
+    const policySetHash = 'c4'.repeat(32);
+    const c = commitEvent(event({ policySetHash, approvalId: 'apr_7' }), Buffer.alloc(32));
+    expect(c.record).toMatchObject({ policySetHash, approvalId: 'apr_7' });
+    expect(c.leaf.toString('utf8')).toContain(`"approvalId":"apr_7"`);
+    expect(c.leaf.toString('utf8')).toContain(`"policySetHash":"${policySetHash}"`);
+    expect(() => commitEvent(event({ policySetHash: 'v1' }))).toThrow(/policySetHash must be a SHA-256 hash/);
+    const record = JSON.parse(c.leaf.toString('utf8'));
+    expect(serializeCommitment({ ...record, policySetHash: 'C4'.repeat(32) })).toEqual({
+      ok: false,
+      message: 'leaf field policySetHash must be a SHA-256 hash (64 lower-case hex digits) or null',
+    });
+    expect(serializeCommitment({ ...record, approvalId: 7 })).toEqual({
+      ok: false,
+      message: 'leaf field approvalId must be a string or null',
+    });
   });
 
   it('refuses records with unknown, missing or mistyped fields', () => {

@@ -8,6 +8,7 @@
  */
 import { hash, randomBytes } from 'node:crypto';
 import { canonicalJson } from '../core/canonical.js';
+import { CustosError } from '../core/errors.js';
 import type { AuditEventInput } from './events.js';
 import { hashLeafText } from './merkle.js';
 
@@ -132,8 +133,9 @@ export function commitEvent(event: CommittableEvent, salt: Buffer = randomBytes(
     v: 1,
   };
   const text = leafTextOf(record);
-  const leafText = text.ok ? text.text : canonicalJson(record);
-  return new EventCommitment(leafText, hashLeafText(leafText), salt, record, {
+  // Fail closed: an event the verifier would refuse is never appended.
+  if (!text.ok) throw new CustosError('internal', `audit event ${event.id}: ${text.message}`);
+  return new EventCommitment(text.text, hashLeafText(text.text), salt, record, {
     arguments: args,
     reasoning,
     result,
@@ -146,7 +148,7 @@ export function commitmentLeaf(event: CommittableEvent): { leaf: Buffer; salt: B
   return { leaf, salt };
 }
 
-type FieldKind = 'string' | 'nullableString' | 'integer' | 'strings' | 'one';
+type FieldKind = 'string' | 'nullableString' | 'nullableHash' | 'integer' | 'strings' | 'one';
 
 const FIELD_KINDS: Record<keyof CommitmentRecord, FieldKind> = {
   v: 'one',
@@ -164,11 +166,11 @@ const FIELD_KINDS: Record<keyof CommitmentRecord, FieldKind> = {
   reasons: 'strings',
   outcome: 'string',
   errorCode: 'nullableString',
-  policySetHash: 'nullableString',
+  policySetHash: 'nullableHash',
   approvalId: 'nullableString',
-  argumentsHash: 'nullableString',
-  reasoningHash: 'nullableString',
-  resultHash: 'nullableString',
+  argumentsHash: 'nullableHash',
+  reasoningHash: 'nullableHash',
+  resultHash: 'nullableHash',
 };
 
 // RFC 8785 §3.2.3 orders members by their names' UTF-16 code units, which is what the default sort does.
@@ -179,6 +181,8 @@ const MEMBERS = SORTED_FIELDS.map((key, i) => ({
   prefix: `${i === 0 ? '{' : ','}${JSON.stringify(key)}:`,
 }));
 
+const HEX_HASH = /^[0-9a-f]{64}$/;
+
 function fieldProblem(kind: FieldKind, value: unknown): string | undefined {
   switch (kind) {
     case 'one':
@@ -187,6 +191,10 @@ function fieldProblem(kind: FieldKind, value: unknown): string | undefined {
       return typeof value === 'string' ? undefined : 'must be a string';
     case 'nullableString':
       return value === null || typeof value === 'string' ? undefined : 'must be a string or null';
+    case 'nullableHash':
+      return value === null || (typeof value === 'string' && HEX_HASH.test(value))
+        ? undefined
+        : 'must be a SHA-256 hash (64 lower-case hex digits) or null';
     case 'integer':
       return Number.isSafeInteger(value) ? undefined : 'must be a safe integer';
     case 'strings':
@@ -210,9 +218,9 @@ export function leafTextOf(record: CommitmentRecord): LeafText {
   let text = '';
   for (const { key, kind, prefix } of MEMBERS) {
     const value = input[key];
-    if (typeof value === 'string' && kind !== 'strings' && kind !== 'integer' && kind !== 'one') {
+    if (typeof value === 'string' && (kind === 'string' || kind === 'nullableString')) {
       text += prefix + JSON.stringify(value);
-    } else if (value === null && kind === 'nullableString') {
+    } else if (value === null && (kind === 'nullableString' || kind === 'nullableHash')) {
       text += `${prefix}null`;
     } else {
       const problem = fieldProblem(kind, value);

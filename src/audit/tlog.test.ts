@@ -221,6 +221,21 @@ await describeEachStore('tlog', (current) => {
       problem: 'event seq 7: the audit_events row does not match its leaf hash (a committed field was changed)',
     });
     await store.db.updateTable('audit_events').set({ target: 'read_file' }).where('seq', '=', 7).execute();
+    await store.db
+      .updateTable('audit_events')
+      .set({ policy_set_hash: 'f'.repeat(64) })
+      .where('seq', '=', 8)
+      .execute();
+    expect(await verifyLive(store, log)).toEqual({
+      ok: false,
+      problem: 'event seq 8: the audit_events row does not match its leaf hash (a committed field was changed)',
+    });
+    await store.db
+      .updateTable('audit_events')
+      .set({ policy_set_hash: '0'.repeat(64) })
+      .where('seq', '=', 8)
+      .execute();
+    expect(await verifyLive(store, log)).toMatchObject({ ok: true });
   });
 
   /** Copy the first bundle, apply one change, and verify it. */
@@ -253,6 +268,37 @@ await describeEachStore('tlog', (current) => {
       ),
     );
     expect(result).toEqual({ ok: false, problem: 'event seq 17: leaf hash does not match its fields' });
+  });
+
+  it('names an event whose policy set hash or approval id was changed in the export', async () => {
+    const exported = lines(join(bundle, 'events.jsonl')).map((l) => JSON.parse(l));
+    // seq 17 (line 13) was decided under policy set '1…1'; seq 20 (line 16) consumed apr_20.
+    expect(exported[12].leaf).toMatchObject({ seq: 17, policySetHash: '1'.repeat(64), approvalId: null });
+    expect(exported[15].leaf).toMatchObject({ seq: 20, policySetHash: '0'.repeat(64), approvalId: 'apr_20' });
+    const editLine = (index: number, from: string, to: string) =>
+      tampered((dir) => editEvents(dir, (ls) => ls.map((l, i) => (i === index ? l.replace(from, to) : l))));
+    const policySet = `"policySetHash":"${'1'.repeat(64)}"`;
+    expect(await editLine(12, policySet, `"policySetHash":"${'0'.repeat(64)}"`)).toEqual({
+      ok: false,
+      problem: 'event seq 17: leaf hash does not match its fields',
+    });
+    expect(await editLine(12, policySet, '"policySetHash":null')).toEqual({
+      ok: false,
+      problem: 'event seq 17: leaf hash does not match its fields',
+    });
+    expect(await editLine(12, policySet, '"policySetHash":"permissive"')).toEqual({
+      ok: false,
+      problem:
+        'events.jsonl line 13: leaf field policySetHash must be a SHA-256 hash (64 lower-case hex digits) or null',
+    });
+    expect(await editLine(15, '"approvalId":"apr_20"', '"approvalId":"apr_21"')).toEqual({
+      ok: false,
+      problem: 'event seq 20: leaf hash does not match its fields',
+    });
+    expect(await editLine(15, '"approvalId":"apr_20"', '"approvalId":null')).toEqual({
+      ok: false,
+      problem: 'event seq 20: leaf hash does not match its fields',
+    });
   });
 
   it('names modified content', async () => {

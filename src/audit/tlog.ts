@@ -24,7 +24,10 @@ import { eventFromRow, rowFromEvent } from './query.js';
 
 export interface TransparencyLogOptions {
   readonly clock?: Clock;
-  /** Longest wait between an append and the checkpoint that covers it (default 1000 ms). */
+  /**
+   * Longest wait from an append to a signed checkpoint covering it (default 1000 ms). The
+   * timer fires early enough to leave room for signing (see #scheduleCheckpoint).
+   */
   readonly checkpointIntervalMs?: number;
   /** Origin for a log created now (default custos.local/<random log id>); ignored once a key exists. */
   readonly origin?: string;
@@ -34,6 +37,8 @@ export interface TransparencyLogOptions {
   readonly random?: (n: number) => Buffer;
   /** Called when a timer-driven checkpoint fails; the next append retries. */
   readonly onError?: (error: unknown) => void;
+  /** Called after each checkpoint this handle signed and stored (metrics, benchmarks). */
+  readonly onCheckpoint?: (checkpoint: StoredCheckpoint) => void;
 }
 
 /** A checkpoint as stored. */
@@ -93,6 +98,10 @@ export class TransparencyLog {
   #signing: Promise<StoredCheckpoint | undefined> = Promise.resolve(undefined);
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  /** Commits not yet covered by a checkpoint: tree size after each, and when (performance.now()). */
+  #uncovered: { size: number; at: number }[] = [];
+  /** How long the last checkpoint took to sign and store (ms). */
+  #signingMs = 0;
   readonly #clock: Clock;
   readonly #intervalMs: number;
   readonly #random: (n: number) => Buffer;
@@ -331,6 +340,7 @@ export class TransparencyLog {
     if (this.#pending !== pending) throw new CustosError('internal', 'this append is not the pending one');
     this.#pending = undefined;
     for (const leafHash of pending.leafHashes) this.#frontier.append(leafHash);
+    this.#uncovered.push({ size: this.#frontier.size, at: performance.now() });
     this.#scheduleCheckpoint();
   }
 
@@ -353,12 +363,23 @@ export class TransparencyLog {
     this.commit(pending!);
   }
 
+  /**
+   * Arm the timer so that the oldest uncovered commit is covered within the interval: it
+   * fires the interval after that commit, less a lead for signing and event-loop delay
+   * (twice the last signing time plus 50 ms, at most half the interval).
+   */
   #scheduleCheckpoint(): void {
     if (this.#timer !== undefined || this.#closed || this.options.readOnly) return;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.checkpointNow().catch((error: unknown) => this.options.onError?.(error));
-    }, this.#intervalMs);
+    const now = performance.now();
+    const oldest = this.#uncovered[0]?.at ?? now;
+    const lead = Math.min(this.#intervalMs / 2, 50 + 2 * this.#signingMs);
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = undefined;
+        this.checkpointNow().catch((error: unknown) => this.options.onError?.(error));
+      },
+      Math.max(0, oldest + this.#intervalMs - lead - now),
+    );
     this.#timer.unref();
   }
 
@@ -379,6 +400,7 @@ export class TransparencyLog {
     const size = this.#frontier.size;
     if (size === 0 || (this.#lastSigned !== undefined && size <= this.#lastSigned.size))
       return this.#lastSigned;
+    const started = performance.now();
     const root = this.#frontier.root();
     const frontier = JSON.stringify(this.#frontier.nodes.map(hex));
     const time = this.#clock.now();
@@ -406,6 +428,10 @@ export class TransparencyLog {
       return { size, root, note, time };
     });
     this.#lastSigned = stored;
+    this.#signingMs = performance.now() - started;
+    const covered = this.#uncovered.findIndex((commit) => commit.size > stored.size);
+    this.#uncovered.splice(0, covered === -1 ? this.#uncovered.length : covered);
+    if (stored.size === size) this.options.onCheckpoint?.(stored);
     if (this.#frontier.size > stored.size) this.#scheduleCheckpoint();
     return stored;
   }

@@ -70,8 +70,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Longest wait, in milliseconds, to gather events into one commit. */
       commitDelayMs: z.number().min(0).max(100).default(0),
+      /** Longest wait, in milliseconds, from an event's append to a signed checkpoint covering it. */
+      checkpointIntervalMs: z.number().int().min(10).max(3_600_000).default(1000),
     })
-    .default({ commitDelayMs: 0 }),
+    .default({ commitDelayMs: 0, checkpointIntervalMs: 1000 }),
 });
 
 export type ServerConfig = z.infer<typeof server>;

@@ -58,6 +58,11 @@ export interface CallContext {
   tool?: ToolDefinition;
   // set by authorize
   decision?: Decision;
+  /** Hash of the policy set the decision came from. */
+  policySetHash?: string;
+  // set by approve
+  /** The approval the call consumed, if any. */
+  approvalId?: string;
   // set by forward
   result?: Record<string, unknown>;
 }

@@ -43,7 +43,7 @@ export class Pipeline {
 
   constructor(private readonly deps: PipelineDeps) {
     this.guards = [resolve(deps.view), meter(deps.budgets), authorize(deps.policy, deps.clock)];
-    this.recordStage = record(deps.audit);
+    this.recordStage = record(deps.audit, deps.policy);
   }
 
   /** Stage 1: who is calling. Throws CustosError invalid_token or agent_inactive. */
@@ -104,6 +104,9 @@ export class Pipeline {
       errorCode: null,
       latencyUs: Number(process.hrtime.bigint() - started) / 1000,
       traceId: null,
+      // What was visible depends on the policies in force.
+      policySetHash: this.deps.policy.policySetHash,
+      approvalId: null,
     });
   }
 }

@@ -15,6 +15,7 @@ export { builtInSchema } from './schema.js';
 export {
   type PolicySnapshot,
   PolicyStore,
+  policySetHash,
   type PolicyStoreOptions,
   type ReloadResult,
   type WatchListener,

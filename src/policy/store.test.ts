@@ -29,6 +29,27 @@ describe('policy store', () => {
     );
   });
 
+  test('the policy set hash is stable for the same policies and changes with any policy or the schema', async () => {
+    await writeFile(join(directory, 'a.cedar'), allowAll);
+    const store = await PolicyStore.open(directory);
+    const again = await PolicyStore.open(directory);
+    const first = store.snapshot.hash;
+    expect(first).toMatch(/^[0-9a-f]{64}$/);
+    expect(again.snapshot.hash).toBe(first);
+    expect(store.policySetHash).toBe(first);
+    // Reloading unchanged files keeps the hash; a changed policy changes it.
+    expect((await store.reload()).ok).toBe(true);
+    expect(store.snapshot.hash).toBe(first);
+    await writeFile(join(directory, 'b.cedar'), denyAll);
+    expect((await store.reload()).ok).toBe(true);
+    expect(store.snapshot.hash).not.toBe(first);
+    const fromSources = PolicyStore.fromSources({ files: [{ name: 'x.cedar', text: allowAll }] });
+    expect(fromSources.snapshot.hash).toBe(first);
+    store.close();
+    again.close();
+    fromSources.close();
+  });
+
   test('only *.cedar files and schema.cedarschema are read', async () => {
     await writeFile(join(directory, 'a.cedar'), allowAll);
     await writeFile(join(directory, 'notes.txt'), 'not a policy');

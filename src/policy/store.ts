@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { type FSWatcher, watch } from 'node:fs';
 import { type EngineLimits, PolicyEngine } from './engine.js';
 import { compilePolicySet, PolicyLoadError, type PolicySources, readPolicyDirectory } from './load.js';
@@ -22,6 +23,12 @@ export interface PolicySnapshot {
   readonly policies: readonly LoadedPolicy[];
   /** When this snapshot was loaded (ms since the epoch, from the injected clock). */
   readonly loadedAt: number;
+  /**
+   * Hex SHA-256 identifying the policy set: of the schema text and every policy's id and
+   * text, in id order. Equal sets hash equal whenever and wherever loaded; any change to a
+   * policy or the schema changes it. Audit events commit to it (policySetHash).
+   */
+  readonly hash: string;
 }
 
 export type ReloadResult =
@@ -56,7 +63,25 @@ function snapshotOf(
     schema: engine.policySet.schemaName,
     policies: Object.freeze(policies),
     loadedAt,
+    hash: policySetHash(engine.policySet.schemaText, policies),
   });
+}
+
+/** See PolicySnapshot.hash. Lengths prefix every part, so no two different sets give the same input. */
+export function policySetHash(schemaText: string, policies: readonly { id: string; text: string }[]): string {
+  const digest = createHash('sha256');
+  const part = (text: string) => {
+    const bytes = Buffer.from(text, 'utf8');
+    digest.update(`${bytes.length}:`).update(bytes);
+  };
+  part('custos policy set v1');
+  part(schemaText);
+  const sorted = [...policies].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  for (const policy of sorted) {
+    part(policy.id);
+    part(policy.text);
+  }
+  return digest.digest('hex');
 }
 
 function problemsOf(error: unknown): readonly PolicyProblem[] {
@@ -97,6 +122,11 @@ export class PolicyStore {
 
   get snapshot(): PolicySnapshot {
     return this.current.snapshot;
+  }
+
+  /** Hash of the policy set in force (PolicySnapshot.hash). */
+  get policySetHash(): string {
+    return this.current.snapshot.hash;
   }
 
   /** The engine in force (for tools that compare indexed and full evaluation). */

@@ -12,6 +12,8 @@ import { policyActionOf, proceed, stop } from '../context.js';
 
 /** The policy engine as the gateway uses it. */
 export interface PolicyPort {
+  /** Hash of the policy set decide() answers from; the audit record commits to it. */
+  readonly policySetHash: string;
   decide(input: DecisionInput): Decision;
   canSee(principal: PolicyPrincipal, task: PolicyTask | undefined, resource: PolicyResource): boolean;
 }
@@ -55,6 +57,8 @@ export function authorize(policy: PolicyPort, clock: Clock) {
       name,
       ...(ctx.tool?.annotations ? { annotations: ctx.tool.annotations } : {}),
     };
+    // Read in the same synchronous turn as decide(), so a reload cannot slip between them.
+    ctx.policySetHash = policy.policySetHash;
     const decision = policy.decide({
       principal: policyPrincipal(ctx),
       task: policyTask(ctx),

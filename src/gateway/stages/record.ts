@@ -1,10 +1,14 @@
 import type { AuditEvent, AuditRecorder } from '../../audit/index.js';
 import { isCustosError } from '../../core/errors.js';
 import type { CallContext, CallOutcome } from '../context.js';
+import type { PolicyPort } from './authorize.js';
 import { UpstreamRpcError } from '../upstream/types.js';
 
-/** Append the call's one audit event; resolves when it is durable. */
-export function record(audit: AuditRecorder) {
+/**
+ * Append the call's one audit event; resolves when it is durable. The event commits to the
+ * policy set the decision came from or, for a call stopped before authorize, the set in force.
+ */
+export function record(audit: AuditRecorder, policy: Pick<PolicyPort, 'policySetHash'>) {
   return function recordStage(ctx: CallContext, outcome: CallOutcome): Promise<AuditEvent> {
     const p = ctx.principal;
     const decision = ctx.decision;
@@ -27,6 +31,8 @@ export function record(audit: AuditRecorder) {
       errorCode: denied?.code ?? (outcome.kind === 'failed' ? failureCode(outcome.error) : null),
       latencyUs: Number(process.hrtime.bigint() - ctx.started) / 1000,
       traceId: ctx.traceId,
+      policySetHash: ctx.policySetHash ?? policy.policySetHash,
+      approvalId: ctx.approvalId ?? null,
       arguments: ctx.arguments,
       ...(ctx.reasoning === undefined ? {} : { reasoning: ctx.reasoning }),
     });
