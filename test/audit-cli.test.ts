@@ -204,7 +204,9 @@ describe('custos audit (built CLI against a temp configuration)', () => {
         .execute();
       const tampered = await run('audit', 'verify', '--live');
       expect(tampered.code).toBe(1);
-      expect(tampered.stderr).toContain('event seq 3: the audit_events row does not match its leaf hash (a committed field was changed)');
+      expect(tampered.stderr).toContain(
+        'event seq 3: the audit_events row does not match its leaf hash (a committed field was changed)',
+      );
     } finally {
       await store.db.updateTable('audit_events').set({ target: 'read_file' }).where('seq', '=', 3).execute();
       await store.close();

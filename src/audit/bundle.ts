@@ -186,7 +186,10 @@ async function writeEvents(
         const record = commitmentRecordOf(row);
         const leaf = leafTextOf(record);
         if (!leaf.ok) {
-          throw new CustosError('internal', `audit event seq ${row.seq} is not a valid leaf: ${leaf.message}`);
+          throw new CustosError(
+            'internal',
+            `audit event seq ${row.seq} is not a valid leaf: ${leaf.message}`,
+          );
         }
         const committed =
           record.argumentsHash !== null || record.reasoningHash !== null || record.resultHash !== null;

@@ -68,7 +68,10 @@ describe('commitment records', () => {
       event({ arguments: { z: [1, { y: null }] }, result: 'ok' }),
     ];
     for (const sample of samples) {
-      const c = commitEvent({ ...sample, policySetHash: 'ab'.repeat(32), approvalId: 'apr_1' }, Buffer.alloc(32, 1));
+      const c = commitEvent(
+        { ...sample, policySetHash: 'ab'.repeat(32), approvalId: 'apr_1' },
+        Buffer.alloc(32, 1),
+      );
       const parsed = serializeCommitment(JSON.parse(c.leaf.toString('utf8')));
       expect(parsed.ok && parsed.text).toBe(c.leaf.toString('utf8'));
     }

@@ -204,7 +204,9 @@ function fieldProblem(kind: FieldKind, value: unknown): string | undefined {
   }
 }
 
-export type LeafText = { readonly ok: true; readonly text: string } | { readonly ok: false; readonly message: string };
+export type LeafText =
+  | { readonly ok: true; readonly text: string }
+  | { readonly ok: false; readonly message: string };
 
 /**
  * The RFC 8785 canonical JSON of a commitment record, checking every field's type. For

@@ -18,7 +18,7 @@ import { CustosError } from '../core/errors.js';
 import type { AuditContentTable, AuditEventTable, Database, Store } from '../store/index.js';
 import { signCheckpoint } from './checkpoint.js';
 import { type CommittableEvent, commitEvent, SALT_SIZE } from './commitment.js';
-import { consistencyProof, hashLeaf, inclusionProof, MerkleFrontier } from './merkle.js';
+import { consistencyProof, inclusionProof, MerkleFrontier } from './merkle.js';
 import { generateSignerKey, type NoteSigner, parseSignerKey, parseVerifierKey, signNote } from './note.js';
 import { eventFromRow, rowFromEvent } from './query.js';
 
@@ -257,9 +257,9 @@ export class TransparencyLog {
       const { record, content } = commitment;
       leafHashes[i] = commitment.leafHash;
       eventRows[i] = rowFromEvent(event, {
-          argumentsHash: record.argumentsHash,
-          reasoningHash: record.reasoningHash,
-          resultHash: record.resultHash,
+        argumentsHash: record.argumentsHash,
+        reasoningHash: record.reasoningHash,
+        resultHash: record.resultHash,
         leafHash: commitment.leafHash.toString('hex'),
       });
       if (content.arguments !== null || content.reasoning !== null || content.result !== null) {

@@ -3,30 +3,28 @@
  * server nor the database, and a live check of the stored log. Both report the first
  * problem found as a value; they throw only for bugs.
  */
-import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { errorMessage } from '../core/errors.js';
 import type { Store } from '../store/index.js';
 import { BUNDLE_FILES, type BundleProofs, MANIFEST_TYPE } from './bundle.js';
 import { openCheckpoint } from './checkpoint.js';
-import {
-  CONTENT_FIELDS,
-  type CommitmentRecord,
-  contentHash,
-  hashFieldOf,
-  leafTextOf,
-  serializeCommitment,
-} from './commitment.js';
-import {
-  HASH_SIZE,
-  hashLeafText,
-  MerkleFrontier,
-  verifyConsistency,
-  verifyInclusion,
-} from './merkle.js';
+import { type CommitmentRecord, leafTextOf } from './commitment.js';
+import { HASH_SIZE, hashLeafText, MerkleFrontier, verifyConsistency, verifyInclusion } from './merkle.js';
 import { type NoteVerifier, openNote, parseVerifierKey } from './note.js';
 import { commitmentRecordOf } from './query.js';
 import type { TransparencyLog } from './tlog.js';
+import {
+  checkEventRange,
+  checkLines,
+  contentProblem,
+  type EventRange,
+  type LinesResult,
+  readLineBatches,
+} from './verify-events.js';
 
 export type BundleVerification =
   | {
@@ -240,102 +238,170 @@ function checkProofs(
   }
 }
 
-/** Lines of a file, a megabyte of them at a time (much faster than node:readline for big exports). */
-async function* readLineBatches(path: string): AsyncGenerator<string[]> {
-  let rest = '';
-  for await (const chunk of createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 20 })) {
-    const lines = (rest + (chunk as string)).split('\n');
-    rest = lines.pop()!;
-    yield lines;
-  }
-  if (rest !== '') yield [rest];
-}
+/**
+ * The order, range and gap checks over the seqs of events.jsonl, in line order, raising
+ * the first problem exactly as one pass over the file would: a line's own problem counts
+ * only once every earlier line passed and its seq passed these checks.
+ */
+class EventOrder {
+  lineNumber = 0;
+  previous = 0;
+  events = 0;
+  // A gap is reported unless a later line fills it out of order (then the reorder is the problem).
+  gap: { seq: number; message: string } | undefined;
 
-interface EventLine {
-  leaf?: unknown;
-  content?: unknown;
-  erased?: unknown;
-}
+  constructor(private readonly manifest: Manifest) {}
 
-/** Problems with an event's content against the salted hashes in its leaf, or undefined. */
-function contentProblem(record: CommitmentRecord, line: EventLine): string | undefined {
-  const committed = CONTENT_FIELDS.some((field) => record[hashFieldOf(field)] !== null);
-  if (line.content === null || line.content === undefined) {
-    if (committed && line.erased !== true) return 'content is missing but the event is not marked erased';
-    if (!committed && line.erased === true) return 'marked erased but the leaf commits to no content';
-    return undefined;
+  private fail(message: string): never {
+    problem(this.gap?.message ?? message);
   }
-  if (line.erased === true) return 'marked erased but carries content';
-  const content = line.content as Record<string, unknown>;
-  const salt = typeof content.salt === 'string' ? Buffer.from(content.salt, 'hex') : undefined;
-  if (salt === undefined || salt.length !== 32 || content.salt !== salt.toString('hex')) {
-    return 'content salt is not 64 lower-case hex digits';
-  }
-  for (const field of CONTENT_FIELDS) {
-    const text = content[field] ?? null;
-    const committedHash = record[hashFieldOf(field)];
-    if (text !== null && typeof text !== 'string') return `content ${field} is not canonical JSON text`;
-    if (text === null && committedHash !== null) return `content lacks the ${field} its leaf commits to`;
-    if (text !== null && committedHash === null) return `content has ${field} its leaf does not commit to`;
-    if (text !== null && contentHash(salt, text) !== committedHash) {
-      return `${field} do not match the leaf's salted commitment`;
+
+  /** Apply the result of the next run of lines. */
+  apply(result: LinesResult): void {
+    const { seqs, problem: found } = result;
+    const { fromSeq, toSeq } = this.manifest;
+    const count = found === undefined ? seqs.length : found.index + 1;
+    for (let i = 0; i < count; i++) {
+      this.lineNumber++;
+      if (found !== undefined && i === found.index && found.stage === 'line') {
+        this.fail(`events.jsonl line ${this.lineNumber}: ${found.detail}`);
+      }
+      const seq = seqs[i]!;
+      if (seq <= this.previous) {
+        if (this.gap !== undefined && seq === this.gap.seq) this.gap = undefined;
+        this.fail(`events out of order at line ${this.lineNumber}: seq ${seq} after seq ${this.previous}`);
+      }
+      if (seq < fromSeq || seq > toSeq) {
+        this.fail(
+          `event seq ${seq} at line ${this.lineNumber} is outside the signed export range ${fromSeq}..${toSeq}`,
+        );
+      }
+      const expected = this.previous === 0 ? fromSeq : this.previous + 1;
+      if (seq > expected && this.gap === undefined)
+        this.gap = { seq: expected, message: `event seq ${expected} missing` };
+      if (found !== undefined && i === found.index && found.stage === 'event') this.fail(found.detail);
+      this.previous = seq;
+      this.events++;
     }
   }
-  return undefined;
+
+  finish(): void {
+    if (this.gap !== undefined) problem(this.gap.message);
+    if (this.previous < this.manifest.toSeq)
+      problem(`event seq ${this.previous === 0 ? this.manifest.fromSeq : this.previous + 1} missing`);
+  }
 }
 
+// Below this size a file is checked on the calling thread: starting workers costs more.
+const minBytesPerWorker = 32 << 20;
+const workerScript = new URL('./verify-worker.js', import.meta.url);
+
+function workerAvailable(): boolean {
+  // From TypeScript sources (tests) there is no compiled worker to start.
+  return workerScript.protocol === 'file:' && existsSync(fileURLToPath(workerScript));
+}
+
+/** How many threads to check events.jsonl with by default: one per core (at most 4), for big files. */
+function defaultParallelism(size: number): number {
+  if (!workerAvailable()) return 1;
+  return Math.max(1, Math.min(availableParallelism(), 4, Math.floor(size / minBytesPerWorker)));
+}
+
+/** Split a file into `parts` byte ranges of whole lines. */
+function lineRanges(path: string, size: number, parts: number): { start: number; end: number }[] {
+  const bounds = [0];
+  const fd = openSync(path, 'r');
+  try {
+    const window = Buffer.alloc(64 * 1024);
+    for (let k = 1; k < parts; k++) {
+      let at = Math.floor((k * size) / parts);
+      if (at <= bounds.at(-1)!) continue;
+      for (;;) {
+        const read = readSync(fd, window, 0, window.length, at);
+        if (read === 0) {
+          at = size;
+          break;
+        }
+        const newline = window.subarray(0, read).indexOf(10);
+        if (newline >= 0) {
+          at += newline + 1;
+          break;
+        }
+        at += read;
+      }
+      if (at < size && at > bounds.at(-1)!) bounds.push(at);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  bounds.push(size);
+  return bounds.slice(1).map((end, i) => ({ start: bounds[i]!, end }));
+}
+
+/**
+ * Check every event line against its leaf and its content, then the order of seqs.
+ * Large files are split into line ranges checked by worker threads; `signal` stops them.
+ */
 async function checkEvents(
   path: string,
   leaves: Buffer,
   manifest: Manifest,
+  parallelism: number | undefined,
+  signal: AbortSignal,
 ): Promise<{ events: number; erased: number }> {
   if (!existsSync(path)) problem(`${BUNDLE_FILES.events}: missing`);
-  let lineNumber = 0;
-  let previous = 0;
-  let events = 0;
+  const size = statSync(path).size;
+  const threads = parallelism ?? defaultParallelism(size);
+  const order = new EventOrder(manifest);
   let erased = 0;
-  // A gap is reported unless a later line fills it out of order (then the reorder is the problem).
-  let gap: { seq: number; message: string } | undefined;
-  const fail = (message: string): never => problem(gap?.message ?? message);
-  for await (const batch of readLineBatches(path))
-    for (const text of batch) {
-      lineNumber++;
-      if (text === '') fail(`events.jsonl line ${lineNumber}: empty line`);
-      let line: EventLine;
-      try {
-        line = JSON.parse(text) as EventLine;
-      } catch {
-        fail(`events.jsonl line ${lineNumber}: not valid JSON`);
-      }
-      const parsed = serializeCommitment(line!.leaf);
-      if (!parsed.ok) fail(`events.jsonl line ${lineNumber}: ${parsed.message}`);
-      const { record, text: leaf } = parsed as Extract<typeof parsed, { ok: true }>;
-      const seq = record.seq;
-      if (seq <= previous) {
-        if (gap !== undefined && seq === gap.seq) gap = undefined;
-        fail(`events out of order at line ${lineNumber}: seq ${seq} after seq ${previous}`);
-      }
-      if (seq < manifest.fromSeq || seq > manifest.toSeq) {
-        fail(
-          `event seq ${seq} at line ${lineNumber} is outside the signed export range ${manifest.fromSeq}..${manifest.toSeq}`,
-        );
-      }
-      const expected = previous === 0 ? manifest.fromSeq : previous + 1;
-      if (seq > expected && gap === undefined)
-        gap = { seq: expected, message: `event seq ${expected} missing` };
-      if (!hashLeafText(leaf).equals(leaves.subarray((seq - 1) * HASH_SIZE, seq * HASH_SIZE))) {
-        fail(`event seq ${seq}: leaf hash does not match its fields`);
-      }
-      const contentIssue = contentProblem(record, line!);
-      if (contentIssue !== undefined) fail(`event seq ${seq}: ${contentIssue}`);
-      if (line!.erased === true) erased++;
-      previous = seq;
-      events++;
+  if (threads <= 1) {
+    const result: LinesResult = { seqs: [], erased: 0 };
+    for await (const batch of readLineBatches(path)) {
+      result.seqs = [];
+      checkLines(batch, { leaves, ...manifest }, result);
+      order.apply(result);
+      if (signal.aborted) return { events: 0, erased: 0 };
     }
-  if (gap !== undefined) problem(gap.message);
-  if (previous < manifest.toSeq)
-    problem(`event seq ${previous === 0 ? manifest.fromSeq : previous + 1} missing`);
-  return { events, erased };
+    erased = result.erased;
+  } else {
+    // The workers read the leaf hashes from shared memory rather than a copy each.
+    const shared = new Uint8Array(new SharedArrayBuffer(leaves.length));
+    shared.set(leaves);
+    const ranges = lineRanges(path, size, threads).map(
+      ({ start, end }): EventRange => ({ path, start, end, leaves: shared, ...manifest }),
+    );
+    // Without a compiled worker (tests run the TypeScript sources) the ranges run here, one after another.
+    const workers = workerAvailable()
+      ? ranges.map((range) => new Worker(workerScript, { workerData: range }))
+      : undefined;
+    // Listen from the start: a worker may answer and exit before its turn to be read.
+    const answers = workers?.map((worker) => {
+      const answer = new Promise<LinesResult>((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+        worker.once('exit', (code) => reject(new Error(`a verification worker exited with code ${code}`)));
+      });
+      answer.catch(() => {});
+      return answer;
+    });
+    const stop = () => {
+      for (const worker of workers ?? []) void worker.terminate();
+    };
+    signal.addEventListener('abort', stop);
+    try {
+      for (const [i, range] of ranges.entries()) {
+        const answer = answers?.[i];
+        const result = answer === undefined ? await checkEventRange(range) : await answer;
+        order.apply(result);
+        erased += result.erased;
+      }
+    } finally {
+      signal.removeEventListener('abort', stop);
+      stop();
+    }
+  }
+  order.finish();
+  return { events: order.events, erased };
 }
 
 /**
@@ -347,8 +413,13 @@ async function checkEvents(
  */
 export async function verifyBundle(
   dir: string,
-  options: { verifierKey?: string } = {},
+  options: {
+    verifierKey?: string;
+    /** Threads checking events.jsonl (default: one per core, at most 4, for files over 32 MiB). */
+    parallelism?: number;
+  } = {},
 ): Promise<BundleVerification> {
+  const stopEvents = new AbortController();
   try {
     const keyText = options.verifierKey ?? readText(dir, BUNDLE_FILES.key).trim();
     let verifier: NoteVerifier;
@@ -361,9 +432,19 @@ export async function verifyBundle(
     const manifest = checkManifest(readText(dir, BUNDLE_FILES.manifest), verifier, checkpoints);
     const treeSize = checkpoints.at(-1)!.size;
     const leaves = readLeaves(readText(dir, BUNDLE_FILES.leaves), treeSize);
+    // Event lines are checked (in worker threads, for big files) while this thread checks
+    // the roots and proofs; problems are still reported in this order.
+    const checkingEvents = checkEvents(
+      join(dir, BUNDLE_FILES.events),
+      leaves,
+      manifest,
+      options.parallelism,
+      stopEvents.signal,
+    );
+    checkingEvents.catch(() => {});
     checkRoots(leaves, checkpoints);
     checkProofs(readText(dir, BUNDLE_FILES.proofs), checkpoints, leaves, manifest);
-    const { events, erased } = await checkEvents(join(dir, BUNDLE_FILES.events), leaves, manifest);
+    const { events, erased } = await checkingEvents;
     return {
       ok: true,
       events,
@@ -376,6 +457,8 @@ export async function verifyBundle(
   } catch (error) {
     if (error instanceof Problem) return { ok: false, problem: error.message };
     throw error;
+  } finally {
+    stopEvents.abort();
   }
 }
 
@@ -419,7 +502,8 @@ export async function verifyLive(store: Store, log: TransparencyLog): Promise<Li
       for (const row of rows) {
         const seq = Number(row.seq);
         if (seq !== frontier.size + 1) problem(`event seq ${frontier.size + 1} missing from audit_events`);
-        if (row.leaf_hash === null || row.leaf_hash === undefined) problem(`event seq ${seq}: has no leaf hash`);
+        if (row.leaf_hash === null || row.leaf_hash === undefined)
+          problem(`event seq ${seq}: has no leaf hash`);
         let record: CommitmentRecord;
         try {
           record = commitmentRecordOf(row);
@@ -430,7 +514,9 @@ export async function verifyLive(store: Store, log: TransparencyLog): Promise<Li
         if (!leaf.ok) problem(`event seq ${seq}: ${leaf.message}`);
         const leafHash = hashLeafText(leaf.text);
         if (leafHash.toString('hex') !== row.leaf_hash) {
-          problem(`event seq ${seq}: the audit_events row does not match its leaf hash (a committed field was changed)`);
+          problem(
+            `event seq ${seq}: the audit_events row does not match its leaf hash (a committed field was changed)`,
+          );
         }
         frontier.append(leafHash);
         if (row.salt !== null && row.salt !== undefined) {

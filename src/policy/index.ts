@@ -15,8 +15,8 @@ export { builtInSchema } from './schema.js';
 export {
   type PolicySnapshot,
   PolicyStore,
-  policySetHash,
   type PolicyStoreOptions,
+  policySetHash,
   type ReloadResult,
   type WatchListener,
 } from './store.js';

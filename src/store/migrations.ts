@@ -154,7 +154,9 @@ const migrations: Record<string, Migration> = {
       const copy = async (trx: Kysely<unknown>) => {
         for (let after = 0; ; ) {
           const { rows } = await sql<{ seq: number | string; hash: string; leaf: string }>`
-            select seq, hash, leaf from tlog_leaves where seq > ${after} order by seq limit 5000`.execute(trx);
+            select seq, hash, leaf from tlog_leaves where seq > ${after} order by seq limit 5000`.execute(
+            trx,
+          );
           for (const row of rows) {
             const leaf = JSON.parse(row.leaf) as Record<string, string | null>;
             await sql`update audit_events set policy_set_hash = ${leaf.policySetHash ?? null},

@@ -6,6 +6,7 @@ import pg from 'pg';
 import { CustosError } from '../core/errors.js';
 import { migrationProvider } from './migrations.js';
 import type { Database } from './schema.js';
+import { startCheckpointer } from './sqlite-checkpointer.js';
 
 /** What differs between backends, as flags callers may read; never branch on a name. */
 export interface StoreCapabilities {
@@ -65,6 +66,7 @@ export async function openStore(url: string, baseDir?: string): Promise<Store> {
   let db: Kysely<Database>;
   let capabilities: StoreCapabilities;
   let insertMany: Store['insertMany'];
+  let stopCheckpointer = async () => {};
   if (location.kind === 'sqlite') {
     if (location.file !== ':memory:') mkdirSync(dirname(location.file), { recursive: true });
     const sqlite = new SqliteDatabase(location.file);
@@ -75,7 +77,18 @@ export async function openStore(url: string, baseDir?: string): Promise<Store> {
     sqlite.pragma('foreign_keys = ON');
     db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
     capabilities = { concurrentWriters: false };
-    insertMany = sqliteInsertMany(sqlite, db);
+    const append = sqliteInsertMany(sqlite, db);
+    insertMany = append;
+    if (location.file !== ':memory:') {
+      const file = location.file;
+      // Only a process that appends needs the WAL copied out of its way; readers (the CLI) never start one.
+      insertMany = (batch) => {
+        const checkpointer = startCheckpointer(file);
+        stopCheckpointer = () => checkpointer.stop();
+        insertMany = append;
+        return append(batch);
+      };
+    }
   } else {
     if (location.schema !== undefined) {
       const admin = new pg.Client({ connectionString: location.url });
@@ -109,7 +122,16 @@ export async function openStore(url: string, baseDir?: string): Promise<Store> {
       cause: error,
     });
   }
-  return { db, url, capabilities, insertMany, close: () => db.destroy() };
+  return {
+    db,
+    url,
+    capabilities,
+    insertMany: (batch) => insertMany(batch),
+    close: async () => {
+      await stopCheckpointer();
+      await db.destroy();
+    },
+  };
 }
 
 // SQLite allows 32,766 bound values per statement; stay well below it.

@@ -1,8 +1,8 @@
 import type { AuditEvent, AuditRecorder } from '../../audit/index.js';
 import { isCustosError } from '../../core/errors.js';
 import type { CallContext, CallOutcome } from '../context.js';
-import type { PolicyPort } from './authorize.js';
 import { UpstreamRpcError } from '../upstream/types.js';
+import type { PolicyPort } from './authorize.js';
 
 /**
  * Append the call's one audit event; resolves when it is durable. The event commits to the
