@@ -1,7 +1,7 @@
 // `npm run bench`: runs the gateway benchmark, then policy and merkle where present,
 // writes each result to bench/results/<name>.json and prints Markdown tables.
 //
-//   node --expose-gc bench/run.js [--only gateway|policy|merkle] [--quick]
+//   node --expose-gc bench/run.js [--only gateway|policy|merkle|tlog|checkpoint] [--quick]
 // Progress goes to stderr, tables to stdout. Targets are reported, never asserted.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const benchmarks = ['gateway', 'policy', 'merkle'];
+const benchmarks = ['gateway', 'policy', 'merkle', 'tlog', 'checkpoint'];
 
 function parseArgs(argv) {
   const options = { only: undefined, quick: false };

@@ -4,6 +4,9 @@ import type { Store } from '../store/index.js';
 import type { AuditEvent, AuditEventInput } from './events.js';
 import type { PendingAppend, TransparencyLog } from './tlog.js';
 
+/** Most events written in one group commit. */
+const maxBatch = 1000;
+
 interface Pending {
   /** Its seq is set when the batch is written (from the log's next seq), so a failed batch leaves no gap. */
   event: AuditEvent;
@@ -65,9 +68,11 @@ export class AuditRecorder {
 
   private async flush(): Promise<void> {
     if (this.flushing) return this.flushing;
-    const batch = this.queue;
-    if (batch.length === 0) return;
-    this.queue = [];
+    if (this.queue.length === 0) return;
+    // A bounded batch keeps each synchronous write short, so timers (the checkpoint among
+    // them) and answers are not held up behind a backlog written in one go.
+    const batch = this.queue.length <= maxBatch ? this.queue : this.queue.splice(0, maxBatch);
+    if (batch === this.queue) this.queue = [];
     this.flushing = this.write(batch).finally(() => {
       this.flushing = null;
       if (this.queue.length > 0) this.schedule();

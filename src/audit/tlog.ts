@@ -366,13 +366,13 @@ export class TransparencyLog {
   /**
    * Arm the timer so that the oldest uncovered commit is covered within the interval: it
    * fires the interval after that commit, less a lead for signing and event-loop delay
-   * (twice the last signing time plus 50 ms, at most half the interval).
+   * (a tenth of the interval plus twice the last signing time, at most half the interval).
    */
   #scheduleCheckpoint(): void {
     if (this.#timer !== undefined || this.#closed || this.options.readOnly) return;
     const now = performance.now();
     const oldest = this.#uncovered[0]?.at ?? now;
-    const lead = Math.min(this.#intervalMs / 2, 50 + 2 * this.#signingMs);
+    const lead = Math.min(this.#intervalMs / 2, this.#intervalMs / 10 + 2 * this.#signingMs);
     this.#timer = setTimeout(
       () => {
         this.#timer = undefined;

@@ -47,6 +47,8 @@ export function startCheckpointer(file: string, intervalMs = 100): Checkpointer 
   const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
   return {
     async stop() {
+      // Unreferenced while it works (it must not keep a process alive), referenced while we wait for it.
+      worker.ref();
       worker.postMessage('stop');
       await exited;
     },
