@@ -439,10 +439,17 @@ export function verifyInclusion(claim: InclusionClaim): ProofVerification {
   if (index >= treeSize) {
     return failure('index_out_of_range', `leaf index ${index} is outside a tree of size ${treeSize}`);
   }
-  const malformed = findMalformed([leafHash, root, ...proof], (i) =>
-    i === 0 ? 'leaf hash' : i === 1 ? 'root' : `proof[${i - 2}]`,
-  );
-  if (malformed !== undefined) return failure('malformed_hash', malformed);
+  // Checked without building a list: verification is on auditors' hot path.
+  if (leafHash.length !== HASH_SIZE) {
+    return failure('malformed_hash', `leaf hash is ${leafHash.length} bytes, want ${HASH_SIZE}`);
+  }
+  if (root.length !== HASH_SIZE)
+    return failure('malformed_hash', `root is ${root.length} bytes, want ${HASH_SIZE}`);
+  for (let i = 0; i < proof.length; i++) {
+    const length = proof[i]!.length;
+    if (length !== HASH_SIZE)
+      return failure('malformed_hash', `proof[${i}] is ${length} bytes, want ${HASH_SIZE}`);
+  }
 
   let fn = index;
   let sn = treeSize - 1;
