@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { expect, it } from 'vitest';
 import { ManualClock } from '../src/core/clock.js';
 import { CustosError } from '../src/core/errors.js';
@@ -54,6 +55,24 @@ await describeEachStore('store_contract', (current) => {
       expect(tasks?.columns.map((c) => c.name)).toContain('parent_id');
     } finally {
       await again.close();
+    }
+  });
+
+  it('migrates a store next to another one in the same database (PostgreSQL schemas)', async () => {
+    const { kind, url } = current();
+    // The suite's schema already has migration tables; a fresh schema beside it must get its own.
+    const beside = kind === 'postgres' ? url.replace(/schema=([a-z0-9_]+)/, 'schema=$1_beside') : url;
+    const other = await openStore(beside);
+    try {
+      const tables = (await other.db.introspection.getTables()).map((t) => t.name);
+      expect(tables).toContain('audit_events');
+    } finally {
+      await other.close();
+      if (kind === 'postgres') {
+        await sql`drop schema if exists ${sql.raw(new URL(beside).searchParams.get('schema')!)} cascade`.execute(
+          current().store.db,
+        );
+      }
     }
   });
 

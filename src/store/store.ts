@@ -114,7 +114,15 @@ export async function openStore(url: string, baseDir?: string): Promise<Store> {
     insertMany = (batch) => kyselyInsertMany(kysely, batch);
   }
   try {
-    const { error } = await new Migrator({ db, provider: migrationProvider }).migrateToLatest();
+    // Kysely finds its migration tables in any schema unless told which: name ours, or a schema
+    // created beside another one would skip creating them and fail.
+    const { error } = await new Migrator({
+      db,
+      provider: migrationProvider,
+      ...(location.kind === 'postgres' && location.schema !== undefined
+        ? { migrationTableSchema: location.schema }
+        : {}),
+    }).migrateToLatest();
     if (error) throw error;
   } catch (error) {
     await db.destroy();
