@@ -253,6 +253,10 @@ neither the server nor the database and exits 1 naming the first problem it find
    SHA-256(salt || text) of each of arguments, reasoning and result equals the leaf's
    argumentsHash, reasoningHash and resultHash.
 
+Each leaf also commits to the policy set in force when the call was decided
+("policySetHash": SHA-256 of the policies and schema; ask the operator for the policy files
+that hash to it) and to the approval the call consumed ("approvalId", or null).
+
 Events marked "erased" had their plaintext and salt deleted (crypto-shredding): their
 leaves still verify, their content can no longer be recovered or confirmed. The
 "uncommitted" fields (latency, trace id) are informational: the log does not commit to

@@ -181,8 +181,6 @@ const MEMBERS = SORTED_FIELDS.map((key, i) => ({
   prefix: `${i === 0 ? '{' : ','}${JSON.stringify(key)}:`,
 }));
 
-const HEX_HASH = /^[0-9a-f]{64}$/;
-
 function fieldProblem(kind: FieldKind, value: unknown): string | undefined {
   switch (kind) {
     case 'one':
@@ -192,7 +190,7 @@ function fieldProblem(kind: FieldKind, value: unknown): string | undefined {
     case 'nullableString':
       return value === null || typeof value === 'string' ? undefined : 'must be a string or null';
     case 'nullableHash':
-      return value === null || (typeof value === 'string' && HEX_HASH.test(value))
+      return value === null || isHexHash(value)
         ? undefined
         : 'must be a SHA-256 hash (64 lower-case hex digits) or null';
     case 'integer':
@@ -220,17 +218,61 @@ export function leafTextOf(record: CommitmentRecord): LeafText {
   let text = '';
   for (const { key, kind, prefix } of MEMBERS) {
     const value = input[key];
-    if (typeof value === 'string' && (kind === 'string' || kind === 'nullableString')) {
-      text += prefix + JSON.stringify(value);
-    } else if (value === null && (kind === 'nullableString' || kind === 'nullableHash')) {
-      text += `${prefix}null`;
-    } else {
-      const problem = fieldProblem(kind, value);
-      if (problem !== undefined) return { ok: false, message: `leaf field ${key} ${problem}` };
-      text += prefix + JSON.stringify(value);
+    switch (kind) {
+      case 'string':
+      case 'nullableString':
+        if (typeof value === 'string') {
+          text += prefix + JSON.stringify(value);
+          continue;
+        }
+        if (value === null && kind === 'nullableString') {
+          text += `${prefix}null`;
+          continue;
+        }
+        break;
+      case 'nullableHash':
+        if (value === null) {
+          text += `${prefix}null`;
+          continue;
+        }
+        // Hex digits need no escaping.
+        if (isHexHash(value)) {
+          text += `${prefix}"${value}"`;
+          continue;
+        }
+        break;
+      case 'integer':
+        if (Number.isSafeInteger(value)) {
+          text += prefix + String(value);
+          continue;
+        }
+        break;
+      case 'one':
+        if (value === 1) {
+          text += `${prefix}1`;
+          continue;
+        }
+        break;
+      case 'strings':
+        if (fieldProblem(kind, value) === undefined) {
+          text += prefix + JSON.stringify(value);
+          continue;
+        }
+        break;
     }
+    return { ok: false, message: `leaf field ${key} ${fieldProblem(kind, value)}` };
   }
   return { ok: true, text: `${text}}` };
+}
+
+/** 64 lower-case hex digits (a loop: cheaper than a regular expression on the verifier's hot path). */
+function isHexHash(value: unknown): value is string {
+  if (typeof value !== 'string' || value.length !== 64) return false;
+  for (let i = 0; i < 64; i++) {
+    const c = value.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
+  }
+  return true;
 }
 
 export type CommitmentParse =
