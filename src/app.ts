@@ -13,6 +13,7 @@ import { UpstreamRegistry } from './gateway/upstream/index.js';
 import { createIdentityService, type IdentityService } from './identity/index.js';
 import { PolicyStore } from './policy/index.js';
 import { registerAdmin } from './server/admin.js';
+import { auditRoutes } from './server/admin-audit.js';
 import { buildHttpServer } from './server/http.js';
 import { McpHttp } from './server/mcp-http.js';
 import { openStore, type Store } from './store/index.js';
@@ -202,6 +203,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       admin: (server) =>
         registerAdmin(server, {
           adminToken: token,
+          routes: [auditRoutes(store)],
           store,
           agents: identity.agents,
           servers: () =>
