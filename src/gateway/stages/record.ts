@@ -29,6 +29,8 @@ export function record(audit: AuditRecorder) {
       traceId: ctx.traceId,
       arguments: ctx.arguments,
       ...(ctx.reasoning === undefined ? {} : { reasoning: ctx.reasoning }),
+      // The upstream's answer, committed to by a salted hash and kept (erasably) for decision chains.
+      ...(outcome.kind === 'executed' ? { result: outcome.result } : {}),
     });
   };
 }
