@@ -2,6 +2,7 @@ export { type ExportOptions, type ExportSummary, exportBundle } from './bundle.j
 export { type DecisionChain, type LoadChainOptions, loadDecisionChain } from './chain.js';
 export { type ErasureSelector, eraseContent } from './erasure.js';
 export type { AuditEvent, AuditEventInput, AuditOutcome } from './events.js';
+export { type AuditExporters, type ExportsConfig, startExporters } from './exporters.js';
 export { type EventFilter, getEvent, listEvents } from './query.js';
 export { AuditRecorder } from './recorder.js';
 export { type PendingAppend, type PreparedAppend, type StoredCheckpoint, TransparencyLog } from './tlog.js';

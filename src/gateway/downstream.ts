@@ -230,6 +230,7 @@ export class Downstream {
       argsHash: canonicalHash(args),
       reasoning: meta?.[metaKeys.reasoning],
       traceId: traceIdOf(meta, exchange),
+      parentSpanId: parentSpanIdOf(meta, exchange),
       time: this.deps.clock.now(),
       started,
       signal: exchange.signal,
@@ -428,6 +429,16 @@ function traceIdOf(meta: Json | undefined, exchange: Exchange): string | null {
     exchange.traceparent ?? (typeof meta?.traceparent === 'string' ? meta.traceparent : undefined);
   const parts = header?.split('-');
   return parts?.length === 4 && /^[0-9a-f]{32}$/.test(parts[1] ?? '') ? (parts[1] as string) : null;
+}
+
+/** The parent-id field of a valid W3C traceparent (all-zero ids are invalid there). */
+function parentSpanIdOf(meta: Json | undefined, exchange: Exchange): string | null {
+  const header =
+    exchange.traceparent ?? (typeof meta?.traceparent === 'string' ? meta.traceparent : undefined);
+  const parts = header?.split('-');
+  if (parts?.length !== 4 || traceIdOf(meta, exchange) === null) return null;
+  const id = parts[2] ?? '';
+  return /^[0-9a-f]{16}$/.test(id) && id !== '0000000000000000' ? id : null;
 }
 
 /** Whether a log message at `level` passes a client's minimum level (null: the client asked for none). */
