@@ -2,6 +2,16 @@ export { type ExportOptions, type ExportSummary, exportBundle } from './bundle.j
 export { type DecisionChain, type LoadChainOptions, loadDecisionChain } from './chain.js';
 export { type ErasureSelector, eraseContent } from './erasure.js';
 export type { AuditEvent, AuditEventInput, AuditOutcome } from './events.js';
+export {
+  type EvidenceSummary,
+  type EvidenceVerification,
+  FRAMEWORKS,
+  type Framework,
+  frameworkControls,
+  type InventoryAgent,
+  verifyEvidencePack,
+  writeEvidencePack,
+} from './evidence.js';
 export { type AuditExporters, type ExportsConfig, startExporters } from './exporters.js';
 export { type EventFilter, getEvent, listEvents } from './query.js';
 export { AuditRecorder } from './recorder.js';
