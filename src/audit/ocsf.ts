@@ -350,7 +350,7 @@ export interface WebhookSinkOptions {
   url: string;
   /** Extra request headers, for example an Authorization header for the collector. */
   headers?: Record<string, string>;
-  /** Records per POST (default 100). */
+  /** Records per POST at most (default 500); fewer when fewer are queued. */
   batchSize?: number;
   /** How long a partial batch waits for company before it is sent (default 1000 ms). */
   flushIntervalMs?: number;
@@ -396,7 +396,7 @@ export class WebhookOcsfSink implements OcsfSink {
   constructor(options: WebhookSinkOptions) {
     this.#url = options.url;
     this.#headers = { ...options.headers, 'content-type': 'application/json' };
-    this.#batchSize = options.batchSize ?? 100;
+    this.#batchSize = options.batchSize ?? 500;
     this.#flushIntervalMs = options.flushIntervalMs ?? 1000;
     this.#maxQueue = options.maxQueue ?? 10_000;
     this.#maxRetries = options.maxRetries ?? 5;
