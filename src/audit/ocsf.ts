@@ -180,6 +180,10 @@ export function toOcsf(event: AuditEvent, product: OcsfProduct, options: OcsfOpt
     error_code: event.errorCode,
     latency_us: event.latencyUs,
   };
+  // Set by the gateway once approvals and policy set hashes are recorded with each event.
+  const extra = event as AuditEvent & { approvalId?: unknown; policySetHash?: unknown };
+  if (typeof extra.approvalId === 'string') custos.approval_id = extra.approvalId;
+  if (typeof extra.policySetHash === 'string') custos.policy_set_hash = extra.policySetHash;
   if (options.includeContent === true) {
     for (const key of ['arguments', 'reasoning', 'result'] as const) {
       if (event[key] !== undefined) custos[key] = event[key];

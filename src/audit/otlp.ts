@@ -196,6 +196,9 @@ export class OtlpTraceExporter {
       'custos.outcome': event.outcome,
     };
     if (event.taskId !== null) common[GenAi.conversationId] = event.taskId;
+    const extra = event as AuditEvent & { approvalId?: unknown; policySetHash?: unknown };
+    if (typeof extra.approvalId === 'string') common['custos.approval.id'] = extra.approvalId;
+    if (typeof extra.policySetHash === 'string') common['custos.policy_set.hash'] = extra.policySetHash;
     if (event.owner !== null) common['custos.owner'] = event.owner;
     if (event.server !== null) common['custos.server'] = event.server;
     if (errorType !== undefined) common[GenAi.errorType] = errorType;
