@@ -31,6 +31,8 @@ export interface ExporterDeps {
   /** Records or spans given up on, by exporter ("ocsf-file", "ocsf-webhook", "otlp"). */
   onDrop: (exporter: string, count: number, reason: string) => void;
   agentName?: (agentId: string) => string | undefined;
+  /** Longest wait for undelivered records at close (default 3000 ms); the rest are counted as dropped. */
+  closeTimeoutMs?: number;
 }
 
 /** The configured exporters behind one listener for the audit recorder. */
@@ -79,7 +81,7 @@ export function startExporters(config: ExportsConfig, deps: ExporterDeps): Audit
         });
   const includeContent = ocsf?.includeContent === true;
 
-  return {
+  const exporters: AuditExporters = {
     write(events) {
       if (sinks.size > 0) {
         for (const event of events) {
@@ -98,7 +100,22 @@ export function startExporters(config: ExportsConfig, deps: ExporterDeps): Audit
     async close() {
       // Let batches the recorder handed over on the last turn arrive first.
       await new Promise((r) => setImmediate(r));
-      await Promise.all([...[...sinks.values()].map((s) => s.close()), otlp?.close()]);
+      // A dead destination (retrying with backoff) must not hold the shutdown for long.
+      let timer: NodeJS.Timeout | undefined;
+      const closed = Promise.all([...[...sinks.values()].map((s) => s.close()), otlp?.close()]).then(
+        () => true,
+      );
+      const gaveUp = new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), deps.closeTimeoutMs ?? 3000);
+        timer.unref();
+      });
+      const done = await Promise.race([closed, gaveUp]);
+      clearTimeout(timer);
+      if (!done) {
+        for (const [name, stats] of Object.entries(exporters.stats()))
+          if (stats.pending > 0) deps.onDrop(name, stats.pending, 'not delivered before shutdown');
+      }
     },
   };
+  return exporters;
 }
