@@ -251,7 +251,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       admin: (server) =>
         registerAdmin(server, {
           adminToken: token,
-          routes: [auditRoutes(store)],
+          routes: [auditRoutes(store, (id) => identity.directory.get(id)?.name)],
           store,
           agents: identity.agents,
           servers: () =>

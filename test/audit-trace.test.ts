@@ -106,6 +106,7 @@ describe('decision chains of real traffic (custos audit trace, GET /api/v1/audit
     expect(echo?.outcome.outcome).toBe('executed');
     expect(echo?.outcome.result).toContain('hello chain');
     expect(echo?.owner).toBe('dana@example.com');
+    expect(echo?.agentName).toBe('analyst');
     expect(env?.reasoning).toBe('Then I read the env.');
     expect(env?.decision.effect).toBe('deny');
     expect(env?.decision.policyIds).toContain('analyst:no-env');
@@ -155,6 +156,7 @@ describe('decision chains of real traffic (custos audit trace, GET /api/v1/audit
       /reasoning: First I greet the user\.\n\s+call:\s+everything\.echo {2}\(tools\/call\)/,
     );
     expect(text.stdout).toContain('decision:  DENY');
+    expect(text.stdout).toMatch(/^1\. \[seq \d+\] \S+ {2}analyst \(agt_\w+\) \(owner dana@example.com\)$/m);
     expect(text.stdout).toContain('analyst:no-env');
     const json = await run(
       ['--config', configFile, '--data', t.dataDir, 'audit', 'trace', taskId, '--json'],

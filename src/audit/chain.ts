@@ -17,6 +17,8 @@ export interface LoadChainOptions {
   limit?: number;
   maxValueChars?: number;
   maxReasoningChars?: number;
+  /** Resolves an agent id to its name, for people reading the chain. */
+  agentName?: (agentId: string) => Promise<string | undefined> | string | undefined;
 }
 
 async function eventsWhere(
@@ -73,5 +75,14 @@ export async function loadDecisionChain(
     ...(options.maxValueChars === undefined ? {} : { maxValueChars: options.maxValueChars }),
     ...(options.maxReasoningChars === undefined ? {} : { maxReasoningChars: options.maxReasoningChars }),
   });
+  if (options.agentName !== undefined) {
+    const names = new Map<string, string | undefined>();
+    for (const step of steps) {
+      if (step.agentId === null) continue;
+      if (!names.has(step.agentId)) names.set(step.agentId, await options.agentName(step.agentId));
+      const name = names.get(step.agentId);
+      if (name !== undefined) step.agentName = name;
+    }
+  }
   return { id, steps, truncated };
 }

@@ -12,6 +12,8 @@ export interface ChainStep {
   eventId: string;
   time: number;
   agentId: string | null;
+  /** The agent's name, when the caller could resolve it (decisionChain leaves it out). */
+  agentName?: string;
   owner: string | null;
   taskId: string | null;
   traceId: string | null;
@@ -219,7 +221,8 @@ function formatLatency(ms: number): string {
 
 function renderStep(step: ChainStep, index: number): string[] {
   const lines: string[] = [];
-  const who = step.agentId ?? 'unknown agent';
+  const who =
+    step.agentName === undefined ? (step.agentId ?? 'unknown agent') : `${step.agentName} (${step.agentId})`;
   const owner = step.owner === null ? '' : ` (owner ${step.owner})`;
   lines.push(`${index + 1}. [seq ${step.seq}] ${new Date(step.time).toISOString()}  ${who}${owner}`);
   const indent = '   ';

@@ -1,7 +1,14 @@
 import type { Command } from 'commander';
 import { type DecisionChain, loadDecisionChain, renderChain } from '../audit/index.js';
 import { CustosError } from '../core/errors.js';
-import { callAdmin, type GlobalOptions, readConfig, runningServer, withStore } from './context.js';
+import {
+  agentService,
+  callAdmin,
+  type GlobalOptions,
+  readConfig,
+  runningServer,
+  withStore,
+} from './context.js';
 import { printJson } from './output.js';
 
 /** `custos audit trace <id>`: the decision chain of a task or trace, for a human or as JSON. */
@@ -20,7 +27,13 @@ export function registerAuditTrace(audit: Command, program: Command): void {
       const server = await runningServer(config);
       const chain =
         server === undefined
-          ? await withStore(config, (store) => loadDecisionChain(store, id, { limit: o.limit }))
+          ? await withStore(config, (store) => {
+              const agents = agentService(store);
+              return loadDecisionChain(store, id, {
+                limit: o.limit,
+                agentName: async (agentId) => (await agents.get(agentId))?.name,
+              });
+            })
           : await callAdmin<DecisionChain>(
               server,
               'GET',

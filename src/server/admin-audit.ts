@@ -5,7 +5,7 @@ import type { Store } from '../store/index.js';
 import { requireRole } from './actor.js';
 
 /** Audit routes beyond the event list: decision chains for the console and `custos audit trace`. */
-export function auditRoutes(store: Store) {
+export function auditRoutes(store: Store, agentName?: (agentId: string) => string | undefined) {
   return (api: FastifyInstance): void => {
     api.get('/audit/trace/:id', async (request) => {
       requireRole(request, 'admin', 'auditor');
@@ -15,7 +15,10 @@ export function auditRoutes(store: Store) {
       if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
         throw new CustosError('bad_request', 'limit must be an integer from 1 to 10000');
       }
-      const chain = await loadDecisionChain(store, id, { limit });
+      const chain = await loadDecisionChain(store, id, {
+        limit,
+        ...(agentName === undefined ? {} : { agentName }),
+      });
       if (chain.steps.length === 0)
         throw new CustosError('not_found', `no audit events for task or trace ${id}`);
       return chain;

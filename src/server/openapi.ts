@@ -76,6 +76,7 @@ const decisionChain = {
           eventId: { type: 'string' },
           time: { type: 'integer' },
           agentId: { type: ['string', 'null'] },
+          agentName: { type: 'string', description: 'present when the agent is known' },
           owner: { type: ['string', 'null'] },
           taskId: { type: ['string', 'null'] },
           traceId: { type: ['string', 'null'] },
