@@ -55,6 +55,13 @@ await describeEachStore('evidence_pack', (current) => {
     const log = await TransparencyLog.open(store, { checkpointIntervalMs: 60_000 });
     const recorder = new AuditRecorder(store, log, new IdGenerator(systemClock), { commitDelayMs: 0 });
     for (let n = 1; n <= 10; n++) await recorder.record(call(n, n % 4 === 0));
+    await recorder.record({
+      ...call(5),
+      method: 'approvals/decide',
+      server: null,
+      target: 'apr_7',
+      arguments: { decision: 'approved', decidedBy: 'oncall@example.com' },
+    });
     await recorder.close();
     await log.close();
 
@@ -90,6 +97,10 @@ await describeEachStore('evidence_pack', (current) => {
       expect(denials.map((l) => (JSON.parse(l) as { time: string }).time)).toEqual([
         new Date(t0 + 4 * day).toISOString(),
         new Date(t0 + 8 * day).toISOString(),
+      ]);
+      const approvals = readFileSync(join(out, 'evidence/approvals.jsonl'), 'utf8').trim().split('\n');
+      expect(approvals.map((l) => JSON.parse(l) as Record<string, unknown>)).toMatchObject([
+        { approvalId: 'apr_7', decision: 'approved', by: 'oncall@example.com', method: 'approvals/decide' },
       ]);
       expect(verifyEvidencePack(out, { verifierKey: reopened.verifierKey })).toMatchObject({
         ok: true,

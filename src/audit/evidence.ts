@@ -15,9 +15,9 @@ import type { Store } from '../store/index.js';
 import { exportBundle } from './bundle.js';
 import type { AuditEvent } from './events.js';
 import { openNote, parseVerifierKey } from './note.js';
-import { eventFromRow } from './query.js';
+import { eventFromRow, getEvent } from './query.js';
 import type { TransparencyLog } from './tlog.js';
-import { isApprovalEvent } from './trace.js';
+import { approvalDecisionOf, approvalIdOf, isApprovalEvent } from './trace.js';
 import { verifyBundle } from './verify-bundle.js';
 
 export const FRAMEWORKS = ['soc2', 'iso27001', 'iso42001', 'eu-ai-act'] as const;
@@ -597,12 +597,16 @@ export async function writeEvidencePack(
       byErrorCode: count(denials, (e) => e.errorCode ?? '(none)'),
     }),
   );
-  write(
-    out,
-    F.approvals,
-    approvals.map((e) => JSON.stringify({ ...metadataOf(e), arguments: undefined })).join('\n') +
-      (approvals.length ? '\n' : ''),
-  );
+  // Who decided each approval, and how, is in the approval event's arguments (content).
+  const approvalLines: string[] = [];
+  for (const e of approvals) {
+    const full = (await getEvent(store, e.id)) ?? e;
+    const { decision, by } = approvalDecisionOf(full);
+    approvalLines.push(
+      JSON.stringify({ ...metadataOf(e), approvalId: approvalIdOf(full) ?? null, decision, by }),
+    );
+  }
+  write(out, F.approvals, approvalLines.map((l) => `${l}\n`).join(''));
 
   // Suspensions and offboardings: the agents' current state and lifecycle events in the log.
   const inWindow = (t: number) => (from === undefined || t >= from) && (to === undefined || t <= to);
