@@ -1,4 +1,6 @@
+import { closeSync, openSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { CustosError, errorMessage } from '../core/errors.js';
 import type { AuditEvent } from './events.js';
 import { FileOcsfSink, type OcsfSink, type OcsfSinkStats, toOcsf, WebhookOcsfSink } from './ocsf.js';
 import { OtlpTraceExporter } from './otlp.js';
@@ -50,9 +52,22 @@ export function startExporters(config: ExportsConfig, deps: ExporterDeps): Audit
   const sinks = new Map<string, OcsfSink>();
   const ocsf = config.ocsf;
   if (ocsf?.file !== undefined) {
+    const path = resolve(deps.baseDir, ocsf.file);
+    // A path that cannot be written stops the start, rather than dropping every record later.
+    try {
+      closeSync(openSync(path, 'a'));
+    } catch (error) {
+      throw new CustosError(
+        'config_invalid',
+        `exports.ocsf.file: cannot append to ${path}: ${errorMessage(error)}`,
+        {
+          cause: error,
+        },
+      );
+    }
     sinks.set(
       'ocsf-file',
-      new FileOcsfSink(resolve(deps.baseDir, ocsf.file), {
+      new FileOcsfSink(path, {
         onDrop: (n, why) => deps.onDrop('ocsf-file', n, why),
       }),
     );

@@ -102,29 +102,3 @@ describe('OtlpTraceExporter', () => {
     expect(exporter.stats()).toMatchObject({ delivered: 2, dropped: 4 });
   });
 });
-
-describe('startExporters', () => {
-  it('stops waiting for a dead collector at close and counts what it could not deliver', async () => {
-    const { startExporters } = await import('./exporters.js');
-    const drops: Array<[string, number, string]> = [];
-    const exporters = startExporters(
-      {
-        otlp: {
-          endpoint: 'http://127.0.0.1:9/v1/traces',
-          headers: {},
-          includeContent: false,
-          serviceName: 'custos',
-        },
-      },
-      {
-        baseDir: '.',
-        product: { name: 'custos', version: 'test' },
-        onDrop: (exporter, n, why) => drops.push([exporter, n, why]),
-        closeTimeoutMs: 50,
-      },
-    );
-    exporters.write([event]);
-    await exporters.close();
-    expect(drops).toContainEqual(['otlp', 2, 'not delivered before shutdown']);
-  });
-});
