@@ -68,7 +68,14 @@ export interface EvidenceInput {
   /** The agent inventory, from the identity service. */
   agents: readonly InventoryAgent[];
   /** The policy files in force (from the policy directory), and where they came from. */
-  policies: { directory: string; files: ReadonlyArray<{ name: string; text: string }> };
+  policies: {
+    directory: string;
+    files: ReadonlyArray<{ name: string; text: string }>;
+    /** Policies in the set, when the caller compiled it (else counted from @id annotations). */
+    count?: number;
+    /** The set's hash as the policy engine computes it, when the caller has it. */
+    setHash?: { value: string; algorithm: string };
+  };
   /** Generation time (ms); injected so tests and reruns control it. */
   now: number;
   /** Custos version, for the index. */
@@ -503,16 +510,21 @@ export async function writeEvidencePack(
     sha256: sha256(f.text),
     bytes: Buffer.byteLength(f.text),
   }));
-  const policySetHash = canonicalHash(hashed.map(({ name, sha256: h }) => ({ name, sha256: h })));
+  const policySetHash =
+    input.policies.setHash?.value ??
+    canonicalHash(hashed.map(({ name, sha256: h }) => ({ name, sha256: h })));
   for (const f of files) write(out, `${F.policies}/${f.name}`, f.text);
-  const policyCount = files.reduce((n, f) => n + (f.text.match(/^\s*@id\(/gm)?.length ?? 0), 0);
+  const policyCount =
+    input.policies.count ?? files.reduce((n, f) => n + (f.text.match(/^\s*@id\(/gm)?.length ?? 0), 0);
   write(
     out,
     F.policySet,
     json({
       directory: input.policies.directory,
       setHash: policySetHash,
-      setHashAlgorithm: 'SHA-256 of the RFC 8785 canonical JSON of [{name, sha256}] sorted by name',
+      setHashAlgorithm:
+        input.policies.setHash?.algorithm ??
+        'SHA-256 of the RFC 8785 canonical JSON of [{name, sha256}] sorted by name',
       files: hashed,
     }),
   );

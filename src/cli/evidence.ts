@@ -10,7 +10,7 @@ import {
 } from '../audit/index.js';
 import { CustosError } from '../core/errors.js';
 import { serverInfo } from '../gateway/index.js';
-import { readPolicyDirectory } from '../policy/index.js';
+import { compilePolicySet, readPolicyDirectory } from '../policy/index.js';
 import { agentService, type GlobalOptions, readConfig, withStore } from './context.js';
 import { printJson } from './output.js';
 
@@ -43,6 +43,8 @@ export function registerEvidenceCommands(program: Command): void {
         throw new CustosError('usage', '--from is after --to');
       const config = readConfig(program.opts<GlobalOptions>());
       const policies = await readPolicyDirectory(config.policies);
+      // Compiling checks the set is the valid one Custos would enforce, and counts its policies.
+      const compiled = compilePolicySet(policies);
       const summary = await withStore(config, async (store) => {
         const agents = agentService(store);
         const inventory: InventoryAgent[] = [];
@@ -77,6 +79,7 @@ export function registerEvidenceCommands(program: Command): void {
           policies: {
             directory: config.policies,
             files: [...policies.files, ...(policies.schema === undefined ? [] : [policies.schema])],
+            count: compiled.policies.length,
           },
           now: Date.now(),
           version: serverInfo.version,
