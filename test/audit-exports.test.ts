@@ -248,6 +248,25 @@ describe('audit exports of real traffic: OCSF to a file and a webhook, OpenTelem
     expect(env?.status?.code).toBe(2);
   });
 
+  it('takes the trace context from params._meta.traceparent (SEP-414) when the request has no header', async () => {
+    const metaTrace = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const agent = await connectAgent('sdk2-legacy', `${t.url}/mcp`, await t.token('analyst'));
+    try {
+      await agent.callTool(
+        'echo',
+        { message: 'meta' },
+        { traceparent: `00-${metaTrace}-00f067aa0ba902b7-01` },
+      );
+    } finally {
+      await agent.close();
+    }
+    const invoke = await eventually(
+      () => spansOf(otlp).find((s) => s.traceId === metaTrace && s.name.startsWith('invoke_agent')),
+      'the span of the _meta traceparent',
+    );
+    expect(invoke.parentSpanId).toBe('00f067aa0ba902b7');
+  });
+
   it('counts drops in /metrics when a destination refuses, without failing or holding the call', async () => {
     webhook.status = 400;
     const agent = await connectAgent('sdk2-legacy', `${t.url}/mcp`, await t.token('analyst'));
