@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -102,12 +103,27 @@ await describeEachStore('evidence_pack', (current) => {
       expect(approvals.map((l) => JSON.parse(l) as Record<string, unknown>)).toMatchObject([
         { approvalId: 'apr_7', decision: 'approved', by: 'oncall@example.com', method: 'approvals/decide' },
       ]);
-      expect(verifyEvidencePack(out, { verifierKey: reopened.verifierKey })).toMatchObject({
+      expect(await verifyEvidencePack(out, { verifierKey: reopened.verifierKey })).toMatchObject({
         ok: true,
         framework: 'iso42001',
       });
+      // A pack whose manifest is signed over a broken export (made from a damaged log) fails too.
+      const leaves = join(out, 'evidence/audit-export/leaves.txt');
+      const damaged = readFileSync(leaves, 'utf8').replace(/^[0-9a-f]/, (c) => (c === '0' ? '1' : '0'));
+      writeFileSync(leaves, damaged);
+      const manifest = readFileSync(join(out, 'manifest.txt'), 'utf8');
+      const body = manifest
+        .slice(0, manifest.indexOf('\n\n') + 1)
+        .replace(
+          /^sha256 [0-9a-f]{64} evidence\/audit-export\/leaves\.txt$/m,
+          `sha256 ${createHash('sha256').update(damaged).digest('hex')} evidence/audit-export/leaves.txt`,
+        );
+      writeFileSync(join(out, 'manifest.txt'), reopened.signNote(body));
+      const broken = await verifyEvidencePack(out, { verifierKey: reopened.verifierKey });
+      expect(broken.ok).toBe(false);
+      expect(broken.ok ? '' : broken.problem).toMatch(/^evidence\/audit-export: /);
       writeFileSync(join(out, 'index.md'), 'changed');
-      expect(verifyEvidencePack(out, { verifierKey: reopened.verifierKey })).toEqual({
+      expect(await verifyEvidencePack(out, { verifierKey: reopened.verifierKey })).toEqual({
         ok: false,
         problem: 'index.md: SHA-256 does not match the signed manifest (modified)',
       });

@@ -796,8 +796,9 @@ which files show it, and what Custos does not cover.
 
 Get the verifier key from the operator out of band (\`custos audit key\`), not only from key.txt.
 The check verifies the signature on manifest.txt with the log key, recomputes the SHA-256 of every
-file it lists, and fails on any changed, missing or added file. The audit export under
-evidence/audit-export can also be checked on its own: \`npx custos audit verify evidence/audit-export\`.
+file it lists, fails on any changed, missing or added file, and then verifies the audit export
+under evidence/audit-export as \`npx custos audit verify evidence/audit-export\` does (which can
+also be run on its own).
 
 ## Files
 
@@ -819,12 +820,13 @@ export type EvidenceVerification =
 
 /**
  * Check a pack offline: the manifest's signature by the log key, then every listed file's
- * SHA-256; any changed, missing or unlisted file fails, naming the first problem.
+ * SHA-256 (any changed, missing or unlisted file fails), then the audit export inside it with the
+ * offline verifier; the first problem is named.
  */
-export function verifyEvidencePack(
+export async function verifyEvidencePack(
   dir: string,
   options: { verifierKey?: string } = {},
-): EvidenceVerification {
+): Promise<EvidenceVerification> {
   const fail = (problem: string): EvidenceVerification => ({ ok: false, problem });
   let keyText = options.verifierKey;
   if (keyText === undefined) {
@@ -872,6 +874,11 @@ export function verifyEvidencePack(
   }
   const extra = present.find((p) => !listed.has(p));
   if (extra !== undefined) return fail(`${extra}: not in the signed manifest (added)`);
+  // The audit export inside is checked as `custos audit verify` would: tree, signatures, proofs.
+  if (listed.has(`${F.auditExport}/events.jsonl`)) {
+    const bundle = await verifyBundle(join(dir, F.auditExport), { verifierKey: keyText });
+    if (!bundle.ok) return fail(`${F.auditExport}: ${bundle.problem}`);
+  }
   return { ok: true, files: listed.size, framework: (framework ?? '').replace(/^framework /, '') };
 }
 

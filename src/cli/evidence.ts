@@ -103,7 +103,7 @@ export function registerEvidenceCommands(program: Command): void {
     .description('check an evidence pack offline: signed manifest and the SHA-256 of every file')
     .option('--key <key>', "the published verifier key, or a file holding it (default: the pack's key.txt)")
     .option('--json', 'print the result as JSON')
-    .action((dir: string, options: { key?: string; json?: boolean }) => {
+    .action(async (dir: string, options: { key?: string; json?: boolean }) => {
       // Commander gives --json to the parent command when both declare it.
       const o = {
         ...options,
@@ -111,7 +111,7 @@ export function registerEvidenceCommands(program: Command): void {
       };
       const key =
         o.key === undefined ? undefined : (existsSync(o.key) ? readFileSync(o.key, 'utf8') : o.key).trim();
-      const result = verifyEvidencePack(dir, key === undefined ? {} : { verifierKey: key });
+      const result = await verifyEvidencePack(dir, key === undefined ? {} : { verifierKey: key });
       if (o.json) printJson(result);
       if (!result.ok) {
         if (!o.json) console.error(`custos: evidence check failed: ${result.problem}`);
