@@ -98,6 +98,10 @@ describe('custos evidence: packs from real traffic, with a signed manifest', () 
       configFile,
       stringify({ storage: { url: `sqlite:${t.dbFile}` }, policies: t.policiesDir, servers: {} }),
     );
+    // A pack can be made while the server runs (read-only next to it).
+    const live = await run('evidence', '--framework', 'iso42001', '--out', join(home, 'live'));
+    expect(live.code, live.stderr).toBe(0);
+    expect((await run('evidence', 'verify', join(home, 'live'))).code).toBe(0);
     // Stop the server: its final checkpoint covers every event.
     await t.custos.close();
   }, 120_000);
