@@ -36,7 +36,7 @@ function makeEvent(seq) {
     errorCode: denied ? 'policy_denied' : null,
     latencyUs: 850,
     traceId: '0af7651916cd43dd8448eb211c80319c',
-    parentSpanId: 'b7ad6b7169203331',
+    traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
     arguments: { path: `/reports/${seq}.txt` },
     reasoning: 'the user asked for the report',
     result: denied ? undefined : { content: [{ type: 'text', text: `report ${seq}` }] },

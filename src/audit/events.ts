@@ -18,8 +18,8 @@ export interface AuditEventInput {
   errorCode: string | null;
   latencyUs: number;
   traceId: string | null;
-  /** The span id of the agent's traceparent; passed to trace exporters, neither stored nor committed. */
-  parentSpanId?: string | null;
+  /** The agent's W3C traceparent; passed to trace exporters, neither stored nor committed. */
+  traceparent?: string | null;
   arguments?: unknown;
   reasoning?: unknown;
   result?: unknown;

@@ -77,6 +77,23 @@ describe('OtlpTraceExporter', () => {
     expect(exporter.stats()).toMatchObject({ delivered: 2, dropped: 0, pending: 0 });
   });
 
+  it('nests under a sampled traceparent and exports nothing for an unsampled one', async () => {
+    const exporter = new OtlpTraceExporter({ endpoint: url });
+    const sampled = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    const unsampled = '00-1af7651916cd43dd8448eb211c80319c-c7ad6b7169203331-00';
+    exporter.write([
+      { ...event, traceId: sampled.split('-')[1] ?? null, traceparent: sampled },
+      { ...event, id: 'evt_2', seq: 2, traceId: unsampled.split('-')[1] ?? null, traceparent: unsampled },
+    ]);
+    await exporter.close();
+    expect(spans.map((s) => s.traceId)).toEqual([
+      '0af7651916cd43dd8448eb211c80319c',
+      '0af7651916cd43dd8448eb211c80319c',
+    ]);
+    expect(spans.find((s) => s.name.startsWith('invoke_agent'))?.parentSpanId).toBe('b7ad6b7169203331');
+    expect(exporter.stats()).toMatchObject({ delivered: 2, dropped: 0, pending: 0 });
+  });
+
   it('gives a non-tool method only the invoke_agent span, named after the agent name when known', async () => {
     const exporter = new OtlpTraceExporter({
       endpoint: url,

@@ -102,6 +102,17 @@ class CountingExporter implements SpanExporter {
   }
 }
 
+/** The agent's span from the event's traceparent, validated by the gateway (W3C version 00). */
+function remoteParentOf(
+  event: AuditEvent,
+): { traceId: string; spanId: string; sampled: boolean } | undefined {
+  const parts = event.traceparent?.split('-');
+  if (parts?.length !== 4) return undefined;
+  const [, traceId, spanId, flags] = parts as [string, string, string, string];
+  // Bit 0 of trace-flags is "sampled" (W3C Trace Context, section 3.2.2.5).
+  return { traceId, spanId, sampled: (Number.parseInt(flags, 16) & 1) === 1 };
+}
+
 function json(value: unknown): string {
   if (typeof value === 'string') return value;
   try {
@@ -151,9 +162,13 @@ export class OtlpTraceExporter {
     );
   }
 
-  /** Turn events into spans (queued for the next batch). */
+  /**
+   * Turn events into spans (queued for the next batch). A call whose traceparent says the agent's
+   * trace is not sampled produces no spans: they would be orphans in a trace nobody keeps.
+   */
   write(events: readonly AuditEvent[]): void {
     for (const event of events) {
+      if (remoteParentOf(event)?.sampled === false) continue;
       const spans = event.method === 'tools/call' && event.target !== null ? 2 : 1;
       const queued = this.#started - this.#exporter.delivered - this.#exporter.dropped;
       if (this.#closed || queued + spans > this.#maxQueue) {
@@ -177,10 +192,11 @@ export class OtlpTraceExporter {
     const errorType = failed ? (event.errorCode ?? event.outcome) : undefined;
 
     let parent: Context = ROOT_CONTEXT;
-    if (event.traceId !== null && event.parentSpanId) {
+    const remote = remoteParentOf(event);
+    if (remote !== undefined) {
       parent = trace.setSpanContext(ROOT_CONTEXT, {
-        traceId: event.traceId,
-        spanId: event.parentSpanId,
+        traceId: remote.traceId,
+        spanId: remote.spanId,
         traceFlags: TraceFlags.SAMPLED,
         isRemote: true,
       });

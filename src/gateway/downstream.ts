@@ -230,7 +230,7 @@ export class Downstream {
       argsHash: canonicalHash(args),
       reasoning: meta?.[metaKeys.reasoning],
       traceId: traceIdOf(meta, exchange),
-      parentSpanId: parentSpanIdOf(meta, exchange),
+      traceparent: traceparentOf(meta, exchange),
       time: this.deps.clock.now(),
       started,
       signal: exchange.signal,
@@ -431,14 +431,14 @@ function traceIdOf(meta: Json | undefined, exchange: Exchange): string | null {
   return parts?.length === 4 && /^[0-9a-f]{32}$/.test(parts[1] ?? '') ? (parts[1] as string) : null;
 }
 
-/** The parent-id field of a valid W3C traceparent (all-zero ids are invalid there). */
-function parentSpanIdOf(meta: Json | undefined, exchange: Exchange): string | null {
+/** The traceparent (header, else _meta) when it is a valid W3C version-00 value with non-zero ids. */
+function traceparentOf(meta: Json | undefined, exchange: Exchange): string | null {
   const header =
     exchange.traceparent ?? (typeof meta?.traceparent === 'string' ? meta.traceparent : undefined);
-  const parts = header?.split('-');
-  if (parts?.length !== 4 || traceIdOf(meta, exchange) === null) return null;
-  const id = parts[2] ?? '';
-  return /^[0-9a-f]{16}$/.test(id) && id !== '0000000000000000' ? id : null;
+  if (header === undefined) return null;
+  const match = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(header.trim());
+  if (match === null || /^0+$/.test(match[1] ?? '') || /^0+$/.test(match[2] ?? '')) return null;
+  return header.trim();
 }
 
 /** Whether a log message at `level` passes a client's minimum level (null: the client asked for none). */

@@ -27,7 +27,7 @@ export function record(audit: AuditRecorder) {
       errorCode: denied?.code ?? (outcome.kind === 'failed' ? failureCode(outcome.error) : null),
       latencyUs: Number(process.hrtime.bigint() - ctx.started) / 1000,
       traceId: ctx.traceId,
-      ...(ctx.parentSpanId ? { parentSpanId: ctx.parentSpanId } : {}),
+      ...(ctx.traceparent ? { traceparent: ctx.traceparent } : {}),
       arguments: ctx.arguments,
       ...(ctx.reasoning === undefined ? {} : { reasoning: ctx.reasoning }),
       // The upstream's answer, committed to by a salted hash and kept (erasably) for decision chains.
