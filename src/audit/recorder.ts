@@ -47,8 +47,8 @@ export class AuditRecorder {
 
   /**
    * Call `listener` with each batch after it is durable. Listeners run after the batch's callers
-   * have been answered (on a later turn of the event loop), and a listener that throws is reported
-   * through `onError`, never to a caller: exporting must not slow or fail a governed call.
+   * have been resolved (on a later turn of the event loop), and a listener that throws is reported
+   * through `onListenerError`, never to a caller: exporting must not slow or fail a governed call.
    */
   onDurable(listener: DurableListener): () => void {
     this.listeners.push(listener);
