@@ -139,12 +139,15 @@ const frameworks: Record<Framework, FrameworkSpec> = {
         title: 'Logical access security over protected information assets',
         support: 'supported',
         shows: (f) => [
-          'Agents reach MCP tools only through the Custos gateway, authenticated with short-lived OAuth tokens.',
+          'Custos sits between agents and their MCP tools: every call through it is authenticated with a short-lived OAuth token.',
           `Every call is decided by the Cedar policy set in force (${f.policies} policies in ${f.policyFiles} files, set hash ${f.policySetHash.slice(0, 16)}...); anything no policy permits is denied.`,
           `In the window: ${f.events} governed calls recorded, ${f.denied} denied.`,
         ],
         evidence: soc2Access,
-        gaps: ['Covers AI agents reaching tools through Custos only, not other systems or human access.'],
+        gaps: [
+          'Covers AI agents reaching tools through Custos only, not other systems or human access.',
+          'That agents cannot reach their tools around Custos depends on your network and credentials, not on Custos.',
+        ],
       },
       {
         id: 'CC6.2',
