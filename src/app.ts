@@ -251,7 +251,13 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       admin: (server) =>
         registerAdmin(server, {
           adminToken: token,
-          routes: [auditRoutes(store, (id) => identity.directory.get(id)?.name)],
+          routes: [
+            auditRoutes({
+              store,
+              agentName: (id) => identity.directory.get(id)?.name,
+              exporterStats: () => exporters.stats(),
+            }),
+          ],
           store,
           agents: identity.agents,
           servers: () =>

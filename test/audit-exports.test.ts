@@ -284,6 +284,12 @@ describe('audit exports of real traffic: OCSF to a file and a webhook, OpenTelem
     expect(
       t.logs.some((l) => l.msg === 'audit export dropped records' && l.exporter === 'ocsf-webhook'),
     ).toBe(true);
+    const state = await t.admin<{ exporters: Record<string, { delivered: number; dropped: number }> }>(
+      '/api/v1/audit/exports',
+    );
+    expect(Object.keys(state.exporters).sort()).toEqual(['ocsf-file', 'ocsf-webhook', 'otlp']);
+    expect(state.exporters['ocsf-webhook']?.dropped).toBeGreaterThan(0);
+    expect(state.exporters.otlp?.delivered).toBeGreaterThan(0);
   });
 
   it('rejects an exports section with an unknown key or a bad URL at start, naming the key', async () => {

@@ -13,6 +13,7 @@ export {
   writeEvidencePack,
 } from './evidence.js';
 export { type AuditExporters, type ExportsConfig, startExporters } from './exporters.js';
+export type { OcsfSinkStats } from './ocsf.js';
 export { type EventFilter, getEvent, listEvents } from './query.js';
 export { AuditRecorder } from './recorder.js';
 export { type PendingAppend, type PreparedAppend, type StoredCheckpoint, TransparencyLog } from './tlog.js';

@@ -1,12 +1,27 @@
 import type { FastifyInstance } from 'fastify';
-import { loadDecisionChain } from '../audit/index.js';
+import { loadDecisionChain, type OcsfSinkStats } from '../audit/index.js';
 import { CustosError } from '../core/errors.js';
 import type { Store } from '../store/index.js';
 import { requireRole } from './actor.js';
 
-/** Audit routes beyond the event list: decision chains for the console and `custos audit trace`. */
-export function auditRoutes(store: Store, agentName?: (agentId: string) => string | undefined) {
+export interface AuditRouteDeps {
+  store: Store;
+  agentName?: (agentId: string) => string | undefined;
+  /** Delivered, dropped and pending counts of each configured exporter. */
+  exporterStats?: () => Record<string, OcsfSinkStats>;
+}
+
+/**
+ * Audit routes beyond the event list: decision chains for the console and `custos audit trace`,
+ * and the state of the configured exporters.
+ */
+export function auditRoutes({ store, agentName, exporterStats }: AuditRouteDeps) {
   return (api: FastifyInstance): void => {
+    api.get('/audit/exports', async (request) => {
+      requireRole(request, 'admin', 'auditor');
+      return { exporters: exporterStats?.() ?? {} };
+    });
+
     api.get('/audit/trace/:id', async (request) => {
       requireRole(request, 'admin', 'auditor');
       const { id } = request.params as { id: string };

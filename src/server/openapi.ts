@@ -235,6 +235,32 @@ export const openApiDocument = {
         responses: { 200: ok({ type: 'object', properties: { event } }), 404: error },
       },
     },
+    '/api/v1/audit/exports': {
+      get: {
+        summary:
+          'The configured audit exporters (ocsf-file, ocsf-webhook, otlp) and what each delivered, dropped and holds',
+        responses: {
+          200: ok({
+            type: 'object',
+            properties: {
+              exporters: {
+                type: 'object',
+                additionalProperties: {
+                  type: 'object',
+                  properties: {
+                    delivered: { type: 'integer' },
+                    dropped: { type: 'integer' },
+                    pending: { type: 'integer' },
+                    lastError: { type: ['string', 'null'] },
+                  },
+                },
+              },
+            },
+          }),
+          403: error,
+        },
+      },
+    },
     '/api/v1/audit/trace/{id}': {
       get: {
         summary:
