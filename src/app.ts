@@ -3,16 +3,17 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
-import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
-import { AuditRecorder, TransparencyLog } from './audit/index.js';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { type AuditExporters, AuditRecorder, startExporters, TransparencyLog } from './audit/index.js';
 import { type Clock, systemClock } from './core/clock.js';
 import type { Config } from './core/config.js';
 import { IdGenerator } from './core/ids.js';
-import { CatalogView, Downstream, Pipeline, TaskBudgets } from './gateway/index.js';
+import { CatalogView, Downstream, Pipeline, serverInfo, TaskBudgets } from './gateway/index.js';
 import { UpstreamRegistry } from './gateway/upstream/index.js';
 import { createIdentityService, type IdentityService } from './identity/index.js';
 import { PolicyStore } from './policy/index.js';
 import { registerAdmin } from './server/admin.js';
+import { auditRoutes } from './server/admin-audit.js';
 import { buildHttpServer } from './server/http.js';
 import { McpHttp } from './server/mcp-http.js';
 import { openStore, type Store } from './store/index.js';
@@ -70,6 +71,47 @@ function isLoopback(host: string): boolean {
   return host === '127.0.0.1' || host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
+/** The audit exporters of the `exports` section, with their drops and deliveries in /metrics. */
+function startAuditExporters(
+  config: Config,
+  metrics: Registry,
+  logger: Logger,
+  agentName: (agentId: string) => string | undefined,
+): AuditExporters {
+  const dropped = new Counter({
+    name: 'custos_audit_export_dropped_total',
+    help: 'audit records or spans an exporter gave up on (destination down or slow, queue full)',
+    labelNames: ['exporter'],
+    registers: [metrics],
+  });
+  let lastWarned = 0;
+  const exporters = startExporters(config.exports, {
+    baseDir: config.baseDir,
+    product: { name: serverInfo.name, version: serverInfo.version },
+    agentName,
+    onDrop: (exporter, count, reason) => {
+      dropped.inc({ exporter }, count);
+      // One line a second at most: a dead collector must not flood the log.
+      const now = Date.now();
+      if (now - lastWarned >= 1000) {
+        lastWarned = now;
+        logger.warn({ exporter, count, reason }, 'audit export dropped records');
+      }
+    },
+  });
+  new Gauge({
+    name: 'custos_audit_export_delivered',
+    help: 'audit records or spans an exporter has delivered since start',
+    labelNames: ['exporter'],
+    registers: [metrics],
+    collect() {
+      for (const [exporter, stats] of Object.entries(exporters.stats()))
+        this.set({ exporter }, stats.delivered);
+    },
+  });
+  return exporters;
+}
+
 /**
  * The composition root: build the store and services, wire them together, and listen.
  * Nothing else in Custos knows how the pieces fit.
@@ -115,6 +157,8 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     refresher.unref();
     closers.push(() => clearInterval(refresher));
 
+    const metrics = new Registry();
+    collectDefaultMetrics({ register: metrics });
     // The log opens first and closes last: close() signs a final checkpoint over what the recorder flushed.
     const auditLog = await TransparencyLog.open(store, {
       clock,
@@ -122,8 +166,15 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       onError: (error) => logger.error({ err: error }, 'audit checkpoint failed; the next append retries'),
     });
     closers.push(() => auditLog.close());
-    const audit = new AuditRecorder(store, auditLog, ids, { commitDelayMs: config.audit.commitDelayMs });
+    // Exporters close after the recorder (closers run in reverse), so its last batch is exported.
+    const exporters = startAuditExporters(config, metrics, logger, (id) => identity.directory.get(id)?.name);
+    closers.push(() => exporters.close());
+    const audit = new AuditRecorder(store, auditLog, ids, {
+      commitDelayMs: config.audit.commitDelayMs,
+      onListenerError: (error) => logger.error({ err: error }, 'audit export failed'),
+    });
     closers.push(() => audit.close());
+    audit.onDurable((events) => exporters.write(events));
 
     const upstreams = new UpstreamRegistry(config.servers, {
       logger: logger.child({ part: 'upstream' }),
@@ -131,8 +182,6 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     });
     closers.push(() => upstreams.close());
     const view = new CatalogView(upstreams);
-    const metrics = new Registry();
-    collectDefaultMetrics({ register: metrics });
     const calls = new Histogram({
       name: 'custos_call_duration_seconds',
       help: 'governed calls by method and outcome, from arrival to answer',
@@ -203,6 +252,13 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       admin: (server) =>
         registerAdmin(server, {
           adminToken: token,
+          routes: [
+            auditRoutes({
+              store,
+              agentName: (id) => identity.directory.get(id)?.name,
+              exporterStats: () => exporters.stats(),
+            }),
+          ],
           store,
           agents: identity.agents,
           servers: () =>

@@ -22,6 +22,8 @@ export interface AuditEventInput {
   policySetHash?: string | null;
   /** The approval the call consumed, if any; absent means null. */
   approvalId?: string | null;
+  /** The agent's W3C traceparent; passed to trace exporters, neither stored nor committed. */
+  traceparent?: string | null;
   arguments?: unknown;
   reasoning?: unknown;
   result?: unknown;

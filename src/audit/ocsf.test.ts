@@ -72,6 +72,15 @@ describe('toOcsf', () => {
     expect(record.status_code).toBeUndefined();
   });
 
+  it('carries the approval id and policy set hash when the event has them', () => {
+    const event = { ...auditEvent(), approvalId: 'apr_1', policySetHash: 'ab'.repeat(32) } as AuditEvent;
+    expect(toOcsf(event, product).unmapped.custos).toMatchObject({
+      approval_id: 'apr_1',
+      policy_set_hash: 'ab'.repeat(32),
+    });
+    expect(toOcsf(auditEvent(), product).unmapped.custos).not.toHaveProperty('approval_id');
+  });
+
   it('maps a read method to activity Read', () => {
     const record = toOcsf(auditEvent({ method: 'resources/read', target: 'file:///a.txt' }), product);
     expect(record.activity_id).toBe(2);

@@ -180,6 +180,10 @@ export function toOcsf(event: AuditEvent, product: OcsfProduct, options: OcsfOpt
     error_code: event.errorCode,
     latency_us: event.latencyUs,
   };
+  // Set by the gateway once approvals and policy set hashes are recorded with each event.
+  const extra = event as AuditEvent & { approvalId?: unknown; policySetHash?: unknown };
+  if (typeof extra.approvalId === 'string') custos.approval_id = extra.approvalId;
+  if (typeof extra.policySetHash === 'string') custos.policy_set_hash = extra.policySetHash;
   if (options.includeContent === true) {
     for (const key of ['arguments', 'reasoning', 'result'] as const) {
       if (event[key] !== undefined) custos[key] = event[key];
@@ -350,7 +354,7 @@ export interface WebhookSinkOptions {
   url: string;
   /** Extra request headers, for example an Authorization header for the collector. */
   headers?: Record<string, string>;
-  /** Records per POST (default 100). */
+  /** Records per POST at most (default 500); fewer when fewer are queued. */
   batchSize?: number;
   /** How long a partial batch waits for company before it is sent (default 1000 ms). */
   flushIntervalMs?: number;
@@ -396,7 +400,7 @@ export class WebhookOcsfSink implements OcsfSink {
   constructor(options: WebhookSinkOptions) {
     this.#url = options.url;
     this.#headers = { ...options.headers, 'content-type': 'application/json' };
-    this.#batchSize = options.batchSize ?? 100;
+    this.#batchSize = options.batchSize ?? 500;
     this.#flushIntervalMs = options.flushIntervalMs ?? 1000;
     this.#maxQueue = options.maxQueue ?? 10_000;
     this.#maxRetries = options.maxRetries ?? 5;

@@ -6,6 +6,8 @@ import type { PendingAppend, TransparencyLog } from './tlog.js';
 
 /** Most events written in one group commit. */
 const maxBatch = 1000;
+/** Told of every batch once it is durable, in log order; exporters hang off this. */
+export type DurableListener = (events: readonly AuditEvent[]) => void;
 
 interface Pending {
   /** Its seq is set when the batch is written (from the log's next seq), so a failed batch leaves no gap. */
@@ -25,12 +27,13 @@ export class AuditRecorder {
   private flushing: Promise<void> | null = null;
   private scheduled = false;
   private closed = false;
+  private readonly listeners: DurableListener[] = [];
 
   constructor(
     private readonly store: Store,
     private readonly log: TransparencyLog,
     private readonly ids: IdGenerator,
-    private readonly options: { commitDelayMs: number },
+    private readonly options: { commitDelayMs: number; onListenerError?: (error: unknown) => void },
   ) {}
 
   /** Append one event; resolves once it is durable, with the seq it was given. */
@@ -47,6 +50,19 @@ export class AuditRecorder {
       this.queue.push({ event, resolve, reject });
       this.schedule();
     });
+  }
+
+  /**
+   * Call `listener` with each batch after it is durable. Listeners run after the batch's callers
+   * have been resolved (on a later turn of the event loop), and a listener that throws is reported
+   * through `onListenerError`, never to a caller: exporting must not slow or fail a governed call.
+   */
+  onDurable(listener: DurableListener): () => void {
+    this.listeners.push(listener);
+    return () => {
+      const index = this.listeners.indexOf(listener);
+      if (index !== -1) this.listeners.splice(index, 1);
+    };
   }
 
   /** Write everything queued, then stop accepting events. */
@@ -101,5 +117,16 @@ export class AuditRecorder {
     }
     this.log.commit(pending);
     for (const p of batch) p.resolve(p.event);
+    if (this.listeners.length > 0) setImmediate(() => this.notify(events));
+  }
+
+  private notify(events: readonly AuditEvent[]): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(events);
+      } catch (error) {
+        this.options.onListenerError?.(error);
+      }
+    }
   }
 }

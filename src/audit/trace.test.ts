@@ -97,8 +97,45 @@ describe('decisionChain', () => {
   it('includes the approval only when the event names one', () => {
     const approved = { ...allowed, approvalId: 'apr-5' } as AuditEvent;
     const [withApproval, without] = decisionChain([approved, { ...denied }]);
-    expect(withApproval?.approval).toEqual({ approvalId: 'apr-5' });
+    expect(withApproval?.approval).toEqual({ approvalId: 'apr-5', decisions: [] });
     expect(without).not.toHaveProperty('approval');
+  });
+
+  it('folds the approval decision events into the call that consumed the approval, in order', () => {
+    const requested: AuditEvent = {
+      ...base,
+      id: 'evt-r',
+      seq: 5,
+      method: 'approvals/request',
+      server: null,
+      target: 'apr-5',
+      taskId: null,
+      traceId: null,
+    };
+    const decided: AuditEvent = {
+      ...requested,
+      id: 'evt-d',
+      seq: 9,
+      time: base.time - 1000,
+      method: 'approvals/decide',
+      arguments: { decision: 'approved', decidedBy: 'oncall@example.com' },
+      reasons: ["ticket T-1 is the customer's own"],
+    };
+    const other: AuditEvent = { ...decided, id: 'evt-o', seq: 10, target: 'apr-9' };
+    const approved = { ...allowed, approvalId: 'apr-5' } as AuditEvent;
+    const steps = decisionChain([approved, decided, requested, other], { id: 'task-42' });
+    expect(steps.map((s) => s.eventId)).toEqual(['evt-1']);
+    expect(steps[0]?.approval?.decisions.map((d) => [d.method, d.decision, d.by])).toEqual([
+      ['approvals/request', 'requested', null],
+      ['approvals/decide', 'approved', 'oncall@example.com'],
+    ]);
+    expect(renderChain(steps)).toContain(
+      [
+        '   approval:  apr-5',
+        '              requested at 2026-11-28T09:00:00.000Z [seq 5]',
+        '              approved by oncall@example.com at 2026-11-28T08:59:59.000Z [seq 9]',
+      ].join('\n'),
+    );
   });
 });
 

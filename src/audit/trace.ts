@@ -12,6 +12,8 @@ export interface ChainStep {
   eventId: string;
   time: number;
   agentId: string | null;
+  /** The agent's name, when the caller could resolve it (decisionChain leaves it out). */
+  agentName?: string;
   owner: string | null;
   taskId: string | null;
   traceId: string | null;
@@ -30,8 +32,8 @@ export interface ChainStep {
     policyIds: readonly string[];
     reasons: readonly string[];
   };
-  /** Present when the event names the approval the call consumed. */
-  approval?: { approvalId: string };
+  /** Present when the event names the approval the call consumed, with its recorded decisions. */
+  approval?: ChainApproval;
   outcome: {
     outcome: AuditEvent['outcome'];
     errorCode: string | null;
@@ -39,6 +41,34 @@ export interface ChainStep {
     /** The upstream result as compact JSON, shortened; null when absent. */
     result: string | null;
   };
+}
+
+/** The approval a call consumed, and who decided it when, from the approval audit events. */
+export interface ChainApproval {
+  approvalId: string;
+  /** Oldest first; empty when no approval event for this id is in the log (or in the selection). */
+  decisions: ApprovalDecision[];
+}
+
+/** One recorded approval event: a request being opened, approved or rejected. */
+export interface ApprovalDecision {
+  seq: number;
+  eventId: string;
+  time: number;
+  /** approvals/request, approvals/decide, ... */
+  method: string;
+  /** "approved", "rejected", "requested", or what the event says; from its arguments or its effect. */
+  decision: string;
+  /** The person who decided (their email), when the event names one. */
+  by: string | null;
+  reasons: readonly string[];
+}
+
+/** Audit events recorded by the approvals engine rather than by a governed call. */
+export const APPROVAL_METHOD_PREFIX = 'approvals/';
+
+export function isApprovalEvent(event: AuditEvent): boolean {
+  return event.method.startsWith(APPROVAL_METHOD_PREFIX);
 }
 
 export interface ChainOptions {
@@ -73,10 +103,43 @@ function reasoningText(value: unknown): string | null {
   return compactJson(value);
 }
 
-/** The approval id an event carries, if the recorder put one there (not yet part of AuditEvent). */
-function approvalIdOf(event: AuditEvent): string | undefined {
+/**
+ * The approval id an event carries: its approvalId field (set by the gateway on a call that
+ * consumed an approval), or, for an approval event (method approvals/...), its target.
+ */
+export function approvalIdOf(event: AuditEvent): string | undefined {
   const value = (event as AuditEvent & { approvalId?: unknown }).approvalId;
-  return typeof value === 'string' && value !== '' ? value : undefined;
+  if (typeof value === 'string' && value !== '') return value;
+  if (isApprovalEvent(event) && event.target !== null && event.target !== '') return event.target;
+  return undefined;
+}
+
+function stringField(value: unknown, ...keys: string[]): string | null {
+  if (value === null || typeof value !== 'object') return null;
+  for (const key of keys) {
+    const field = (value as Record<string, unknown>)[key];
+    if (typeof field === 'string' && field !== '') return field;
+  }
+  return null;
+}
+
+/**
+ * What an approval event says. The approvals engine records a decision as an event with method
+ * approvals/decide, the approval id as target (or approvalId), and the decider and decision in its
+ * arguments ({decidedBy | approver, decision}); without them, the effect says approved or rejected.
+ */
+export function approvalDecisionOf(event: AuditEvent): ApprovalDecision {
+  const fallback =
+    event.method === 'approvals/request' ? 'requested' : event.effect === 'allow' ? 'approved' : 'rejected';
+  return {
+    seq: event.seq,
+    eventId: event.id,
+    time: event.time,
+    method: event.method,
+    decision: stringField(event.arguments, 'decision', 'status') ?? fallback,
+    by: stringField(event.arguments, 'decidedBy', 'approver', 'by', 'actor'),
+    reasons: event.reasons,
+  };
 }
 
 /**
@@ -89,10 +152,27 @@ export function decisionChain(events: readonly AuditEvent[], options: ChainOptio
   const selected =
     options.id === undefined
       ? [...events]
-      : events.filter((event) => event.taskId === options.id || event.traceId === options.id);
+      : events.filter(
+          (event) => event.taskId === options.id || event.traceId === options.id || isApprovalEvent(event),
+        );
   selected.sort((a, b) => a.seq - b.seq);
 
-  return selected.map((event) => {
+  // Approval events fold into the calls that consumed their approval; the rest stand as steps.
+  const calls = selected.filter((event) => !isApprovalEvent(event));
+  const consumed = new Set(calls.map(approvalIdOf).filter((id): id is string => id !== undefined));
+  const decisions = new Map<string, ApprovalDecision[]>();
+  const steps = selected.filter((event) => {
+    if (!isApprovalEvent(event)) return true;
+    const id = approvalIdOf(event);
+    if (id === undefined || !consumed.has(id)) {
+      // Approval events outside the selection's task or trace are kept only when a call links them.
+      return options.id === undefined || event.taskId === options.id || event.traceId === options.id;
+    }
+    decisions.set(id, [...(decisions.get(id) ?? []), approvalDecisionOf(event)]);
+    return false;
+  });
+
+  return steps.map((event) => {
     const name = [event.server, event.target].filter((part) => part !== null).join('.');
     const reasoning = reasoningText(event.reasoning);
     const step: ChainStep = {
@@ -119,7 +199,7 @@ export function decisionChain(events: readonly AuditEvent[], options: ChainOptio
       },
     };
     const approvalId = approvalIdOf(event);
-    if (approvalId !== undefined) step.approval = { approvalId };
+    if (approvalId !== undefined) step.approval = { approvalId, decisions: decisions.get(approvalId) ?? [] };
     return step;
   });
 }
@@ -141,7 +221,8 @@ function formatLatency(ms: number): string {
 
 function renderStep(step: ChainStep, index: number): string[] {
   const lines: string[] = [];
-  const who = step.agentId ?? 'unknown agent';
+  const who =
+    step.agentName === undefined ? (step.agentId ?? 'unknown agent') : `${step.agentName} (${step.agentId})`;
   const owner = step.owner === null ? '' : ` (owner ${step.owner})`;
   lines.push(`${index + 1}. [seq ${step.seq}] ${new Date(step.time).toISOString()}  ${who}${owner}`);
   const indent = '   ';
@@ -164,7 +245,15 @@ function renderStep(step: ChainStep, index: number): string[] {
     lines.push(...field(i === 0 ? 'reasons' : '', `- ${reason}`, `${indent}  `));
   }
 
-  if (step.approval !== undefined) lines.push(...field('approval', step.approval.approvalId, indent));
+  if (step.approval !== undefined) {
+    lines.push(...field('approval', step.approval.approvalId, indent));
+    for (const d of step.approval.decisions) {
+      const by = d.by === null ? '' : ` by ${d.by}`;
+      lines.push(
+        ...field('', `${d.decision}${by} at ${new Date(d.time).toISOString()} [seq ${d.seq}]`, indent),
+      );
+    }
+  }
 
   const error = step.outcome.errorCode === null ? '' : ` (${step.outcome.errorCode})`;
   lines.push(

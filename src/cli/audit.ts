@@ -12,6 +12,7 @@ import {
 } from '../audit/index.js';
 import { CustosError } from '../core/errors.js';
 import type { Store } from '../store/index.js';
+import { registerAuditTrace } from './audit-trace.js';
 import { agentService, type GlobalOptions, readConfig, withStore } from './context.js';
 import { formatTime, printJson, printTable } from './output.js';
 
@@ -34,6 +35,7 @@ const columns = ['seq', 'time', 'agent', 'method', 'target', 'decision', 'outcom
 
 export function registerAuditCommands(program: Command): void {
   const audit = program.command('audit').description('read the audit log');
+  registerAuditTrace(audit, program);
 
   audit
     .command('tail')

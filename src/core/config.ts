@@ -37,6 +37,32 @@ const agent = z.strictObject({
   environment: z.string().min(1).default('development'),
 });
 
+const headers = z.record(z.string(), z.string()).default({});
+
+/** Where audit events go besides the log: OCSF records for a SIEM, OpenTelemetry traces. */
+const exportsSection = z.strictObject({
+  ocsf: z
+    .strictObject({
+      /** JSON lines appended to this file (relative to the configuration file). */
+      file: z.string().min(1).optional(),
+      /** Batches POSTed as a JSON array. */
+      webhook: z.strictObject({ url: z.url({ protocol: /^https?$/ }), headers }).optional(),
+      /** Copy arguments, reasoning and results into the records (off: hashes and decisions only). */
+      includeContent: z.boolean().default(false),
+    })
+    .optional(),
+  otlp: z
+    .strictObject({
+      /** The OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces. */
+      endpoint: z.url({ protocol: /^https?$/ }),
+      headers,
+      /** Put arguments, results and reasoning on the spans. */
+      includeContent: z.boolean().default(false),
+      serviceName: z.string().min(1).default('custos'),
+    })
+    .optional(),
+});
+
 export const configSchema = z.strictObject({
   listen: z
     .strictObject({
@@ -74,6 +100,7 @@ export const configSchema = z.strictObject({
       checkpointIntervalMs: z.number().int().min(10).max(3_600_000).default(1000),
     })
     .default({ commitDelayMs: 0, checkpointIntervalMs: 1000 }),
+  exports: exportsSection.default({}),
 });
 
 export type ServerConfig = z.infer<typeof server>;

@@ -42,6 +42,8 @@ export interface CallContext {
   readonly argsHash: string;
   readonly reasoning: unknown;
   readonly traceId: string | null;
+  /** The agent's valid W3C traceparent, so exported spans nest under the agent's own. */
+  readonly traceparent?: string | null;
   /** Wall-clock time the call arrived (ms) and a monotonic start (ns) for latency. */
   readonly time: number;
   readonly started: bigint;

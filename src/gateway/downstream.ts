@@ -230,6 +230,7 @@ export class Downstream {
       argsHash: canonicalHash(args),
       reasoning: meta?.[metaKeys.reasoning],
       traceId: traceIdOf(meta, exchange),
+      traceparent: traceparentOf(meta, exchange),
       time: this.deps.clock.now(),
       started,
       signal: exchange.signal,
@@ -428,6 +429,16 @@ function traceIdOf(meta: Json | undefined, exchange: Exchange): string | null {
     exchange.traceparent ?? (typeof meta?.traceparent === 'string' ? meta.traceparent : undefined);
   const parts = header?.split('-');
   return parts?.length === 4 && /^[0-9a-f]{32}$/.test(parts[1] ?? '') ? (parts[1] as string) : null;
+}
+
+/** The traceparent (header, else _meta) when it is a valid W3C version-00 value with non-zero ids. */
+function traceparentOf(meta: Json | undefined, exchange: Exchange): string | null {
+  const header =
+    exchange.traceparent ?? (typeof meta?.traceparent === 'string' ? meta.traceparent : undefined);
+  if (header === undefined) return null;
+  const match = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(header.trim());
+  if (match === null || /^0+$/.test(match[1] ?? '') || /^0+$/.test(match[2] ?? '')) return null;
+  return header.trim();
 }
 
 /** Whether a log message at `level` passes a client's minimum level (null: the client asked for none). */

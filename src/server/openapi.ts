@@ -61,6 +61,81 @@ const event = {
     reasoning: {},
   },
 };
+const decisionChain = {
+  type: 'object',
+  required: ['id', 'steps', 'truncated'],
+  properties: {
+    id: { type: 'string' },
+    truncated: { type: 'boolean', description: 'more events exist than the limit; the oldest are shown' },
+    steps: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          seq: { type: 'integer' },
+          eventId: { type: 'string' },
+          time: { type: 'integer' },
+          agentId: { type: ['string', 'null'] },
+          agentName: { type: 'string', description: 'present when the agent is known' },
+          owner: { type: ['string', 'null'] },
+          taskId: { type: ['string', 'null'] },
+          traceId: { type: ['string', 'null'] },
+          reasoning: {
+            type: ['string', 'null'],
+            description: 'shortened; null when none was given or it was erased',
+          },
+          call: {
+            type: 'object',
+            properties: {
+              method: { type: 'string' },
+              name: { type: ['string', 'null'] },
+              arguments: { type: ['string', 'null'], description: 'compact JSON, shortened' },
+              argsHash: { type: ['string', 'null'] },
+            },
+          },
+          decision: {
+            type: 'object',
+            properties: {
+              effect: { enum: ['allow', 'deny'] },
+              policyIds: { type: 'array', items: { type: 'string' } },
+              reasons: { type: 'array', items: { type: 'string' } },
+            },
+          },
+          approval: {
+            type: 'object',
+            properties: {
+              approvalId: { type: 'string' },
+              decisions: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  properties: {
+                    seq: { type: 'integer' },
+                    eventId: { type: 'string' },
+                    time: { type: 'integer' },
+                    method: { type: 'string' },
+                    decision: { type: 'string' },
+                    by: { type: ['string', 'null'] },
+                    reasons: { type: 'array', items: { type: 'string' } },
+                  },
+                },
+              },
+            },
+          },
+          outcome: {
+            type: 'object',
+            properties: {
+              outcome: { enum: ['executed', 'denied', 'failed'] },
+              errorCode: { type: ['string', 'null'] },
+              latencyMs: { type: 'number' },
+              result: { type: ['string', 'null'], description: 'compact JSON, shortened' },
+            },
+          },
+        },
+      },
+    },
+  },
+};
 const ok = (schema: object) => ({ description: 'ok', content: { 'application/json': { schema } } });
 
 export const openApiDocument = {
@@ -158,6 +233,53 @@ export const openApiDocument = {
         summary: 'One audit event with its content',
         parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
         responses: { 200: ok({ type: 'object', properties: { event } }), 404: error },
+      },
+    },
+    '/api/v1/audit/exports': {
+      get: {
+        summary:
+          'The configured audit exporters (ocsf-file, ocsf-webhook, otlp) and what each delivered, dropped and holds',
+        responses: {
+          200: ok({
+            type: 'object',
+            properties: {
+              exporters: {
+                type: 'object',
+                additionalProperties: {
+                  type: 'object',
+                  properties: {
+                    delivered: { type: 'integer' },
+                    dropped: { type: 'integer' },
+                    pending: { type: 'integer' },
+                    lastError: { type: ['string', 'null'] },
+                  },
+                },
+              },
+            },
+          }),
+          403: error,
+        },
+      },
+    },
+    '/api/v1/audit/trace/{id}': {
+      get: {
+        summary:
+          "A task's or trace's decision chain: reasoning, call, policy decision, approval and result, in log order (roles admin or auditor)",
+        parameters: [
+          {
+            name: 'id',
+            in: 'path',
+            required: true,
+            description: 'task id or trace id',
+            schema: { type: 'string' },
+          },
+          {
+            name: 'limit',
+            in: 'query',
+            schema: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 },
+          },
+        ],
+        responses: { 200: ok(decisionChain), 400: error, 403: error, 404: error },
       },
     },
     '/api/v1/servers': {

@@ -33,8 +33,11 @@ export function record(audit: AuditRecorder, policy: Pick<PolicyPort, 'policySet
       traceId: ctx.traceId,
       policySetHash: ctx.policySetHash ?? policy.policySetHash,
       approvalId: ctx.approvalId ?? null,
+      ...(ctx.traceparent ? { traceparent: ctx.traceparent } : {}),
       arguments: ctx.arguments,
       ...(ctx.reasoning === undefined ? {} : { reasoning: ctx.reasoning }),
+      // The upstream's answer, committed to by a salted hash and kept (erasably) for decision chains.
+      ...(outcome.kind === 'executed' ? { result: outcome.result } : {}),
     });
   };
 }

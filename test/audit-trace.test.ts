@@ -1,0 +1,184 @@
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import type { DecisionChain } from '../src/audit/index.js';
+import { connectAgent, textOf } from './support/agents.js';
+import { bin, ensureBuilt } from './support/cli.js';
+import { everythingServer, startTestCustos, type TestCustos } from './support/custos.js';
+
+const policies = {
+  'analyst.cedar': `
+@id("analyst:everything")
+permit (principal, action, resource)
+when { principal.name == "analyst" };
+
+@id("analyst:no-env")
+forbid (principal, action == Action::"call_tool", resource in Server::"everything")
+when { principal.name == "analyst" && resource.name == "get-env" };
+`,
+};
+
+function run(args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [bin, ...args], {
+      cwd,
+      env: { ...process.env, CUSTOS_LOG_LEVEL: 'warn' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.on('error', fail);
+    child.on('close', (code) => done({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+function claims(jwt: string): Record<string, unknown> {
+  return JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<
+    string,
+    unknown
+  >;
+}
+
+describe('decision chains of real traffic (custos audit trace, GET /api/v1/audit/trace/:id)', () => {
+  let t: TestCustos;
+  let taskId: string;
+  let configFile: string;
+  const traceId = '5b8efff798038103d269b633813fc60c';
+
+  beforeAll(async () => {
+    ensureBuilt();
+    t = await startTestCustos({
+      servers: { everything: everythingServer },
+      policies,
+      agents: [{ name: 'analyst', owner: 'dana@example.com' }],
+    });
+    const task = await t.taskToken(await t.token('analyst'), {
+      scope: 'server:everything',
+      task_purpose: 'answer a question about the environment',
+    });
+    taskId = String((claims(task).task as { id: string }).id);
+    const agent = await connectAgent('sdk2-legacy', `${t.url}/mcp`, task, {
+      traceparent: `00-${traceId}-b7ad6b7169203331-01`,
+    });
+    try {
+      const echoed = await agent.callTool(
+        'echo',
+        { message: 'hello chain' },
+        {
+          'io.custos/reasoning': 'First I greet the user.',
+        },
+      );
+      expect(textOf(echoed)).toContain('hello chain');
+      const refused = await agent.callTool('get-env', {}, { 'io.custos/reasoning': 'Then I read the env.' });
+      expect(refused.isError).toBe(true);
+    } finally {
+      await agent.close();
+    }
+    // A configuration file for the CLI naming the same database and data directory.
+    configFile = join(t.dataDir, '..', 'custos.yaml');
+    writeFileSync(
+      configFile,
+      stringify({ storage: { url: `sqlite:${t.dbFile}` }, policies: t.policiesDir, servers: {} }),
+    );
+  }, 120_000);
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  function checkChain(chain: DecisionChain): void {
+    const calls = chain.steps.filter((s) => s.call.method === 'tools/call');
+    expect(calls.map((s) => s.call.name)).toEqual(['everything.echo', 'everything.get-env']);
+    const [echo, env] = calls;
+    expect(echo?.reasoning).toBe('First I greet the user.');
+    expect(echo?.call.arguments).toBe('{"message":"hello chain"}');
+    expect(echo?.decision).toEqual({
+      effect: 'allow',
+      policyIds: ['analyst:everything'],
+      reasons: ['permitted by "analyst:everything"'],
+    });
+    expect(echo?.outcome.outcome).toBe('executed');
+    expect(echo?.outcome.result).toContain('hello chain');
+    expect(echo?.owner).toBe('dana@example.com');
+    expect(echo?.agentName).toBe('analyst');
+    expect(env?.reasoning).toBe('Then I read the env.');
+    expect(env?.decision.effect).toBe('deny');
+    expect(env?.decision.policyIds).toContain('analyst:no-env');
+    expect(env?.outcome).toMatchObject({ outcome: 'denied', errorCode: 'policy_denied', result: null });
+    // Log order.
+    const seqs = chain.steps.map((s) => s.seq);
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+  }
+
+  it('the admin API gives the chain of a task, in order, with reasoning, call, decision and result', async () => {
+    const chain = await t.admin<DecisionChain>(`/api/v1/audit/trace/${taskId}`);
+    expect(chain.id).toBe(taskId);
+    expect(chain.truncated).toBe(false);
+    expect(chain.steps.every((s) => s.taskId === taskId)).toBe(true);
+    checkChain(chain);
+  });
+
+  it('the same chain is found by the trace id of the agent traceparent', async () => {
+    const chain = await t.admin<DecisionChain>(`/api/v1/audit/trace/${traceId}`);
+    checkChain(chain);
+    expect(chain.steps.every((s) => s.traceId === traceId)).toBe(true);
+  });
+
+  it('answers 404 for an unknown id and 400 for a bad limit', async () => {
+    const unknown = await fetch(`${t.url}/api/v1/audit/trace/task_nope`, {
+      headers: { authorization: `Bearer ${t.adminToken}` },
+    });
+    expect(unknown.status).toBe(404);
+    expect(((await unknown.json()) as { error: { code: string } }).error.code).toBe('not_found');
+    const bad = await fetch(`${t.url}/api/v1/audit/trace/${taskId}?limit=0`, {
+      headers: { authorization: `Bearer ${t.adminToken}` },
+    });
+    expect(bad.status).toBe(400);
+  });
+
+  it('is described in the OpenAPI document', async () => {
+    const doc = await t.admin<{ paths: Record<string, unknown> }>('/api/v1/openapi.json');
+    expect(doc.paths).toHaveProperty(['/api/v1/audit/trace/{id}']);
+  });
+
+  it('custos audit trace renders it for a human through the running server, and --json matches the API', async () => {
+    const cwd = join(t.dataDir, '..');
+    const text = await run(['--config', configFile, '--data', t.dataDir, 'audit', 'trace', taskId], cwd);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toContain(`Decision chain for task ${taskId}`);
+    expect(text.stdout).toMatch(
+      /reasoning: First I greet the user\.\n\s+call:\s+everything\.echo {2}\(tools\/call\)/,
+    );
+    expect(text.stdout).toContain('decision:  DENY');
+    expect(text.stdout).toMatch(/^1\. \[seq \d+\] \S+ {2}analyst \(agt_\w+\) \(owner dana@example.com\)$/m);
+    expect(text.stdout).toContain('analyst:no-env');
+    const json = await run(
+      ['--config', configFile, '--data', t.dataDir, 'audit', 'trace', taskId, '--json'],
+      cwd,
+    );
+    expect(json.code, json.stderr).toBe(0);
+    expect(JSON.parse(json.stdout)).toEqual(await t.admin(`/api/v1/audit/trace/${taskId}`));
+    const missing = await run(['--config', configFile, '--data', t.dataDir, 'audit', 'trace', 'nope'], cwd);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('no audit events for task or trace nope');
+  });
+
+  it('custos audit trace reads the store directly when no server runs', async () => {
+    const before = await t.admin(`/api/v1/audit/trace/${taskId}`);
+    await t.custos.close();
+    const cwd = join(t.dataDir, '..');
+    const json = await run(
+      ['--config', configFile, '--data', t.dataDir, 'audit', 'trace', taskId, '--json'],
+      cwd,
+    );
+    expect(json.code, json.stderr).toBe(0);
+    expect(JSON.parse(json.stdout)).toEqual(before);
+    await t.restart();
+  });
+});
