@@ -1,18 +1,20 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import { AuditRecorder, TransparencyLog } from './audit/index.js';
 import { type Clock, systemClock } from './core/clock.js';
 import type { Config } from './core/config.js';
 import { IdGenerator } from './core/ids.js';
+import { DetectService, loadPlaybooks } from './detect/index.js';
 import { CatalogView, Downstream, Pipeline, TaskBudgets } from './gateway/index.js';
 import { UpstreamRegistry } from './gateway/upstream/index.js';
 import { createIdentityService, type IdentityService } from './identity/index.js';
 import { PolicyStore } from './policy/index.js';
 import { registerAdmin } from './server/admin.js';
+import { detectRoutes } from './server/admin-detect.js';
 import { buildHttpServer } from './server/http.js';
 import { McpHttp } from './server/mcp-http.js';
 import { openStore, type Store } from './store/index.js';
@@ -24,6 +26,7 @@ export interface Custos {
   readonly identity: IdentityService;
   readonly policy: PolicyStore;
   readonly upstreams: UpstreamRegistry;
+  readonly detect: DetectService;
   /** Agents from the configuration that were created on this start, with their one-time secrets. */
   readonly createdAgents: ReadonlyArray<{ name: string; clientId: string; clientSecret: string }>;
   close(): Promise<void>;
@@ -139,6 +142,24 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
       registers: [metrics],
     });
+    const detect = await DetectService.open({
+      store,
+      clock,
+      ids,
+      config: config.detect,
+      agents: identity.agents,
+      playbooks: config.detect.playbooks
+        ? loadPlaybooks(resolvePath(config.baseDir, config.detect.playbooks))
+        : [],
+      logger: logger.child({ part: 'detect' }),
+    });
+    closers.push(() => detect.close());
+    // Kills and resumes made by other processes (the CLI without a server, other replicas).
+    const detectRefresher = setInterval(() => {
+      detect.refresh().catch((error) => logger.warn({ err: error }, 'containment refresh failed'));
+    }, 2000);
+    detectRefresher.unref();
+    closers.push(() => clearInterval(detectRefresher));
     const budgets = new TaskBudgets(store);
     const pipeline = new Pipeline({
       clock,
@@ -146,6 +167,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       policy,
       budgets,
       audit,
+      contain: detect,
       verifyAccessToken: (token) => identity.verifyAccessToken(token),
       observe: (method, outcome, seconds) => calls.observe({ method, outcome }, seconds),
     });
@@ -204,6 +226,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
           adminToken: token,
           store,
           agents: identity.agents,
+          routes: [detectRoutes(detect)],
           servers: () =>
             upstreams.list().map((u) => ({
               name: u.name,
@@ -224,7 +247,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     writeFileSync(runtimeFilePath(config.dataDir), JSON.stringify(runtime), { mode: 0o600 });
     closers.push(() => rmSync(runtimeFilePath(config.dataDir), { force: true }));
 
-    return { config, url, store, identity, policy, upstreams, createdAgents, close };
+    return { config, url, store, identity, policy, upstreams, detect, createdAgents, close };
   } catch (error) {
     await close().catch(() => {});
     throw error;

@@ -7,6 +7,7 @@ import { registerAgentCommands } from './agent.js';
 import { registerAuditCommands } from './audit.js';
 import { type GlobalOptions, readConfig } from './context.js';
 import { runDemo } from './demo.js';
+import { registerIncidentCommands } from './incident.js';
 import { registerPolicyCommands } from './policy.js';
 
 /** Resolve when the process is asked to stop. */
@@ -82,6 +83,7 @@ export function buildProgram(): Command {
   registerAgentCommands(program);
   registerPolicyCommands(program);
   registerAuditCommands(program);
+  registerIncidentCommands(program);
   return program;
 }
 

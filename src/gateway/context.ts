@@ -40,12 +40,15 @@ export interface CallContext {
   params: Record<string, unknown>;
   readonly arguments: unknown;
   readonly argsHash: string;
+  /** Length of the arguments' canonical JSON: what the call sends out. */
+  readonly argsBytes?: number;
   readonly reasoning: unknown;
   readonly traceId: string | null;
   /** Wall-clock time the call arrived (ms) and a monotonic start (ns) for latency. */
   readonly time: number;
   readonly started: bigint;
-  readonly signal: AbortSignal | undefined;
+  /** Aborts the upstream request; containment may replace it to cancel calls in flight. */
+  signal: AbortSignal | undefined;
   readonly onProgress: ((progress: Progress) => void) | undefined;
   readonly onNotification:
     | ((method: string, params: Record<string, unknown> | undefined) => void)

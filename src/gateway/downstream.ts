@@ -1,4 +1,4 @@
-import { canonicalHash } from '../core/canonical.js';
+import { canonicalJson, sha256Hex } from '../core/canonical.js';
 import type { Clock } from '../core/clock.js';
 import { isCustosError } from '../core/errors.js';
 import type { Principal } from '../identity/index.js';
@@ -220,6 +220,7 @@ export class Downstream {
       method === 'tools/call' || method === 'prompts/get'
         ? (params.arguments ?? {})
         : paramsWithoutMeta(params);
+    const canonical = canonicalJson(args ?? null);
     const ctx: CallContext = {
       principal,
       method,
@@ -227,7 +228,8 @@ export class Downstream {
       target,
       params: forwardable(params),
       arguments: args,
-      argsHash: canonicalHash(args),
+      argsHash: sha256Hex(canonical),
+      argsBytes: canonical.length,
       reasoning: meta?.[metaKeys.reasoning],
       traceId: traceIdOf(meta, exchange),
       time: this.deps.clock.now(),
