@@ -6,6 +6,8 @@
 // cheaply, the per-request 2026-07-28 style (server/discover, envelope in params._meta).
 //
 //   import { startEchoServer } from './echo-server.js'  -> { url, close }
+//     startEchoServer({ onToolCall }) calls onToolCall(params) as each tools/call arrives
+//     (the chaos benchmark counts the calls that reach the upstream this way)
 //   node bench/echo-server.js [PORT]                      -> prints {"url": ...} on stdout
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
@@ -79,7 +81,7 @@ function answer(message, modern) {
   }
 }
 
-function handlePost(req, res, body, sessions) {
+function handlePost(req, res, body, sessions, onToolCall) {
   let message;
   try {
     message = JSON.parse(body);
@@ -121,6 +123,7 @@ function handlePost(req, res, body, sessions) {
     });
   }
 
+  if (message.method === 'tools/call') onToolCall?.(message.params ?? {});
   const [result, error] = answer(message, modern);
   if (error !== undefined) return reply(res, 200, rpcError(id, error[0], error[1]));
   if (modern) {
@@ -131,7 +134,7 @@ function handlePost(req, res, body, sessions) {
 }
 
 /** The request listener; `sessions` holds the Mcp-Session-Id values this server issued. */
-function createHandler(sessions) {
+function createHandler(sessions, onToolCall) {
   return (req, res) => {
     if (req.url !== endpointPath && !req.url.startsWith(`${endpointPath}?`)) return reply(res, 404);
     // Loopback only: refuse browser origins other than localhost (DNS rebinding).
@@ -163,15 +166,15 @@ function createHandler(sessions) {
     req.on('end', () => {
       if (res.headersSent) return;
       const body = chunks.length === 1 ? chunks[0].toString() : Buffer.concat(chunks).toString();
-      handlePost(req, res, body, sessions);
+      handlePost(req, res, body, sessions, onToolCall);
     });
   };
 }
 
 /** Starts the echo server on 127.0.0.1 (port 0 picks a free one); resolves to { url, close }. */
-export async function startEchoServer({ port = 0 } = {}) {
+export async function startEchoServer({ port = 0, onToolCall } = {}) {
   const sessions = new Set();
-  const server = http.createServer({ keepAliveTimeout: 60_000 }, createHandler(sessions));
+  const server = http.createServer({ keepAliveTimeout: 60_000 }, createHandler(sessions, onToolCall));
   server.headersTimeout = 65_000;
   await new Promise((resolve, reject) => {
     server.once('error', reject);

@@ -1,7 +1,8 @@
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { adminToken, type RuntimeFile, runtimeFilePath } from '../app.js';
 import { systemClock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
 import { CustosError } from '../core/errors.js';
@@ -71,6 +72,25 @@ async function offline<T>(
       await detect.close();
     }
   });
+}
+
+/**
+ * The running server, even when it is too busy to answer its health check in time (a runaway
+ * agent may be loading it): a kill must reach the process that forwards the calls, or the
+ * gateway would only see it on its next refresh. A runtime file of a dead process is ignored.
+ */
+async function reachServer(config: Config): Promise<{ url: string; token: string } | undefined> {
+  const server = await runningServer(config);
+  if (server !== undefined) return server;
+  const file = runtimeFilePath(config.dataDir);
+  if (!existsSync(file)) return undefined;
+  try {
+    const runtime = JSON.parse(readFileSync(file, 'utf8')) as RuntimeFile;
+    process.kill(runtime.pid, 0);
+    return { url: runtime.url, token: adminToken(config.dataDir) };
+  } catch {
+    return undefined;
+  }
 }
 
 function whoAmI(by: string | undefined): string {
@@ -172,7 +192,7 @@ export function registerIncidentCommands(program: Command): void {
     .action(async (o: ScopeOptions & Json & { reason?: string }) => {
       const target = scopeOf(o);
       const c = config();
-      const server = await runningServer(c);
+      const server = await reachServer(c);
       const body = { ...target, ...(o.reason ? { reason: o.reason } : {}) };
       const containment = server
         ? (await callAdmin<{ containment: Containment }>(server, 'POST', '/containments', body)).containment
@@ -192,7 +212,7 @@ export function registerIncidentCommands(program: Command): void {
     .action(async (o: ScopeOptions & Json & { by?: string }) => {
       const target = scopeOf(o);
       const c = config();
-      const server = await runningServer(c);
+      const server = await reachServer(c);
       const by = whoAmI(o.by);
       const result = server
         ? await callAdmin<ResumeResult>(server, 'POST', '/containments/resume', { ...target, by })

@@ -39,9 +39,11 @@ export interface Playbook {
 
 const step = z.union([
   z.enum(stepKinds),
-  z.record(z.enum(stepKinds), z.unknown()).refine((o) => Object.keys(o).length === 1, {
-    message: 'a step is one key: quarantine, revoke_bindings, notify, open_approval or snapshot',
-  }),
+  z
+    .record(z.string(), z.unknown())
+    .refine((o) => Object.keys(o).length === 1 && stepKinds.includes(Object.keys(o)[0] as StepKind), {
+      message: 'a step is one key: quarantine, revoke_bindings, notify, open_approval or snapshot',
+    }),
 ]);
 
 const playbookSchema = z.strictObject({

@@ -146,6 +146,7 @@ export class DetectService {
   private hooks: DetectHooks = {};
   /** Bumped by every local containment change, so a refresh racing one is discarded. */
   private version = 0;
+  private ordinal = 0;
   private playbooks: readonly Playbook[];
 
   private constructor(private readonly deps: DetectDeps) {
@@ -695,7 +696,7 @@ export class DetectService {
       .selectAll()
       .where('incident_id', '=', incidentId)
       .orderBy('time')
-      .orderBy('id')
+      .orderBy('ordinal')
       .execute();
     return rows.map(actionFromRow);
   }
@@ -1033,6 +1034,7 @@ export class DetectService {
         id: action.id,
         incident_id: incidentId,
         time: action.time,
+        ordinal: this.ordinal++,
         kind,
         status,
         actor,

@@ -197,6 +197,8 @@ const migrations: Record<string, Migration> = {
         .addColumn('id', 'text', (c) => c.primaryKey())
         .addColumn('incident_id', 'text')
         .addColumn('time', 'bigint', (c) => c.notNull())
+        // Orders the actions one process records within the same millisecond.
+        .addColumn('ordinal', 'integer', (c) => c.notNull())
         .addColumn('kind', 'text', (c) => c.notNull())
         .addColumn('status', 'text', (c) => c.notNull())
         .addColumn('actor', 'text', (c) => c.notNull())

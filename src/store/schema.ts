@@ -174,6 +174,8 @@ export interface IncidentActionTable {
   id: string;
   incident_id: string | null;
   time: number;
+  /** Orders actions recorded within the same millisecond. */
+  ordinal: number;
   kind: string;
   /** done, failed, noop or dry-run. */
   status: string;
