@@ -15,10 +15,13 @@ export function startChaosRig(options: {
   buildConfig: typeof BuildConfig;
   detect?: Record<string, unknown>;
   playbooks?: Record<string, string>;
+  /** Run the echo upstream in its own process. */
+  upstreamProcess?: boolean;
 }): Promise<ChaosRig>;
 
 export interface RunawayResult {
   rate: number;
+  ownProcess: boolean;
   normalCalls: number;
   sent: number;
   outcomes: { ok: number; refused: number; error: number };
@@ -34,7 +37,13 @@ export interface RunawayResult {
 
 export function runaway(
   rig: ChaosRig,
-  options: { rate: number; normalSeconds?: number; maxSeconds?: number; tailMs?: number },
+  options: {
+    rate: number;
+    normalSeconds?: number;
+    maxSeconds?: number;
+    tailMs?: number;
+    ownProcess?: boolean;
+  },
 ): Promise<RunawayResult>;
 
 export interface KillResult {

@@ -7,20 +7,65 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
-import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { fileURLToPath } from 'node:url';
 import pino from 'pino';
+import { connectAgent, misbehave, now, paced } from './chaos-agent.js';
 import { startEchoServer } from './echo-server.js';
+
+const agentScript = fileURLToPath(new URL('./chaos-agent.js', import.meta.url));
+const echoScript = fileURLToPath(new URL('./echo-server.js', import.meta.url));
 
 const owner = 'chaos-owner@example.com';
 
 /**
- * Start an echo upstream that timestamps every tools/call, and Custos in this process in
- * front of it with one agent, "runaway", allowed everything.
+ * The echo upstream in its own process, timestamping every tools/call that reaches it, so
+ * the count does not wait on Custos's event loop.
  */
-export async function startChaosRig({ startCustos, buildConfig, detect = {}, playbooks = {} }) {
+async function startEchoProcess(arrivals) {
+  const child = spawn(process.execPath, [echoScript, '0', '--log-calls'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let buffer = '';
+  const url = await new Promise((resolve, reject) => {
+    child.stdout.on('data', (d) => {
+      buffer += d;
+      let newline = buffer.indexOf('\n');
+      while (newline >= 0) {
+        const line = JSON.parse(buffer.slice(0, newline));
+        buffer = buffer.slice(newline + 1);
+        if (line.url !== undefined) resolve(line.url);
+        else arrivals.push(line.call);
+        newline = buffer.indexOf('\n');
+      }
+    });
+    child.on('error', reject);
+  });
+  return {
+    url,
+    close: () =>
+      new Promise((resolve) => {
+        child.once('exit', resolve);
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+/**
+ * Start an echo upstream that timestamps every tools/call (in this process, or in its own
+ * with `upstreamProcess`), and Custos in this process in front of it with one agent,
+ * "runaway", allowed everything.
+ */
+export async function startChaosRig({
+  startCustos,
+  buildConfig,
+  detect = {},
+  playbooks = {},
+  upstreamProcess = false,
+}) {
   const arrivals = [];
-  const echo = await startEchoServer({ onToolCall: () => arrivals.push(performance.now()) });
+  const echo = upstreamProcess
+    ? await startEchoProcess(arrivals)
+    : await startEchoServer({ onToolCall: () => arrivals.push(now()) });
   const home = mkdtempSync(join(tmpdir(), 'custos-chaos-'));
   const dataDir = join(home, 'data');
   const policiesDir = join(home, 'policies');
@@ -72,103 +117,92 @@ export async function startChaosRig({ startCustos, buildConfig, detect = {}, pla
   };
 }
 
-/** An MCP SDK client connected to Custos's /mcp/echo endpoint as the agent. */
-export async function connectAgent(url, token) {
-  const client = new Client({ name: 'chaos-agent', version: '1.0.0' });
-  await client.connect(
-    new StreamableHTTPClientTransport(new URL(`${url}/mcp/echo`), {
-      requestInit: { headers: { authorization: `Bearer ${token}` } },
-    }),
-  );
-  return client;
-}
-
-/** How one call ended, as the agent saw it. */
-async function callOnce(client, text) {
-  try {
-    const result = await client.callTool({ name: 'echo', arguments: { text } });
-    return result.isError ? 'refused' : 'ok';
-  } catch {
-    return 'error';
-  }
-}
-
 /**
- * Send calls at `rate` per second for `seconds` (or until `until()` is true and `tail` ms
- * passed), each with different arguments, never more than `maxInFlight` outstanding.
+ * Normal traffic, then a runaway at `rate` calls per second, the agent in this process or
+ * (`ownProcess`) in its own. Returns the detection time and the calls that reached the
+ * upstream after onset and after the detection decision.
  */
-async function paced(client, { rate, seconds, label, until, tailMs = 0, maxInFlight = 256 }) {
-  const start = performance.now();
-  const outcomes = { ok: 0, refused: 0, error: 0 };
-  const inFlight = new Set();
-  let sent = 0;
-  let stopAt = start + seconds * 1000;
-  while (performance.now() < stopAt) {
-    const now = performance.now();
-    if (until?.() && stopAt > now + tailMs) stopAt = now + tailMs;
-    const due = Math.floor(((now - start) / 1000) * rate);
-    while (sent < due && inFlight.size < maxInFlight) {
-      const p = callOnce(client, `${label}-${sent}`).then((o) => {
-        outcomes[o] += 1;
-        inFlight.delete(p);
-      });
-      inFlight.add(p);
-      sent += 1;
-    }
-    await new Promise((r) => setTimeout(r, 1));
-  }
-  await Promise.all(inFlight);
-  return { sent, outcomes, seconds: (performance.now() - start) / 1000 };
-}
-
-/**
- * Normal traffic, then a runaway at `rate` calls per second. Returns the detection time,
- * the calls that reached the upstream after onset and after the detection decision.
- */
-export async function runaway(rig, { rate, normalSeconds = 3, maxSeconds = 8, tailMs = 1000 }) {
+export async function runaway(
+  rig,
+  { rate, normalSeconds = 3, maxSeconds = 8, tailMs = 1000, ownProcess = false },
+) {
   let detectedAt;
+  let onset;
+  let stop = false;
   const unsubscribe = rig.custos.detect.onContain(() => {
-    detectedAt ??= performance.now();
+    detectedAt ??= now();
+    setTimeout(() => {
+      stop = true;
+      child?.stdin.write('stop\n');
+    }, tailMs).unref();
   });
-  const client = await connectAgent(rig.custos.url, await rig.token());
+  const token = await rig.token();
+  let child;
   try {
-    // Normal work: about 4 calls a second, one at a time.
-    const normalStart = performance.now();
-    let normal = 0;
-    while (performance.now() - normalStart < normalSeconds * 1000) {
-      await callOnce(client, `normal-${normal++}`);
-      await new Promise((r) => setTimeout(r, 250));
+    let run;
+    if (ownProcess) {
+      child = spawn(
+        process.execPath,
+        [agentScript, rig.custos.url, token, String(rate), String(normalSeconds), String(maxSeconds)],
+        {
+          stdio: ['pipe', 'pipe', 'inherit'],
+        },
+      );
+      run = await new Promise((resolve, reject) => {
+        let buffer = '';
+        child.stdout.on('data', (d) => {
+          buffer += d;
+          let newline = buffer.indexOf('\n');
+          while (newline >= 0) {
+            const line = JSON.parse(buffer.slice(0, newline));
+            buffer = buffer.slice(newline + 1);
+            if (line.onset !== undefined) onset = line.onset;
+            else resolve(line);
+            newline = buffer.indexOf('\n');
+          }
+        });
+        child.on('error', reject);
+        child.on('exit', (code) => code !== 0 && reject(new Error(`chaos agent exited with ${code}`)));
+      });
+    } else {
+      const client = await connectAgent(rig.custos.url, token);
+      try {
+        run = await misbehave(client, {
+          rate,
+          normalSeconds,
+          maxSeconds,
+          onOnset: (t) => {
+            onset = t;
+          },
+          stopped: () => stop,
+        });
+      } finally {
+        await client.close().catch(() => {});
+      }
     }
-    const onset = performance.now();
-    const run = await paced(client, {
-      rate,
-      seconds: maxSeconds,
-      label: 'runaway',
-      until: () => detectedAt !== undefined,
-      tailMs,
-    });
     await rig.custos.detect.settle();
+    // Let the upstream's last arrival lines come in.
+    await new Promise((r) => setTimeout(r, 200));
     const [incident] = await rig.custos.detect.listIncidents();
-    const afterOnset = rig.arrivals.filter((t) => t >= onset).length;
-    const afterDetection =
-      detectedAt === undefined ? null : rig.arrivals.filter((t) => t > detectedAt).length;
     return {
       rate,
-      normalCalls: normal,
+      ownProcess,
+      normalCalls: run.normal,
       sent: run.sent,
       outcomes: run.outcomes,
       achievedRate: run.sent / run.seconds,
       detected: detectedAt !== undefined,
       detectionMs: detectedAt === undefined ? null : detectedAt - onset,
-      upstreamAfterOnset: afterOnset,
-      upstreamAfterDetection: afterDetection,
+      upstreamAfterOnset: rig.arrivals.filter((t) => t >= onset).length,
+      upstreamAfterDetection:
+        detectedAt === undefined ? null : rig.arrivals.filter((t) => t > detectedAt).length,
       upstreamTotal: rig.arrivals.length,
       incidentId: incident?.id ?? null,
       detector: incident?.detector ?? null,
     };
   } finally {
     unsubscribe();
-    await client.close().catch(() => {});
+    child?.kill();
   }
 }
 
@@ -199,25 +233,17 @@ export async function killSwitch(rig, { bin, rate = 200, beforeKillMs = 1000, af
   const client = await connectAgent(rig.custos.url, await rig.token());
   try {
     let killReturnedAt;
-    let kill;
-    const killAt = performance.now() + beforeKillMs;
     const run = paced(client, {
       rate,
-      seconds: (beforeKillMs + afterKillMs) / 1000 + 10,
+      seconds: 30,
       label: 'unchecked',
-      until: () => {
-        if (kill === undefined && performance.now() >= killAt) {
-          kill = runCli(bin, ['--data', rig.dataDir, 'kill', '--agent', 'runaway', '--json']).then((r) => {
-            killReturnedAt = performance.now();
-            return r;
-          });
-        }
-        return killReturnedAt !== undefined;
-      },
-      tailMs: afterKillMs,
+      stopped: () => killReturnedAt !== undefined && now() > killReturnedAt + afterKillMs,
     });
+    await new Promise((r) => setTimeout(r, beforeKillMs));
+    const cli = await runCli(bin, ['--data', rig.dataDir, 'kill', '--agent', 'runaway', '--json']);
+    killReturnedAt = now();
     const result = await run;
-    const cli = await kill;
+    await new Promise((r) => setTimeout(r, 200));
     return {
       rate,
       sent: result.sent,

@@ -9,8 +9,11 @@
 //     startEchoServer({ onToolCall }) calls onToolCall(params) as each tools/call arrives
 //     (the chaos benchmark counts the calls that reach the upstream this way)
 //   node bench/echo-server.js [PORT]                      -> prints {"url": ...} on stdout
+//   node bench/echo-server.js PORT --log-calls            -> and {"call": ms} for each tools/call
+//     (absolute ms, performance.timeOrigin + performance.now(), comparable across processes)
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
+import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 
 const legacyVersions = ['2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05'];
@@ -190,7 +193,13 @@ export async function startEchoServer({ port = 0, onToolCall } = {}) {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const { url, close } = await startEchoServer({ port: Number(process.argv[2] ?? 0) });
+  const logCalls = process.argv.includes('--log-calls');
+  const { url, close } = await startEchoServer({
+    port: Number(process.argv[2] ?? 0),
+    ...(logCalls
+      ? { onToolCall: () => process.stdout.write(`{"call":${performance.timeOrigin + performance.now()}}\n`) }
+      : {}),
+  });
   console.log(JSON.stringify({ url }));
   const stop = () => close().then(() => process.exit(0));
   process.on('SIGTERM', stop);

@@ -80,8 +80,9 @@ describe('chaos: a real SDK agent runs away through Custos to a counting upstrea
         buildConfig,
         detect: { notify: { webhook: receiver.url } },
         playbooks: { 'contain-runaway.yaml': playbook },
+        upstreamProcess: true,
       });
-      result = await runaway(rig, { rate: 4000 / 60 });
+      result = await runaway(rig, { rate: 4000 / 60, ownProcess: true });
       report('4,000 actions/min', result);
     }, 60_000);
     afterAll(async () => {
@@ -113,9 +114,13 @@ describe('chaos: a real SDK agent runs away through Custos to a counting upstrea
       const calls = audit.filter((e) => e.method === 'tools/call');
       expect(summary.truncated).toBe(false);
       expect(summary.timeline.map((e) => e.id)).toEqual(calls.map((e) => e.id));
-      // Every call that reached the upstream ran (executed, or cancelled in flight), and no other did.
-      const ran = summary.timeline.filter((e) => e.outcome === 'executed' || e.outcome === 'failed');
-      expect(ran.length).toBe(rig.arrivals.length);
+      // Every executed call reached the upstream; beyond those, only calls cancelled in flight by
+      // the containment may have (recorded as failed with code "contained"), and no blocked one did.
+      const executed = summary.timeline.filter((e) => e.outcome === 'executed').length;
+      const failed = summary.timeline.filter((e) => e.outcome === 'failed');
+      expect(failed.every((e) => e.errorCode === 'contained')).toBe(true);
+      expect(rig.arrivals.length).toBeGreaterThanOrEqual(executed);
+      expect(rig.arrivals.length).toBeLessThanOrEqual(executed + failed.length);
       const counts = await countEvents(rig.custos.store, {
         agentId,
         since: summary.incident.onsetAt,
@@ -213,8 +218,8 @@ describe('chaos: a real SDK agent runs away through Custos to a counting upstrea
     let rig: ChaosRig;
     let result: RunawayResult;
     beforeAll(async () => {
-      rig = await startChaosRig({ startCustos, buildConfig });
-      result = await runaway(rig, { rate: 1000 });
+      rig = await startChaosRig({ startCustos, buildConfig, upstreamProcess: true });
+      result = await runaway(rig, { rate: 1000, ownProcess: true });
       report('1,000 calls/s', result);
     }, 60_000);
     afterAll(async () => {
@@ -241,6 +246,7 @@ describe('chaos: a real SDK agent runs away through Custos to a counting upstrea
           loop: { action: 'off' },
           firstUse: { action: 'off' },
         },
+        upstreamProcess: true,
       });
     }, 60_000);
     afterAll(async () => {

@@ -99,21 +99,6 @@ export interface ResumeResult {
   readonly needed: number;
 }
 
-/** A call in flight past the contain stage; aborting it cancels the upstream request. */
-class Flight {
-  readonly controller = new AbortController();
-  constructor(
-    readonly ctx: CallContext,
-    private readonly parent: AbortSignal | undefined,
-  ) {}
-  handleEvent(): void {
-    this.controller.abort(this.parent?.reason);
-  }
-  detach(): void {
-    this.parent?.removeEventListener('abort', this);
-  }
-}
-
 interface AgentState {
   readonly meter: MeterState;
   readonly seen: Set<string>;
@@ -139,10 +124,12 @@ export class DetectService {
   private readonly toolStates = new Map<string, MeterState>();
   private readonly settingsByAgent = new Map<string, DetectorSettings>();
   private readonly seenLoaded = new Map<string, Set<string>>();
-  private readonly flights = new Set<Flight>();
+  /** Calls past the contain stage and not finished: a containment cancels the matching ones. */
+  private readonly flights = new Set<CallContext>();
   private readonly listeners = new Set<ContainListener>();
   private readonly pending = new Set<Promise<unknown>>();
   private readonly hours: WorkingHours | undefined;
+  private readonly hasToolCeilings: boolean;
   private hooks: DetectHooks = {};
   /** Bumped by every local containment change, so a refresh racing one is discarded. */
   private version = 0;
@@ -151,6 +138,7 @@ export class DetectService {
 
   private constructor(private readonly deps: DetectDeps) {
     this.hours = deps.config.hours ? new WorkingHours(deps.config.hours) : undefined;
+    this.hasToolCeilings = Object.keys(deps.config.tools).length > 0;
     this.playbooks = deps.playbooks ?? [];
   }
 
@@ -176,15 +164,7 @@ export class DetectService {
   contain(ctx: CallContext): Verdict {
     const found = this.matchContainment(ctx);
     if (found !== undefined) return containedVerdict(found);
-    const parent = ctx.signal;
-    const flight = new Flight(ctx, parent);
-    if (parent !== undefined) {
-      if (parent.aborted) flight.controller.abort(parent.reason);
-      else parent.addEventListener('abort', flight);
-    }
-    ctx.signal = flight.controller.signal;
-    this.flights.add(flight);
-    flightOf.set(ctx, flight);
+    this.flights.add(ctx);
     return proceed;
   }
 
@@ -216,7 +196,7 @@ export class DetectService {
         scope = 'task';
       }
     }
-    if (this.deps.config.tools[`${server}.${target}`] !== undefined) {
+    if (this.hasToolCeilings && this.deps.config.tools[`${server}.${target}`] !== undefined) {
       const onTool = this.toolState(p.agentId, server, target).observe(call);
       if (onTool !== undefined && stronger(onTool, finding)) {
         finding = { ...onTool, scope: 'tool' };
@@ -263,11 +243,7 @@ export class DetectService {
 
   /** A call ended: end its flight and count a denial for the burst detector. */
   finish(ctx: CallContext, outcome: CallOutcome): void {
-    const flight = flightOf.get(ctx);
-    if (flight !== undefined) {
-      flight.detach();
-      this.flights.delete(flight);
-    }
+    this.flights.delete(ctx);
     if (outcome.kind !== 'denied' || ownCodes.has(outcome.stop.code)) return;
     const p = ctx.principal;
     const agent = this.agentState(p.agentId, p.agentName);
@@ -407,9 +383,10 @@ export class DetectService {
     const hit = new ContainmentIndex();
     hit.add(containment);
     for (const flight of this.flights) {
-      const p = flight.ctx.principal;
-      if (hit.match(p.agentId, p.task?.id ?? null, flight.ctx.upstream?.name, flight.ctx.upstreamName)) {
-        flight.controller.abort(reason);
+      const p = flight.principal;
+      if (hit.match(p.agentId, p.task?.id ?? null, flight.upstream?.name, flight.upstreamName)) {
+        // Aborting the request cancels its upstream call (MCP notifications/cancelled).
+        flight.abort?.(reason);
       }
     }
     for (const listener of this.listeners) {
@@ -949,7 +926,7 @@ export class DetectService {
         .map((c) => c.id),
       detectors: state?.meter.describe() ?? null,
       used: state ? [...state.seen].sort() : [...(this.seenLoaded.get(agentId) ?? [])].sort(),
-      inFlight: [...this.flights].filter((f) => f.ctx.principal.agentId === agentId).length,
+      inFlight: [...this.flights].filter((f) => f.principal.agentId === agentId).length,
       recentEvents: recent.map((e) => ({
         seq: e.seq,
         time: e.time,
@@ -1078,9 +1055,6 @@ export class DetectService {
     await this.settle();
   }
 }
-
-/** The flight of each call in progress, found again in finish(). */
-const flightOf = new WeakMap<CallContext, Flight>();
 
 function containedVerdict(c: Containment): Verdict {
   return {

@@ -47,8 +47,9 @@ export interface CallContext {
   /** Wall-clock time the call arrived (ms) and a monotonic start (ns) for latency. */
   readonly time: number;
   readonly started: bigint;
-  /** Aborts the upstream request; containment may replace it to cancel calls in flight. */
-  signal: AbortSignal | undefined;
+  readonly signal: AbortSignal | undefined;
+  /** Abort this call's request (and so its upstream request): containment cancels calls in flight. */
+  readonly abort?: ((reason: unknown) => void) | undefined;
   readonly onProgress: ((progress: Progress) => void) | undefined;
   readonly onNotification:
     | ((method: string, params: Record<string, unknown> | undefined) => void)

@@ -39,6 +39,8 @@ export interface ClientState {
 /** The reply channel of one request: notifications related to it travel here. */
 export interface Exchange {
   readonly signal: AbortSignal;
+  /** Abort this request (containment cancels calls in flight this way). */
+  abort?(reason: unknown): void;
   /** The W3C traceparent header of the HTTP request, if any. */
   readonly traceparent: string | undefined;
   notify(message: RpcNotification): void;
@@ -235,6 +237,7 @@ export class Downstream {
       time: this.deps.clock.now(),
       started,
       signal: exchange.signal,
+      abort: exchange.abort,
       onProgress:
         typeof progressToken === 'string' || typeof progressToken === 'number'
           ? (p) =>
