@@ -36,8 +36,16 @@ await describeEachStore('detect', (current) => {
       const clock = new ManualClock(onset - 10 * 60_000);
       const ids = new IdGenerator(clock);
       const agents = new AgentService({ store, clock, ids, directory: new AgentDirectory(store) });
-      const added = await agents.add({ name: `ticket-bot-${Date.now()}`, owner: 'owner@example.com', purpose: 'tickets' });
-      const other = await agents.add({ name: `other-bot-${Date.now()}`, owner: 'owner@example.com', purpose: 'other' });
+      const added = await agents.add({
+        name: `ticket-bot-${Date.now()}`,
+        owner: 'owner@example.com',
+        purpose: 'tickets',
+      });
+      const other = await agents.add({
+        name: `other-bot-${Date.now()}`,
+        owner: 'owner@example.com',
+        purpose: 'other',
+      });
       const id = added.agent.id;
       const log = await TransparencyLog.open(store, { clock });
       const recorder = new AuditRecorder(store, log, ids, { commitDelayMs: 0 });
@@ -52,10 +60,17 @@ await describeEachStore('detect', (current) => {
         ...[0, 1, 2, 3, 4].map((i) => call(id, onset + i * 100, 'executed', 10 + i)),
       ];
       for (const input of inputs) await recorder.record(input);
-      const config = buildConfig({ detect: { resume: { approvers: 2 }, incidents: { lookbackMinutes: 5 } } }, '/tmp').detect;
+      const config = buildConfig(
+        { detect: { resume: { approvers: 2 }, incidents: { lookbackMinutes: 5 } } },
+        '/tmp',
+      ).detect;
       const detect = await DetectService.open({ store, clock, ids, config, agents });
       clock.set(onset + 500);
-      const containment = await detect.kill({ scope: 'agent', target: added.agent.name, actor: 'alice@example.com' });
+      const containment = await detect.kill({
+        scope: 'agent',
+        target: added.agent.name,
+        actor: 'alice@example.com',
+      });
       expect(containment.target).toBe(id);
       expect((await agents.require(id)).epoch).toBe(1);
       for (const i of [0, 1]) await recorder.record(call(id, onset + 600 + i, 'denied', 20 + i));
@@ -92,14 +107,18 @@ await describeEachStore('detect', (current) => {
       await expect(detect.closeIncident(incidentId, 'bob@example.com', '')).rejects.toThrow(/already closed/);
       expect((await detect.listIncidents({ status: 'closed' })).map((i) => i.id)).toContain(incidentId);
 
-      expect(await detect.resume({ scope: 'agent', target: id, by: 'bob@example.com' })).toMatchObject({ lifted: false });
+      expect(await detect.resume({ scope: 'agent', target: id, by: 'bob@example.com' })).toMatchObject({
+        lifted: false,
+      });
       expect(await elsewhere.resume({ scope: 'agent', target: id, by: 'carol@example.com' })).toMatchObject({
         lifted: true,
         votes: 2,
       });
       await detect.refresh();
       expect(detect.containments()).toEqual([]);
-      await expect(detect.resume({ scope: 'agent', target: id, by: 'bob@example.com' })).rejects.toThrow(/not contained/);
+      await expect(detect.resume({ scope: 'agent', target: id, by: 'bob@example.com' })).rejects.toThrow(
+        /not contained/,
+      );
       await recorder.close();
       await log.close();
     });
