@@ -553,6 +553,8 @@ export class DetectService {
       taskId: string | null;
       findingScope?: string;
       call?: { server: string | null; target: string };
+      /** False for a playbook's own quarantine step: a playbook never starts playbooks. */
+      playbooks?: boolean;
     },
   ): Promise<void> {
     const { store } = this.deps;
@@ -626,7 +628,8 @@ export class DetectService {
     });
     if (c.scope === 'agent') await this.revokeTokens(incidentId, c.target, c.actor, null);
     await this.notify(incident, 'opened');
-    await this.runMatching(trigger.detector, 'quarantine', { incident, agentId: trigger.agentId });
+    if (trigger.playbooks !== false)
+      await this.runMatching(trigger.detector, 'quarantine', { incident, agentId: trigger.agentId });
   }
 
   private async revokeTokens(
@@ -854,6 +857,7 @@ export class DetectService {
           onsetAt: c.createdAt,
           agentId: id,
           taskId: null,
+          playbooks: false,
         });
         return record('done', { containment: c.id, incident: c.incidentId });
       }
