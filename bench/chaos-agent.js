@@ -7,6 +7,7 @@
 //
 // Times are absolute milliseconds with sub-millisecond precision (performance.timeOrigin +
 // performance.now()), so they compare across processes on one machine.
+import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
@@ -74,6 +75,8 @@ export async function misbehave(client, { rate, normalSeconds, maxSeconds, onOns
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const [url, token, rate, normalSeconds, maxSeconds] = process.argv.slice(2);
+  // The SDK client listens on one abort signal per outstanding request; hundreds are expected here.
+  setMaxListeners(0);
   let stop = false;
   process.stdin.setEncoding('utf8');
   process.stdin.on('data', (d) => {
