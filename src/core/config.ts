@@ -137,7 +137,12 @@ const detect = detectors
     /** Per-agent overrides, by agent name. */
     agents: z.record(z.string(), detectOverride).default({}),
     /** Per-tool rate ceilings, by "server.tool" (counted per agent). */
-    tools: z.record(z.string(), z.strictObject({ ceiling: detectors.shape.ceiling.unwrap() })).default({}),
+    tools: z
+      .record(
+        z.string().regex(/^[^.]+\..+$/, 'name a tool "server.tool"'),
+        z.strictObject({ ceiling: detectors.shape.ceiling.unwrap() }),
+      )
+      .default({}),
     incidents: z
       .strictObject({
         /** How far before onset an incident's timeline starts. */
@@ -232,6 +237,7 @@ const hints: Array<[RegExp, string]> = [
   [/^agents\.\d+\.owner$/, 'set owner to the email address of the human who answers for this agent'],
   [/^agents\.\d+\.purpose$/, 'set purpose to one sentence saying what the agent is for'],
   [/^storage\.url$/, 'use sqlite:./.custos/custos.db or postgres://user@host:5432/db'],
+  [/^detect\.tools\.[^.]+$/, 'name a tool "server.tool"'],
 ];
 
 function hintFor(path: string): string | undefined {

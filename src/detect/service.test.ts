@@ -305,3 +305,34 @@ describe('inline detectors and containment', () => {
     expect(call()).toBe('ok');
   });
 });
+
+describe('detect configuration', () => {
+  it('has defaults for every key and rejects bad values with the key path', () => {
+    const d = buildConfig({}, '/tmp').detect;
+    expect(d.anomaly).toMatchObject({ minRate: 30, action: 'quarantine' });
+    expect(d.hours).toBeNull();
+    expect(() => buildConfig({ detect: { loop: { action: 'explode' } } }, '/tmp')).toThrow(
+      /detect\.loop\.action/,
+    );
+    expect(() => buildConfig({ detect: { tools: { echo: { ceiling: {} } } } }, '/tmp')).toThrow(
+      /server\.tool/,
+    );
+    expect(() => buildConfig({ detect: { hours: { start: '8am' } } }, '/tmp')).toThrow(
+      /detect\.hours\.start/,
+    );
+    expect(() => buildConfig({ detect: { resume: { approvers: 9 } } }, '/tmp')).toThrow(
+      /detect\.resume\.approvers/,
+    );
+    expect(() => buildConfig({ detect: { agents: { a: { loop: { cont: 3 } } } } }, '/tmp')).toThrow(
+      /detect\.agents\.a\.loop\.cont/,
+    );
+  });
+
+  it('applies an agent override only to the keys it names', async () => {
+    const config = buildConfig(
+      { detect: { loop: { windowSeconds: 120 }, agents: { a: { loop: { count: 3 } } } } },
+      '/tmp',
+    );
+    expect(config.detect.agents.a).toEqual({ loop: { count: 3 } });
+  });
+});
