@@ -110,6 +110,29 @@ describe('containment in the request path (real everything server, SDK agents)',
     }
   });
 
+  it('quarantines one task token while the agent’s other work goes on, without ending its tokens', async () => {
+    const name = `worker-${flavours[0]}`;
+    const agentToken = await t.token(name);
+    const taskToken = await t.taskToken(agentToken, {
+      scope: 'tool:everything.echo',
+      task_purpose: 'echo drill',
+    });
+    const taskId = JSON.parse(Buffer.from(taskToken.split('.')[1] as string, 'base64url').toString()).task
+      .id as string;
+    const { containment } = await kill({ scope: 'task', target: taskId, reason: 'task drill' });
+    expect(containment.incidentId).toMatch(/^inc_/);
+    const onTask = await connectAgent(flavours[0] as 'sdk1', `${t.url}/mcp/everything`, taskToken);
+    const asAgent = await connectAgent(flavours[0] as 'sdk1', `${t.url}/mcp/everything`, agentToken);
+    try {
+      expect(textOf(await onTask.callTool('echo', { message: 'x' }))).toContain('this task is quarantined');
+      expect(textOf(await asAgent.callTool('echo', { message: 'still here' }))).toBe('Echo: still here');
+    } finally {
+      await onTask.close().catch(() => {});
+      await asAgent.close().catch(() => {});
+    }
+    await resume({ scope: 'task', target: taskId, by: 'alice@example.com' });
+  });
+
   it('refuses bad kill and resume requests with clear errors', async () => {
     await expect(kill({ scope: 'planet' })).rejects.toThrow(/400/);
     await expect(kill({ scope: 'agent' })).rejects.toThrow(/needs a target/);
