@@ -190,6 +190,10 @@ export async function summarize(
   };
 }
 
+/** What the counts cannot show, said where they are shown. */
+const staleTokenNote =
+  'Calls made with the tokens the quarantine ended are refused at authentication (HTTP 401) before any stage runs; the audit log does not record them, so they are not counted here. Calls with a new token are refused by the contain stage and counted as blocked.';
+
 const iso = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString());
 
 function call(e: TimelineEntry): string {
@@ -218,6 +222,7 @@ export function reportMarkdown(s: IncidentSummary): string {
   );
   if (s.firstEvent) lines.push(`- First event: ${s.firstEvent.id} at ${iso(s.firstEvent.time)}`);
   if (s.lastEvent) lines.push(`- Last event: ${s.lastEvent.id} at ${iso(s.lastEvent.time)}`);
+  if (i.scope === 'agent') lines.push('', staleTokenNote);
   lines.push('', '## Actions', '');
   if (s.actions.length === 0) lines.push('(none)');
   else {
@@ -287,6 +292,7 @@ export function reportHtml(s: IncidentSummary): string {
 </head><body>
 <h1>Incident ${esc(i.id)}</h1>
 <table>${facts.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('')}</table>
+${i.scope === 'agent' ? `<p>${esc(staleTokenNote)}</p>` : ''}
 <h2>Actions</h2>
 <table><tr><th>time</th><th>action</th><th>status</th><th>by</th><th>playbook</th><th>detail</th></tr>
 ${s.actions.map((a) => row([iso(a.time), a.kind, a.status, a.actor, a.playbook ?? '-', JSON.stringify(a.detail)])).join('\n')}</table>
