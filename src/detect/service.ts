@@ -627,9 +627,13 @@ export class DetectService {
       listeners: this.listeners.size,
     });
     if (c.scope === 'agent') await this.revokeTokens(incidentId, c.target, c.actor, null);
+    // Webhooks may be slow: a kill returns once the containment is stored, not after them.
+    this.track(this.followUp(incident, trigger.detector, trigger.playbooks !== false));
+  }
+
+  private async followUp(incident: Incident, detector: string, playbooks: boolean): Promise<void> {
     await this.notify(incident, 'opened');
-    if (trigger.playbooks !== false)
-      await this.runMatching(trigger.detector, 'quarantine', { incident, agentId: trigger.agentId });
+    if (playbooks) await this.runMatching(detector, 'quarantine', { incident, agentId: incident.agentId });
   }
 
   private async revokeTokens(
