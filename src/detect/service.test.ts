@@ -164,6 +164,13 @@ describe('inline detectors and containment', () => {
     expect(verdicts.indexOf('contained')).toBe(49);
     await detect.settle();
     expect((await detect.listIncidents())[0]?.detector).toBe('loop');
+    // Resumed by a human, it starts from fresh readings: the same call once more is fine.
+    await detect.resume({ scope: 'agent', target: 'agt_loop', by: 'alice@example.com' });
+    expect(run(detect, callContext(bot, clock.now() + 1, 'work', 'retry', 'same-args'))).toBe('ok');
+    await detect.settle();
+    expect(
+      (await detect.detections({ agentId: 'agt_loop' })).filter((d) => d.detector === 'first_use'),
+    ).toHaveLength(1);
   });
 
   it('quarantines a burst of denials; its own throttling does not count', async () => {

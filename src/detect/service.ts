@@ -497,8 +497,10 @@ export class DetectService {
     });
     const c = result.containment;
     this.version += 1;
-    if (result.lifted) this.index.remove(c.scope, c.target);
-    else if (this.index.get(c.scope, c.target) !== undefined) this.index.add(c);
+    if (result.lifted) {
+      this.index.remove(c.scope, c.target);
+      this.forgetReadings(c.scope, c.target);
+    } else if (this.index.get(c.scope, c.target) !== undefined) this.index.add(c);
     await this.recordAction(c.incidentId, result.lifted ? 'lift' : 'resume_vote', 'done', by, null, {
       scope: c.scope,
       target: c.target,
@@ -506,6 +508,19 @@ export class DetectService {
       needed,
     });
     return result;
+  }
+
+  /**
+   * A resumed agent or task starts from fresh detector readings (its rates, loop and denials),
+   * so the run that got it contained does not contain it again on its first call. What it has
+   * used stays known.
+   */
+  private forgetReadings(scope: ContainScope, target: string): void {
+    if (scope === 'task') this.taskStates.delete(target);
+    if (scope !== 'agent') return;
+    const state = this.agentStates.get(target);
+    if (state !== undefined) this.seenLoaded.set(target, state.seen);
+    this.agentStates.delete(target);
   }
 
   /** The containments in force, as this process enforces them. */
