@@ -173,6 +173,27 @@ describe('inline detectors and containment', () => {
     ).toHaveLength(1);
   });
 
+  it('quarantines a spike in bytes sent out against the agent’s baseline', async () => {
+    const detect = await service();
+    const bot = principal('agt_exfil', 'exfil-bot');
+    // A baseline of small calls, one a second for five minutes.
+    for (let i = 0; i < 300; i++) {
+      clock.advance(1000);
+      expect(run(detect, callContext(bot, clock.now(), 'web', 'post', `small-${i}`, 300))).toBe('ok');
+    }
+    // Then 500 kB uploads, five a second (2.5 MB/s): the 10 s average passes 1 MB/s after about 6 s.
+    const verdicts: string[] = [];
+    for (let i = 0; i < 60; i++) {
+      clock.advance(200);
+      verdicts.push(run(detect, callContext(bot, clock.now(), 'web', 'post', `dump-${i}`, 500_000)));
+    }
+    const first = verdicts.indexOf('contained');
+    expect(first).toBeGreaterThan(20);
+    expect(first).toBeLessThan(40);
+    await detect.settle();
+    expect((await detect.listIncidents())[0]?.detector).toBe('bytes');
+  });
+
   it('quarantines a burst of denials; its own throttling does not count', async () => {
     const detect = await service({ anomaly: { action: 'off' } });
     const bot = principal('agt_probe', 'probe-bot');
