@@ -1,9 +1,13 @@
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../src/audit/index.js';
 import { connectAgent, flavours, type ToolResult } from './support/agents.js';
 import { eventually, everythingServer, startTestCustos, type TestCustos } from './support/custos.js';
 
 const owner = 'ops@example.com';
+const slowLog = join(mkdtempSync(join(tmpdir(), 'custos-slow-')), 'cancelled.log');
 const policies = {
   'ops.cedar': `@id("ops:all")\npermit (principal in Owner::"${owner}", action, resource);\n`,
 };
@@ -16,7 +20,14 @@ describe('containment in the request path (real everything server, SDK agents)',
   let t: TestCustos;
   beforeAll(async () => {
     t = await startTestCustos({
-      servers: { everything: everythingServer },
+      servers: {
+        everything: everythingServer,
+        slow: {
+          command: process.execPath,
+          args: [resolve('test/support/slow-server.mjs')],
+          env: { SLOW_SERVER_LOG: slowLog },
+        },
+      },
       policies,
       agents: flavours.map((f) => ({ name: `worker-${f}`, owner })),
       extra: { detect: { firstUse: { action: 'off' } } },
@@ -131,6 +142,29 @@ describe('containment in the request path (real everything server, SDK agents)',
       await asAgent.close().catch(() => {});
     }
     await resume({ scope: 'task', target: taskId, by: 'alice@example.com' });
+  });
+
+  it('the upstream hears the cancellation of a call in flight (MCP notifications/cancelled)', async () => {
+    const name = `worker-${flavours[0]}`;
+    const agentId = t.agents.get(name)?.clientId as string;
+    const agent = await connectAgent(flavours[0] as 'sdk1', `${t.url}/mcp/slow`, await t.token(name));
+    try {
+      const slow = agent.callTool('wait', { ms: 30_000 }).catch((e: Error) => e);
+      await eventually(
+        async () => (await t.custos.detect.snapshot(agentId)).inFlight === 1,
+        'the call to be in flight',
+      );
+      await kill({ scope: 'server', target: 'slow', reason: 'drill' });
+      await slow;
+      const log = await eventually(
+        () => existsSync(slowLog) && readFileSync(slowLog, 'utf8'),
+        'the upstream to log the cancellation',
+      );
+      expect(log).toContain('cancelled');
+    } finally {
+      await agent.close().catch(() => {});
+      await resume({ scope: 'server', target: 'slow', by: 'alice@example.com' });
+    }
   });
 
   it('refuses bad kill and resume requests with clear errors', async () => {
