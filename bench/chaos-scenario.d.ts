@@ -33,6 +33,8 @@ export interface RunawayResult {
   upstreamTotal: number;
   incidentId: string | null;
   detector: string | null;
+  /** Calls refused at authentication with the tokens the quarantine ended, as the incident counts them. */
+  refusedTokens: number | null;
 }
 
 export function runaway(

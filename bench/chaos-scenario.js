@@ -199,6 +199,7 @@ export async function runaway(
       upstreamTotal: rig.arrivals.length,
       incidentId: incident?.id ?? null,
       detector: incident?.detector ?? null,
+      refusedTokens: incident?.refusedTokens ?? null,
     };
   } finally {
     unsubscribe();

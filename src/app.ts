@@ -168,7 +168,12 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       budgets,
       audit,
       contain: detect,
-      verifyAccessToken: (token) => identity.verifyAccessToken(token),
+      verifyAccessToken: (token) =>
+        identity.verifyAccessToken(token).catch((error: unknown) => {
+          // Calls with tokens a quarantine ended are counted on its incident.
+          detect.noteRefusedToken(token, error);
+          throw error;
+        }),
       observe: (method, outcome, seconds) => calls.observe({ method, outcome }, seconds),
     });
     const downstream = new Downstream({ clock, view, pipeline, policy });

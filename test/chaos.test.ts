@@ -57,7 +57,7 @@ steps:
 function report(label: string, r: RunawayResult): void {
   console.log(
     `[chaos] ${label}: asked ${r.rate.toFixed(1)}/s, achieved ${r.achievedRate.toFixed(1)}/s; detected by ${r.detector} after ${r.detectionMs?.toFixed(0)} ms; ` +
-      `${r.upstreamAfterOnset} calls reached the upstream after onset, ${r.upstreamAfterDetection} after the detection decision; agent saw ${JSON.stringify(r.outcomes)}`,
+      `${r.upstreamAfterOnset} calls reached the upstream after onset, ${r.upstreamAfterDetection} after the detection decision; agent saw ${JSON.stringify(r.outcomes)}; ${r.refusedTokens} refused at authentication`,
   );
 }
 
@@ -95,8 +95,11 @@ describe('chaos: a real SDK agent runs away through Custos to a counting upstrea
       // Calls are the clock here: 2 s at 4,000/min is 133 calls, sent at the achieved rate.
       expect(result.upstreamAfterOnset).toBeLessThanOrEqual(Math.ceil(2 * result.achievedRate));
       expect(result.upstreamAfterDetection).toBeLessThanOrEqual(10);
-      // The agent's calls after containment were refused or failed (stale token), none executed.
+      // The agent's calls after containment were refused: by the contain stage (recorded) or, with
+      // the token the quarantine ended, at authentication (counted on the incident).
       expect(result.outcomes.refused + result.outcomes.error).toBeGreaterThan(0);
+      expect(result.refusedTokens).toBeGreaterThan(0);
+      expect(result.refusedTokens).toBeLessThanOrEqual(result.outcomes.error);
     });
 
     it('rebuilds a timeline and report that match the audit log and the upstream exactly', async () => {
@@ -138,6 +141,11 @@ describe('chaos: a real SDK agent runs away through Custos to a counting upstrea
         summary.timeline.filter((e) => e.phase === 'onset' && e.outcome === 'executed').length,
       );
       expect(summary.timeToContain.actions).toBe(0);
+      // What the agent saw adds up: every error was a refusal at authentication or a call cancelled in flight.
+      expect(result.outcomes.error).toBe((result.refusedTokens ?? 0) + summary.counts.failed);
+      expect(result.outcomes.refused).toBe(summary.counts.blocked);
+      // ...and every call the agent saw succeed (normal work and runaway) is an executed call in the timeline.
+      expect(executed).toBe(result.normalCalls + result.outcomes.ok);
       const md = reportMarkdown(summary);
       for (const e of summary.timeline) expect(md).toContain(`| ${e.seq} |`);
       expect(md).toContain(`${summary.counts.executed} executed, ${summary.counts.blocked} blocked`);

@@ -25,6 +25,8 @@ export interface Incident {
   readonly closedAt: number | null;
   readonly closedBy: string | null;
   readonly notes: readonly IncidentNote[];
+  /** Calls refused at authentication because the quarantine ended the agent's tokens (not in the audit log). */
+  readonly refusedTokens: number;
 }
 
 /** One thing done about an incident (or by a playbook run), in order. */
@@ -56,6 +58,7 @@ export function incidentFromRow(row: IncidentTable): Incident {
     closedAt: row.closed_at === null ? null : Number(row.closed_at),
     closedBy: row.closed_by,
     notes: JSON.parse(row.notes) as IncidentNote[],
+    refusedTokens: Number(row.refused_tokens ?? 0),
   };
 }
 
@@ -222,7 +225,10 @@ export function reportMarkdown(s: IncidentSummary): string {
   );
   if (s.firstEvent) lines.push(`- First event: ${s.firstEvent.id} at ${iso(s.firstEvent.time)}`);
   if (s.lastEvent) lines.push(`- Last event: ${s.lastEvent.id} at ${iso(s.lastEvent.time)}`);
-  if (i.scope === 'agent') lines.push('', staleTokenNote);
+  if (i.scope === 'agent') {
+    lines.push(`- Calls refused at authentication with the ended tokens: ${i.refusedTokens}`);
+    lines.push('', staleTokenNote);
+  }
   lines.push('', '## Actions', '');
   if (s.actions.length === 0) lines.push('(none)');
   else {
@@ -284,6 +290,9 @@ export function reportHtml(s: IncidentSummary): string {
       'Calls since onset',
       `${s.counts.executed} executed, ${s.counts.blocked} blocked, ${s.counts.failed} failed`,
     ],
+    ...(i.scope === 'agent'
+      ? [['Refused at authentication (ended tokens)', String(i.refusedTokens)] as [string, string]]
+      : []),
   ];
   const row = (cells: string[]) => `<tr>${cells.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`;
   return `<!doctype html>

@@ -1,7 +1,7 @@
 import { listEvents } from '../audit/index.js';
 import type { Clock } from '../core/clock.js';
 import type { DetectConfig } from '../core/config.js';
-import { CustosError, errorMessage } from '../core/errors.js';
+import { CustosError, errorMessage, isCustosError } from '../core/errors.js';
 import type { IdGenerator } from '../core/ids.js';
 import type { CallContext, CallOutcome } from '../gateway/index.js';
 import type { Store } from '../store/index.js';
@@ -134,6 +134,10 @@ export class DetectService {
   /** Bumped by every local containment change, so a refresh racing one is discarded. */
   private version = 0;
   private ordinal = 0;
+  /** Calls refused at authentication with tokens a quarantine ended, by incident, not yet stored. */
+  private readonly refusals = new Map<string, number>();
+  /** Incidents whose row is stored (refusal counts wait for it). */
+  private readonly storedIncidents = new Set<string>();
   private playbooks: readonly Playbook[];
 
   private constructor(private readonly deps: DetectDeps) {
@@ -542,8 +546,14 @@ export class DetectService {
     for (const c of this.index.list()) {
       if (!fresh.has(`${c.scope}\u0000${c.target}`)) this.index.remove(c.scope, c.target);
     }
-    for (const c of fresh.values()) this.index.add(c);
+    for (const c of fresh.values()) {
+      this.index.add(c);
+      // Stored by whoever contained it (the incident row follows the containment row at once).
+      if (c.incidentId !== null && c.createdAt < this.deps.clock.now() - 1000)
+        this.storedIncidents.add(c.incidentId);
+    }
     this.pruneIdle();
+    await this.flushRefusals();
   }
 
   private async storedContainment(scope: ContainScope, target: string): Promise<Containment | undefined> {
@@ -602,6 +612,7 @@ export class DetectService {
       closedAt: null,
       closedBy: null,
       notes: [],
+      refusedTokens: 0,
     };
     await store.db
       .insertInto('incidents')
@@ -620,8 +631,10 @@ export class DetectService {
         closed_at: null,
         closed_by: null,
         notes: '[]',
+        refused_tokens: 0,
       })
       .execute();
+    this.storedIncidents.add(incident.id);
     if (trigger.detector !== 'manual') {
       await this.insertDetection({
         time: c.createdAt,
@@ -664,6 +677,45 @@ export class DetectService {
       await this.recordAction(incidentId, 'revoke_tokens', 'failed', actor, playbook, {
         error: errorMessage(error),
       });
+    }
+  }
+
+  /**
+   * Told about a bearer token the gateway refused. A token refused for a stale epoch passed
+   * its signature check, so its subject is the agent; when that agent is quarantined, the
+   * refusal is counted on its incident (such calls never reach a stage, so the audit log
+   * does not have them).
+   */
+  noteRefusedToken(token: string, error: unknown): void {
+    if (this.index.size === 0 || !isCustosError(error) || error.code !== 'invalid_token') return;
+    const why = (error.cause as Error | undefined)?.message ?? '';
+    if (!why.startsWith('stale epoch')) return;
+    let agentId: unknown;
+    try {
+      agentId = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')).sub;
+    } catch {
+      return;
+    }
+    if (typeof agentId !== 'string') return;
+    const incidentId = this.index.get('agent', agentId)?.incidentId;
+    if (incidentId) this.refusals.set(incidentId, (this.refusals.get(incidentId) ?? 0) + 1);
+  }
+
+  /** Store the refusal counts gathered since the last flush (on refresh and on settle). */
+  private async flushRefusals(): Promise<void> {
+    for (const [incidentId, n] of [...this.refusals]) {
+      if (!this.storedIncidents.has(incidentId)) continue;
+      this.refusals.delete(incidentId);
+      try {
+        await this.deps.store.db
+          .updateTable('incidents')
+          .set((eb) => ({ refused_tokens: eb('refused_tokens', '+', n) }))
+          .where('id', '=', incidentId)
+          .execute();
+      } catch (error) {
+        this.refusals.set(incidentId, (this.refusals.get(incidentId) ?? 0) + n);
+        throw error;
+      }
     }
   }
 
@@ -1065,6 +1117,7 @@ export class DetectService {
   /** Wait until the records, notifications and playbooks started so far are done. */
   async settle(): Promise<void> {
     while (this.pending.size > 0) await Promise.all([...this.pending]);
+    await this.flushRefusals();
   }
 
   /** Drop detector state of tasks and tools idle for a while (task tokens are short-lived). */

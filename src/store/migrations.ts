@@ -171,6 +171,8 @@ const migrations: Record<string, Migration> = {
         .addColumn('closed_at', 'bigint')
         .addColumn('closed_by', 'text')
         .addColumn('notes', 'text', (c) => c.notNull())
+        // Calls refused at authentication because the quarantine ended the agent's tokens (not audited).
+        .addColumn('refused_tokens', 'integer', (c) => c.notNull().defaultTo(0))
         .execute();
       await db.schema
         .createIndex('incidents_status')

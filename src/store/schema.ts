@@ -153,6 +153,8 @@ export interface IncidentTable {
   closed_by: string | null;
   /** JSON array of {at, by, text}. */
   notes: string;
+  /** Calls refused at authentication because the quarantine ended the agent's tokens. */
+  refused_tokens: number;
 }
 
 export interface DetectionTable {
