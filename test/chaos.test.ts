@@ -204,6 +204,22 @@ describe('chaos: a real SDK agent runs away through Custos to a counting upstrea
       expect(summary.incident.notes[0].text).toContain('retry logic');
     });
 
+    it('lists the detector findings: first use of the tool, then the quarantine', async () => {
+      const listed = await runCli(bin, [
+        '--data',
+        rig.dataDir,
+        'detection',
+        'list',
+        '--agent',
+        'runaway',
+        '--json',
+      ]);
+      const found = JSON.parse(listed.stdout).detections.map(
+        (d: { detector: string; action: string }) => `${d.detector}:${d.action}`,
+      );
+      expect(found).toEqual(['anomaly:quarantine', 'first_use:alert']);
+    });
+
     it('keeps the agent contained until a human resumes it', async () => {
       const refused = await runCli(bin, ['--data', rig.dataDir, 'containment', 'list', '--json']);
       expect(JSON.parse(refused.stdout).containments).toHaveLength(1);

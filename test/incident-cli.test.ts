@@ -97,6 +97,10 @@ describe('custos kill, resume, incident and playbook without a running server', 
     const second = await run('resume', '--agent', 'etl-bot', '--by', 'erin@example.com');
     expect(second.stdout).toContain('resumed (2 of 2 approvals)');
     expect(JSON.parse((await run('containment', 'list', '--json')).stdout).containments).toEqual([]);
+    // A manual kill is not a detector finding.
+    expect(
+      JSON.parse((await run('detection', 'list', '--agent', 'etl-bot', '--json')).stdout).detections,
+    ).toEqual([]);
   });
 
   it('shows what a playbook would do with --dry-run and records it', async () => {

@@ -333,6 +333,34 @@ export function registerIncidentCommands(program: Command): void {
       else process.stdout.write(text);
     });
 
+  program
+    .command('detection')
+    .description('detector findings')
+    .command('list')
+    .description('detector findings (alerts, throttles, quarantines), newest first')
+    .option('--agent <agent>', 'only this agent (id or name)')
+    .option('--limit <n>', 'how many', (v) => Number.parseInt(v, 10), 50)
+    .option('--json', 'print JSON')
+    .action(async (o: Json & { agent?: string; limit: number }) => {
+      const detections = await offline(config(), async (detect, store) => {
+        const agentId = o.agent ? (await agentService(store).require(o.agent)).id : undefined;
+        return detect.detections({ ...(agentId ? { agentId } : {}), limit: o.limit });
+      });
+      if (o.json) return printJson({ detections });
+      printTable(
+        detections.map((d) => ({
+          time: formatTime(d.time),
+          agent: d.agentId,
+          call: d.server ? `${d.server}.${d.target ?? ''}` : d.target,
+          detector: d.detector,
+          action: d.action,
+          detail: d.detail,
+          incident: d.incidentId,
+        })),
+        ['time', 'agent', 'call', 'detector', 'action', 'detail', 'incident'],
+      );
+    });
+
   const playbook = program.command('playbook').description('incident playbooks (YAML in detect.playbooks)');
   playbook
     .command('list')
