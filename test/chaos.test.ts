@@ -61,7 +61,9 @@ function report(label: string, r: RunawayResult): void {
   );
 }
 
-describe('chaos: a real SDK agent runs away through Custos to a counting upstream', () => {
+describe('chaos: a real SDK agent runs away through Custos to a counting upstream', {
+  timeout: 120_000,
+}, () => {
   let receiver: Awaited<ReturnType<typeof startReceiver>>;
   beforeAll(async () => {
     ensureBuilt();

@@ -31,7 +31,7 @@ function custos(args: string[], cwd: string): Promise<Run> {
   });
 }
 
-describe('custos kill, resume, incident and playbook without a running server', () => {
+describe('custos kill, resume, incident and playbook without a running server', { timeout: 120_000 }, () => {
   let home: string;
   const run = (...args: string[]) => custos(['--config', join(home, 'custos.yaml'), ...args], home);
 
