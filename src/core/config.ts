@@ -136,13 +136,11 @@ const detect = detectors
   .extend({
     /** Per-agent overrides, by agent name. */
     agents: z.record(z.string(), detectOverride).default({}),
-    /** Per-tool rate ceilings, by "server.tool" (counted per agent). */
-    tools: z
-      .record(
-        z.string().regex(/^[^.]+\..+$/, 'name a tool "server.tool"'),
-        z.strictObject({ ceiling: detectors.shape.ceiling.unwrap() }),
-      )
-      .default({}),
+    /**
+     * Per-tool detectors, by "server.tool", counted per agent: only the detectors named run
+     * for the tool, each with the defaults for the keys not given.
+     */
+    tools: z.record(z.string().regex(/^[^.]+\..+$/, 'name a tool "server.tool"'), detectOverride).default({}),
     incidents: z
       .strictObject({
         /** How far before onset an incident's timeline starts. */

@@ -238,6 +238,28 @@ describe('inline detectors and containment', () => {
     expect(codes).toEqual(['ok', 'ok', 'rate_limited']);
   });
 
+  it('runs stricter detectors for one tool, only those its entry names', async () => {
+    const detect = await service({
+      tools: { 'bank.transfer': { loop: { count: 3 }, denials: { count: 2 } } },
+    });
+    const bot = principal('agt_bank', 'bank-bot');
+    // Identical reads are fine (the agent's loop limit is 50)...
+    for (let i = 0; i < 10; i++)
+      expect(run(detect, callContext(bot, clock.now() + i, 'bank', 'balance', 'same'))).toBe('ok');
+    // ...identical transfers are not.
+    const transfers = [0, 1, 2].map((i) =>
+      run(detect, callContext(bot, clock.now() + 20 + i, 'bank', 'transfer', 'same')),
+    );
+    expect(transfers).toEqual(['ok', 'ok', 'contained']);
+    await detect.settle();
+    expect((await detect.listIncidents())[0]?.trigger.scope).toBe('tool');
+    // Two denied transfers by another agent contain it too.
+    const other = principal('agt_bank2', 'bank-bot-2');
+    run(detect, callContext(other, clock.now() + 100, 'bank', 'transfer', 'a'), policyDenied);
+    run(detect, callContext(other, clock.now() + 101, 'bank', 'transfer', 'b'), policyDenied);
+    expect(run(detect, callContext(other, clock.now() + 102, 'bank', 'balance', 'c'))).toBe('contained');
+  });
+
   it('quarantines a task rather than its agent when the task runs away', async () => {
     const detect = await service();
     const onTask = principal('agt_t', 'tasked', 'task_1');

@@ -129,7 +129,7 @@ export class DetectService {
   private readonly listeners = new Set<ContainListener>();
   private readonly pending = new Set<Promise<unknown>>();
   private readonly hours: WorkingHours | undefined;
-  private readonly hasToolCeilings: boolean;
+  private readonly hasToolDetectors: boolean;
   private hooks: DetectHooks = {};
   /** Bumped by every local containment change, so a refresh racing one is discarded. */
   private version = 0;
@@ -142,7 +142,7 @@ export class DetectService {
 
   private constructor(private readonly deps: DetectDeps) {
     this.hours = deps.config.hours ? new WorkingHours(deps.config.hours) : undefined;
-    this.hasToolCeilings = Object.keys(deps.config.tools).length > 0;
+    this.hasToolDetectors = Object.keys(deps.config.tools).length > 0;
     this.playbooks = deps.playbooks ?? [];
   }
 
@@ -200,7 +200,7 @@ export class DetectService {
         scope = 'task';
       }
     }
-    if (this.hasToolCeilings && this.deps.config.tools[`${server}.${target}`] !== undefined) {
+    if (this.hasToolDetectors && this.deps.config.tools[`${server}.${target}`] !== undefined) {
       const onTool = this.toolState(p.agentId, server, target).observe(call);
       if (onTool !== undefined && stronger(onTool, finding)) {
         finding = { ...onTool, scope: 'tool' };
@@ -251,7 +251,15 @@ export class DetectService {
     if (outcome.kind !== 'denied' || ownCodes.has(outcome.stop.code)) return;
     const p = ctx.principal;
     const agent = this.agentState(p.agentId, p.agentName);
-    const finding = agent.meter.observeDenial(ctx.time);
+    let finding = agent.meter.observeDenial(ctx.time);
+    const server = ctx.upstream?.name;
+    const tool = ctx.upstreamName;
+    if (this.hasToolDetectors && server !== undefined && tool !== undefined) {
+      if (this.deps.config.tools[`${server}.${tool}`] !== undefined) {
+        const onTool = this.toolState(p.agentId, server, tool).observeDenial(ctx.time);
+        if (onTool !== undefined && stronger(onTool, finding)) finding = { ...onTool, scope: 'tool' };
+      }
+    }
     // A finding here cannot stop this call (it is over); it contains what comes next.
     if (finding !== undefined) this.act(finding, 'agent', ctx, agent);
   }
@@ -324,14 +332,17 @@ export class DetectService {
     const key = `${agentId}\u0000${server}.${tool}`;
     let state = this.toolStates.get(key);
     if (state === undefined) {
-      const ceiling = this.deps.config.tools[`${server}.${tool}`]?.ceiling ?? this.deps.config.ceiling;
-      const off = { action: 'off' as const };
+      const c = this.deps.config;
+      const o = (c.tools[`${server}.${tool}`] ?? {}) as Partial<Record<keyof DetectorSettings, object>>;
+      // Only the detectors the tool's entry names run for the tool; the agent's own state runs the rest.
+      const pick = <K extends keyof DetectorSettings>(name: K): DetectorSettings[K] =>
+        o[name] === undefined ? { ...c[name], action: 'off' } : { ...c[name], ...o[name] };
       state = new MeterState({
-        ceiling,
-        anomaly: { ...this.deps.config.anomaly, ...off },
-        denials: { ...this.deps.config.denials, ...off },
-        loop: { ...this.deps.config.loop, ...off },
-        bytes: { ...this.deps.config.bytes, ...off },
+        ceiling: pick('ceiling'),
+        anomaly: pick('anomaly'),
+        denials: pick('denials'),
+        loop: pick('loop'),
+        bytes: pick('bytes'),
       });
       this.toolStates.set(key, state);
     }
