@@ -6,9 +6,14 @@
 // cheaply, the per-request 2026-07-28 style (server/discover, envelope in params._meta).
 //
 //   import { startEchoServer } from './echo-server.js'  -> { url, close }
+//     startEchoServer({ onToolCall }) calls onToolCall(params) as each tools/call arrives
+//     (the chaos benchmark counts the calls that reach the upstream this way)
 //   node bench/echo-server.js [PORT]                      -> prints {"url": ...} on stdout
+//   node bench/echo-server.js PORT --log-calls            -> and {"call": ms} for each tools/call
+//     (absolute ms, performance.timeOrigin + performance.now(), comparable across processes)
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
+import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 
 const legacyVersions = ['2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05'];
@@ -79,7 +84,7 @@ function answer(message, modern) {
   }
 }
 
-function handlePost(req, res, body, sessions) {
+function handlePost(req, res, body, sessions, onToolCall) {
   let message;
   try {
     message = JSON.parse(body);
@@ -121,6 +126,7 @@ function handlePost(req, res, body, sessions) {
     });
   }
 
+  if (message.method === 'tools/call') onToolCall?.(message.params ?? {});
   const [result, error] = answer(message, modern);
   if (error !== undefined) return reply(res, 200, rpcError(id, error[0], error[1]));
   if (modern) {
@@ -131,7 +137,7 @@ function handlePost(req, res, body, sessions) {
 }
 
 /** The request listener; `sessions` holds the Mcp-Session-Id values this server issued. */
-function createHandler(sessions) {
+function createHandler(sessions, onToolCall) {
   return (req, res) => {
     if (req.url !== endpointPath && !req.url.startsWith(`${endpointPath}?`)) return reply(res, 404);
     // Loopback only: refuse browser origins other than localhost (DNS rebinding).
@@ -163,15 +169,15 @@ function createHandler(sessions) {
     req.on('end', () => {
       if (res.headersSent) return;
       const body = chunks.length === 1 ? chunks[0].toString() : Buffer.concat(chunks).toString();
-      handlePost(req, res, body, sessions);
+      handlePost(req, res, body, sessions, onToolCall);
     });
   };
 }
 
 /** Starts the echo server on 127.0.0.1 (port 0 picks a free one); resolves to { url, close }. */
-export async function startEchoServer({ port = 0 } = {}) {
+export async function startEchoServer({ port = 0, onToolCall } = {}) {
   const sessions = new Set();
-  const server = http.createServer({ keepAliveTimeout: 60_000 }, createHandler(sessions));
+  const server = http.createServer({ keepAliveTimeout: 60_000 }, createHandler(sessions, onToolCall));
   server.headersTimeout = 65_000;
   await new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -187,7 +193,13 @@ export async function startEchoServer({ port = 0 } = {}) {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const { url, close } = await startEchoServer({ port: Number(process.argv[2] ?? 0) });
+  const logCalls = process.argv.includes('--log-calls');
+  const { url, close } = await startEchoServer({
+    port: Number(process.argv[2] ?? 0),
+    ...(logCalls
+      ? { onToolCall: () => process.stdout.write(`{"call":${performance.timeOrigin + performance.now()}}\n`) }
+      : {}),
+  });
   console.log(JSON.stringify({ url }));
   const stop = () => close().then(() => process.exit(0));
   process.on('SIGTERM', stop);

@@ -48,6 +48,15 @@ export const custosContract = {
       '  echo:',
       `    url: ${JSON.stringify(upstreamUrl)}`,
       `policies: ${JSON.stringify(policiesDir)}`,
+      // A load generator is a runaway by design: its detectors run (and cost what they cost)
+      // but only alert, so the benchmark measures the gateway rather than the kill switch.
+      'detect:',
+      '  agents:',
+      '    bench-agent:',
+      '      ceiling: { action: alert }',
+      '      anomaly: { action: alert }',
+      '      loop: { action: alert }',
+      '      bytes: { action: alert }',
       '',
     ].join('\n'),
   policy: 'permit(principal, action, resource);\n',

@@ -1,19 +1,21 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { type AuditExporters, AuditRecorder, startExporters, TransparencyLog } from './audit/index.js';
 import { type Clock, systemClock } from './core/clock.js';
 import type { Config } from './core/config.js';
 import { IdGenerator } from './core/ids.js';
+import { DetectService, loadPlaybooks } from './detect/index.js';
 import { CatalogView, Downstream, Pipeline, serverInfo, TaskBudgets } from './gateway/index.js';
 import { UpstreamRegistry } from './gateway/upstream/index.js';
 import { createIdentityService, type IdentityService } from './identity/index.js';
 import { PolicyStore } from './policy/index.js';
 import { registerAdmin } from './server/admin.js';
 import { auditRoutes } from './server/admin-audit.js';
+import { detectRoutes } from './server/admin-detect.js';
 import { buildHttpServer } from './server/http.js';
 import { McpHttp } from './server/mcp-http.js';
 import { openStore, type Store } from './store/index.js';
@@ -25,6 +27,7 @@ export interface Custos {
   readonly identity: IdentityService;
   readonly policy: PolicyStore;
   readonly upstreams: UpstreamRegistry;
+  readonly detect: DetectService;
   /** Agents from the configuration that were created on this start, with their one-time secrets. */
   readonly createdAgents: ReadonlyArray<{ name: string; clientId: string; clientSecret: string }>;
   close(): Promise<void>;
@@ -189,6 +192,24 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
       registers: [metrics],
     });
+    const detect = await DetectService.open({
+      store,
+      clock,
+      ids,
+      config: config.detect,
+      agents: identity.agents,
+      playbooks: config.detect.playbooks
+        ? loadPlaybooks(resolvePath(config.baseDir, config.detect.playbooks))
+        : [],
+      logger: logger.child({ part: 'detect' }),
+    });
+    closers.push(() => detect.close());
+    // Kills and resumes made by other processes (the CLI without a server, other replicas).
+    const detectRefresher = setInterval(() => {
+      detect.refresh().catch((error) => logger.warn({ err: error }, 'containment refresh failed'));
+    }, 2000);
+    detectRefresher.unref();
+    closers.push(() => clearInterval(detectRefresher));
     const budgets = new TaskBudgets(store);
     const pipeline = new Pipeline({
       clock,
@@ -196,7 +217,13 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       policy,
       budgets,
       audit,
-      verifyAccessToken: (token) => identity.verifyAccessToken(token),
+      contain: detect,
+      verifyAccessToken: (token) =>
+        identity.verifyAccessToken(token).catch((error: unknown) => {
+          // Calls with tokens a quarantine ended are counted on its incident.
+          detect.noteRefusedToken(token, error);
+          throw error;
+        }),
       observe: (method, outcome, seconds) => calls.observe({ method, outcome }, seconds),
     });
     const downstream = new Downstream({ clock, view, pipeline, policy });
@@ -258,6 +285,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
               agentName: (id) => identity.directory.get(id)?.name,
               exporterStats: () => exporters.stats(),
             }),
+            detectRoutes(detect),
           ],
           store,
           agents: identity.agents,
@@ -281,7 +309,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     writeFileSync(runtimeFilePath(config.dataDir), JSON.stringify(runtime), { mode: 0o600 });
     closers.push(() => rmSync(runtimeFilePath(config.dataDir), { force: true }));
 
-    return { config, url, store, identity, policy, upstreams, createdAgents, close };
+    return { config, url, store, identity, policy, upstreams, detect, createdAgents, close };
   } catch (error) {
     await close().catch(() => {});
     throw error;

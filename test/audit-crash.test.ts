@@ -187,6 +187,8 @@ describe('audit crash safety (custos start as a child process, killed with SIGKI
         servers: { echo: { url: echo.match[1] } },
         policies: './policies',
         agents: [{ name: 'crash-bot', owner: 'ops@example.com', purpose: 'crash safety test' }],
+        // Sustained load from one agent is what the default detectors quarantine; here it is the point.
+        detect: { agents: { 'crash-bot': { anomaly: { action: 'alert' }, ceiling: { action: 'alert' } } } },
       }),
     );
     const startArgs = [bin, 'start', '--config', config, '--data', dataDir];

@@ -137,6 +137,14 @@ describe('MCP conformance suite through Custos', () => {
         servers: { everything: { url: upstreamUrl } },
         policies,
         agents: [{ name: 'conformance', owner: 'qa@example.com', purpose: 'runs the MCP conformance suite' }],
+        // The suite probes error cases quickly through one token; detectors may alert, never quarantine.
+        detect: {
+          agents: {
+            conformance: Object.fromEntries(
+              ['ceiling', 'anomaly', 'denials', 'loop', 'bytes'].map((d) => [d, { action: 'alert' }]),
+            ),
+          },
+        },
       },
       work,
       { env: {} },

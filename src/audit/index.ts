@@ -14,7 +14,7 @@ export {
 } from './evidence.js';
 export { type AuditExporters, type ExportsConfig, startExporters } from './exporters.js';
 export type { OcsfSinkStats } from './ocsf.js';
-export { type EventFilter, getEvent, listEvents } from './query.js';
+export { countEvents, type EventFilter, getEvent, listEvents } from './query.js';
 export { AuditRecorder } from './recorder.js';
 export { type PendingAppend, type PreparedAppend, type StoredCheckpoint, TransparencyLog } from './tlog.js';
 export { type ChainStep, renderChain } from './trace.js';

@@ -8,8 +8,17 @@ export interface EventFilter {
   traceId?: string;
   /** Only events with a sequence number greater than this. */
   afterSeq?: number;
+  server?: string;
+  /** The tool, prompt or resource (with `server`, one tool). */
+  target?: string;
+  /** Only events at or after this time (ms). */
+  since?: number;
+  /** Only events at or before this time (ms). */
+  until?: number;
   /** Newest first, at most this many (default 50). */
   limit?: number;
+  /** With `oldest`, the first `limit` events instead of the last (still returned oldest first). */
+  from?: 'newest' | 'oldest';
 }
 
 type Row = AuditEventTable & Partial<Omit<AuditContentTable, 'event_id'>>;
@@ -50,16 +59,40 @@ export function eventFromRow(row: Row): AuditEvent {
 
 /** The most recent events matching the filter, oldest first. */
 export async function listEvents(store: Store, filter: EventFilter = {}): Promise<AuditEvent[]> {
-  let query = store.db.selectFrom('audit_events').selectAll();
-  if (filter.agentId !== undefined) query = query.where('agent_id', '=', filter.agentId);
-  if (filter.taskId !== undefined) query = query.where('task_id', '=', filter.taskId);
-  if (filter.traceId !== undefined) query = query.where('trace_id', '=', filter.traceId);
-  if (filter.afterSeq !== undefined) query = query.where('seq', '>', filter.afterSeq);
-  const rows = await query
-    .orderBy('seq', 'desc')
+  const oldest = filter.from === 'oldest';
+  const rows = await filtered(store.db.selectFrom('audit_events').selectAll(), filter)
+    .orderBy('seq', oldest ? 'asc' : 'desc')
     .limit(filter.limit ?? 50)
     .execute();
-  return rows.reverse().map(eventFromRow);
+  return (oldest ? rows : rows.reverse()).map(eventFromRow);
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: one filter for select and count queries over audit_events
+function filtered<Q extends { where: (...args: any[]) => Q }>(query: Q, filter: EventFilter): Q {
+  let q = query;
+  if (filter.agentId !== undefined) q = q.where('agent_id', '=', filter.agentId);
+  if (filter.taskId !== undefined) q = q.where('task_id', '=', filter.taskId);
+  if (filter.traceId !== undefined) q = q.where('trace_id', '=', filter.traceId);
+  if (filter.server !== undefined) q = q.where('server', '=', filter.server);
+  if (filter.target !== undefined) q = q.where('target', '=', filter.target);
+  if (filter.since !== undefined) q = q.where('time', '>=', filter.since);
+  if (filter.until !== undefined) q = q.where('time', '<=', filter.until);
+  if (filter.afterSeq !== undefined) q = q.where('seq', '>', filter.afterSeq);
+  return q;
+}
+
+/** How many events match the filter, by outcome (executed, denied, failed). */
+export async function countEvents(store: Store, filter: EventFilter = {}): Promise<Record<string, number>> {
+  const rows = await filtered(
+    store.db
+      .selectFrom('audit_events')
+      .select(['outcome', (eb) => eb.fn.countAll<number>().as('n')])
+      .groupBy('outcome'),
+    filter,
+  ).execute();
+  const counts: Record<string, number> = { executed: 0, denied: 0, failed: 0 };
+  for (const row of rows) counts[row.outcome] = Number(row.n);
+  return counts;
 }
 
 /** One event with its content (arguments, reasoning, result) where not erased. */

@@ -8,6 +8,7 @@ import { registerAuditCommands } from './audit.js';
 import { type GlobalOptions, readConfig } from './context.js';
 import { runDemo } from './demo.js';
 import { registerEvidenceCommands } from './evidence.js';
+import { registerIncidentCommands } from './incident.js';
 import { registerPolicyCommands } from './policy.js';
 
 /** Resolve when the process is asked to stop. */
@@ -84,6 +85,7 @@ export function buildProgram(): Command {
   registerPolicyCommands(program);
   registerAuditCommands(program);
   registerEvidenceCommands(program);
+  registerIncidentCommands(program);
   return program;
 }
 

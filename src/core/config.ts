@@ -63,6 +63,132 @@ const exportsSection = z.strictObject({
     .optional(),
 });
 
+const detectAction = z.enum(['off', 'alert', 'throttle', 'quarantine']);
+
+/** Per-detector settings; every key has a default, so `detect: {}` is the sensible setup. */
+const detectors = z.strictObject({
+  /** Hard rate ceiling per agent (token bucket): `rate` calls per second, bursts of `burst`. */
+  ceiling: z
+    .strictObject({
+      rate: z.number().positive().default(100),
+      burst: z.number().int().positive().default(200),
+      action: detectAction.default('throttle'),
+    })
+    .prefault({}),
+  /** Call rate against the agent's own baseline (two exponentially weighted moving averages). */
+  anomaly: z
+    .strictObject({
+      /** Time constant of the short-term rate, in seconds. */
+      shortSeconds: z.number().positive().default(2),
+      /** Time constant of the baseline, in minutes. */
+      baselineMinutes: z.number().positive().default(10),
+      /** The short-term rate may be this many times the baseline... */
+      factor: z.number().min(1).default(5),
+      /** ...and never less than this many calls per second before the detector fires. */
+      minRate: z.number().positive().default(30),
+      action: detectAction.default('quarantine'),
+    })
+    .prefault({}),
+  /** A burst of denied calls (policy, scope, unknown targets). */
+  denials: z
+    .strictObject({
+      count: z.number().int().positive().default(20),
+      windowSeconds: z.number().positive().default(60),
+      action: detectAction.default('quarantine'),
+    })
+    .prefault({}),
+  /** The same call (tool and arguments) repeated `count` times in a row within the window. */
+  loop: z
+    .strictObject({
+      count: z.number().int().min(2).default(50),
+      windowSeconds: z.number().positive().default(60),
+      action: detectAction.default('quarantine'),
+    })
+    .prefault({}),
+  /** The first time an agent uses a server or tool. */
+  firstUse: z.strictObject({ action: detectAction.default('alert') }).prefault({}),
+  /** Bytes of arguments sent out, against the agent's baseline. */
+  bytes: z
+    .strictObject({
+      shortSeconds: z.number().positive().default(10),
+      baselineMinutes: z.number().positive().default(10),
+      factor: z.number().min(1).default(10),
+      minBytesPerSecond: z.number().positive().default(1_000_000),
+      action: detectAction.default('quarantine'),
+    })
+    .prefault({}),
+  /** Activity outside working hours; off unless configured. */
+  hours: z
+    .strictObject({
+      /** Days of the week the agent works (0 = Sunday). */
+      days: z.array(z.number().int().min(0).max(6)).default([1, 2, 3, 4, 5]),
+      start: z
+        .string()
+        .regex(/^\d{2}:\d{2}$/, 'use HH:MM')
+        .default('08:00'),
+      end: z
+        .string()
+        .regex(/^\d{2}:\d{2}$/, 'use HH:MM')
+        .default('20:00'),
+      /** An IANA time zone, e.g. Europe/Paris. */
+      timezone: z.string().min(1).default('UTC'),
+      action: detectAction.default('alert'),
+    })
+    .nullable()
+    .default(null),
+});
+
+/** A detector's keys, all optional and without defaults, so an override changes only what it names. */
+function overrideOf<T extends z.core.$ZodShape>(schema: z.ZodObject<T>) {
+  const shape: Record<string, z.ZodType> = {};
+  for (const [key, field] of Object.entries(schema.shape)) {
+    const inner = field instanceof z.ZodDefault ? (field.unwrap() as z.ZodType) : (field as z.ZodType);
+    shape[key] = inner.optional();
+  }
+  return z.strictObject(shape).optional();
+}
+
+/** Overrides for one agent: any detector's keys, partly. */
+const detectOverride = z.strictObject({
+  ceiling: overrideOf(detectors.shape.ceiling.unwrap()),
+  anomaly: overrideOf(detectors.shape.anomaly.unwrap()),
+  denials: overrideOf(detectors.shape.denials.unwrap()),
+  loop: overrideOf(detectors.shape.loop.unwrap()),
+  firstUse: overrideOf(detectors.shape.firstUse.unwrap()),
+  bytes: overrideOf(detectors.shape.bytes.unwrap()),
+});
+
+const detect = detectors
+  .extend({
+    /** Per-agent overrides, by agent name. */
+    agents: z.record(z.string(), detectOverride).default({}),
+    /**
+     * Per-tool detectors, by "server.tool", counted per agent: only the detectors named run
+     * for the tool, each with the defaults for the keys not given.
+     */
+    tools: z.record(z.string().regex(/^[^.]+\..+$/, 'name a tool "server.tool"'), detectOverride).default({}),
+    incidents: z
+      .strictObject({
+        /** How far before onset an incident's timeline starts. */
+        lookbackMinutes: z.number().min(0).max(1440).default(5),
+      })
+      .prefault({}),
+    /** How many different humans must resume a contained agent, task, server or tool. */
+    resume: z.strictObject({ approvers: z.number().int().min(1).max(5).default(1) }).prefault({}),
+    /** A Slack-compatible incoming webhook told when an incident opens and closes. */
+    notify: z
+      .strictObject({
+        webhook: z
+          .url({ protocol: /^https?$/ })
+          .nullable()
+          .default(null),
+      })
+      .prefault({}),
+    /** Directory of playbook YAML files (null: none). */
+    playbooks: z.string().min(1).nullable().default(null),
+  })
+  .strict();
+
 export const configSchema = z.strictObject({
   listen: z
     .strictObject({
@@ -101,12 +227,17 @@ export const configSchema = z.strictObject({
     })
     .default({ commitDelayMs: 0, checkpointIntervalMs: 1000 }),
   exports: exportsSection.default({}),
+  /** Inline detectors, containment, incidents and playbooks (docs/incidents.md). */
+  detect: detect.prefault({}),
 });
 
 export type ServerConfig = z.infer<typeof server>;
 export type StdioServerConfig = z.infer<typeof stdioServer>;
 export type HttpServerConfig = z.infer<typeof httpServer>;
 export type AgentConfig = z.infer<typeof agent>;
+export type DetectConfig = z.infer<typeof detect>;
+export type DetectAction = z.infer<typeof detectAction>;
+export type DetectOverride = z.infer<typeof detectOverride>;
 
 /** A validated, resolved, frozen configuration. */
 export type Config = Readonly<
@@ -133,6 +264,7 @@ const hints: Array<[RegExp, string]> = [
   [/^agents\.\d+\.owner$/, 'set owner to the email address of the human who answers for this agent'],
   [/^agents\.\d+\.purpose$/, 'set purpose to one sentence saying what the agent is for'],
   [/^storage\.url$/, 'use sqlite:./.custos/custos.db or postgres://user@host:5432/db'],
+  [/^detect\.tools\.[^.]+$/, 'name a tool "server.tool"'],
 ];
 
 function hintFor(path: string): string | undefined {

@@ -30,6 +30,8 @@ export type ErrorCode =
   | 'policy_denied'
   | 'policy_invalid'
   | 'budget_exhausted'
+  | 'contained'
+  | 'rate_limited'
   | 'upstream_unavailable'
   | 'upstream_error'
   // infrastructure
@@ -60,6 +62,8 @@ const httpStatus: Record<ErrorCode, number> = {
   policy_denied: 403,
   policy_invalid: 400,
   budget_exhausted: 429,
+  contained: 403,
+  rate_limited: 429,
   upstream_unavailable: 502,
   upstream_error: 502,
   store_unavailable: 503,

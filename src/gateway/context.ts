@@ -40,6 +40,8 @@ export interface CallContext {
   params: Record<string, unknown>;
   readonly arguments: unknown;
   readonly argsHash: string;
+  /** Length of the arguments' canonical JSON: what the call sends out. */
+  readonly argsBytes?: number;
   readonly reasoning: unknown;
   readonly traceId: string | null;
   /** The agent's valid W3C traceparent, so exported spans nest under the agent's own. */
@@ -48,6 +50,8 @@ export interface CallContext {
   readonly time: number;
   readonly started: bigint;
   readonly signal: AbortSignal | undefined;
+  /** Abort this call's request (and so its upstream request): containment cancels calls in flight. */
+  readonly abort?: ((reason: unknown) => void) | undefined;
   readonly onProgress: ((progress: Progress) => void) | undefined;
   readonly onNotification:
     | ((method: string, params: Record<string, unknown> | undefined) => void)

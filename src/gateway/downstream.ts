@@ -1,4 +1,4 @@
-import { canonicalHash } from '../core/canonical.js';
+import { canonicalJson, sha256Hex } from '../core/canonical.js';
 import type { Clock } from '../core/clock.js';
 import { isCustosError } from '../core/errors.js';
 import type { Principal } from '../identity/index.js';
@@ -39,6 +39,8 @@ export interface ClientState {
 /** The reply channel of one request: notifications related to it travel here. */
 export interface Exchange {
   readonly signal: AbortSignal;
+  /** Abort this request (containment cancels calls in flight this way). */
+  abort?(reason: unknown): void;
   /** The W3C traceparent header of the HTTP request, if any. */
   readonly traceparent: string | undefined;
   notify(message: RpcNotification): void;
@@ -220,6 +222,7 @@ export class Downstream {
       method === 'tools/call' || method === 'prompts/get'
         ? (params.arguments ?? {})
         : paramsWithoutMeta(params);
+    const canonical = canonicalJson(args ?? null);
     const ctx: CallContext = {
       principal,
       method,
@@ -227,13 +230,15 @@ export class Downstream {
       target,
       params: forwardable(params),
       arguments: args,
-      argsHash: canonicalHash(args),
+      argsHash: sha256Hex(canonical),
+      argsBytes: canonical.length,
       reasoning: meta?.[metaKeys.reasoning],
       traceId: traceIdOf(meta, exchange),
       traceparent: traceparentOf(meta, exchange),
       time: this.deps.clock.now(),
       started,
       signal: exchange.signal,
+      abort: exchange.abort,
       onProgress:
         typeof progressToken === 'string' || typeof progressToken === 'number'
           ? (p) =>

@@ -3,6 +3,7 @@ import type { Clock } from '../core/clock.js';
 import type { Principal } from '../identity/index.js';
 import type { CallContext, CallOutcome, Verdict } from './context.js';
 import { authorize, type PolicyPort } from './stages/authorize.js';
+import type { ContainPort } from './stages/contain.js';
 import { forward } from './stages/forward.js';
 import { meter, type TaskBudgets } from './stages/meter.js';
 import { record } from './stages/record.js';
@@ -17,6 +18,8 @@ export interface PipelineDeps {
   audit: AuditRecorder;
   /** Verifies a bearer token and the agent's revocation epoch. */
   verifyAccessToken(token: string): Promise<Principal>;
+  /** Containment and inline detectors (contain stage, meter detectors, last check before forward). */
+  contain?: ContainPort;
   /** Told about every finished call (metrics). */
   observe?(method: string, outcome: CallOutcome['kind'], seconds: number): void;
 }
@@ -29,20 +32,29 @@ type Guard = (ctx: CallContext) => Verdict | Promise<Verdict>;
  *   1. authenticate  bearer token: signature, audience, expiry, agent status and epoch
  *                    (once per HTTP request, before the MCP message is read: see `authenticate`)
  *   2. resolve       which upstream and which definition the call names
- *   3. meter         the task token's call budget
- *   4. authorize     the task token's reach, then the Cedar decision
- *   5. forward       to the upstream MCP server
- *   6. record        one audit event, durable before the answer leaves
+ *   3. contain       kill switch, quarantined agent or task, disabled server or tool
+ *   4. meter         inline detectors (may throttle or quarantine), the task token's call budget
+ *   5. authorize     the task token's reach, then the Cedar decision
+ *      (contain again: a containment made while the call waited stops it before forward)
+ *   6. forward       to the upstream MCP server
+ *   7. record        one audit event, durable before the answer leaves
  *
- * Later capabilities add their stages here: contain (kill switch, quarantine) before
- * meter, approve after authorize, inject before forward, inspect after forward.
+ * Later capabilities add their stages here: approve after authorize, inject before
+ * forward, inspect after forward.
  */
 export class Pipeline {
   private readonly guards: readonly Guard[];
   private readonly recordStage: (ctx: CallContext, outcome: CallOutcome) => Promise<AuditEvent>;
 
   constructor(private readonly deps: PipelineDeps) {
-    this.guards = [resolve(deps.view), meter(deps.budgets), authorize(deps.policy, deps.clock)];
+    const c = deps.contain;
+    this.guards = [
+      resolve(deps.view),
+      ...(c ? [(ctx: CallContext) => c.contain(ctx), (ctx: CallContext) => c.detect(ctx)] : []),
+      meter(deps.budgets),
+      authorize(deps.policy, deps.clock),
+      ...(c ? [(ctx: CallContext) => c.admit(ctx)] : []),
+    ];
     this.recordStage = record(deps.audit, deps.policy);
   }
 
@@ -52,7 +64,7 @@ export class Pipeline {
   }
 
   /**
-   * Run stages 2 to 6 for one call. The outcome is a value: denials are not thrown. If the
+   * Run stages 2 to 7 for one call. The outcome is a value: denials are not thrown. If the
    * audit event cannot be written the call fails closed: this rejects and nothing is answered.
    */
   async run(ctx: CallContext): Promise<CallOutcome> {
@@ -74,6 +86,7 @@ export class Pipeline {
         outcome = { kind: 'failed', error };
       }
     }
+    this.deps.contain?.finish(ctx, outcome);
     await this.recordStage(ctx, outcome);
     this.deps.observe?.(ctx.method, outcome.kind, Number(process.hrtime.bigint() - ctx.started) / 1e9);
     return outcome;

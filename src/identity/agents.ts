@@ -309,6 +309,18 @@ export class AgentService {
   }
 
   /**
+   * End every token the agent holds without changing its status (the epoch moves on), so
+   * a quarantined agent must come back for a new token. An offboarded agent is left alone.
+   */
+  async revokeTokens(ref: string): Promise<Agent> {
+    return this.transition(ref, async (trx, agent, now) => {
+      if (agent.status === 'offboarded') return false;
+      await this.bump(trx, agent.id, agent.status, now);
+      return true;
+    });
+  }
+
+  /**
    * Retire an agent for good, in one transaction: status offboarded, epoch bumped (every
    * token dies) and every credential revoked (no new tokens). Offboarding twice is a no-op.
    */

@@ -291,6 +291,7 @@ export class McpHttp {
     raw.on('close', onClose);
     const exchange = {
       signal: controller.signal,
+      abort: (reason: unknown) => controller.abort(reason),
       traceparent: header(request, 'traceparent'),
       notify(note: RpcNotification) {
         if (done || raw.destroyed) return;

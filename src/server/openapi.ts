@@ -1,3 +1,5 @@
+import { detectPaths } from './openapi-detect.js';
+
 /** The admin API, described for people and for generated clients (OpenAPI 3.1). */
 const agentRef = {
   name: 'ref',
@@ -285,5 +287,6 @@ export const openApiDocument = {
     '/api/v1/servers': {
       get: { summary: 'Upstream MCP servers and their status', responses: { 200: ok({ type: 'object' }) } },
     },
+    ...detectPaths,
   },
 } as const;

@@ -174,6 +174,93 @@ const migrations: Record<string, Migration> = {
       await db.schema.dropTable('tlog_leaves').execute();
     },
   },
+  '0007_detect': {
+    async up(db: Kysely<unknown>) {
+      // Containment: the kill switch and every scoped kill or quarantine, lifted by humans.
+      await db.schema
+        .createTable('containments')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('scope', 'text', (c) => c.notNull())
+        .addColumn('target', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('incident_id', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('resume_votes', 'text', (c) => c.notNull())
+        .addColumn('lifted_at', 'bigint')
+        .execute();
+      await db.schema
+        .createIndex('containments_open')
+        .on('containments')
+        .columns(['lifted_at', 'scope', 'target'])
+        .execute();
+      await db.schema
+        .createTable('incidents')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('scope', 'text', (c) => c.notNull())
+        .addColumn('target', 'text', (c) => c.notNull())
+        .addColumn('agent_id', 'text')
+        .addColumn('task_id', 'text')
+        .addColumn('detector', 'text', (c) => c.notNull())
+        .addColumn('trigger', 'text', (c) => c.notNull())
+        .addColumn('onset_at', 'bigint', (c) => c.notNull())
+        .addColumn('detected_at', 'bigint', (c) => c.notNull())
+        .addColumn('contained_at', 'bigint')
+        .addColumn('closed_at', 'bigint')
+        .addColumn('closed_by', 'text')
+        .addColumn('notes', 'text', (c) => c.notNull())
+        // Calls refused at authentication because the quarantine ended the agent's tokens (not audited).
+        .addColumn('refused_tokens', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+      await db.schema
+        .createIndex('incidents_status')
+        .on('incidents')
+        .columns(['status', 'detected_at'])
+        .execute();
+      // Every detector finding (alert, throttle, quarantine) and every action taken, in order.
+      await db.schema
+        .createTable('detections')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('time', 'bigint', (c) => c.notNull())
+        .addColumn('agent_id', 'text')
+        .addColumn('task_id', 'text')
+        .addColumn('server', 'text')
+        .addColumn('target', 'text')
+        .addColumn('detector', 'text', (c) => c.notNull())
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('detail', 'text', (c) => c.notNull())
+        .addColumn('incident_id', 'text')
+        .execute();
+      await db.schema.createIndex('detections_time').on('detections').column('time').execute();
+      await db.schema
+        .createTable('incident_actions')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('incident_id', 'text')
+        .addColumn('time', 'bigint', (c) => c.notNull())
+        // Orders the actions one process records within the same millisecond.
+        .addColumn('ordinal', 'integer', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('playbook', 'text')
+        .addColumn('detail', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('incident_actions_incident')
+        .on('incident_actions')
+        .columns(['incident_id', 'time'])
+        .execute();
+      // Servers and tools each agent has used, for the first-use detector.
+      await db.schema
+        .createTable('detect_seen')
+        .addColumn('agent_id', 'text', (c) => c.notNull())
+        .addColumn('key', 'text', (c) => c.notNull())
+        .addColumn('first_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('detect_seen_pk', ['agent_id', 'key'])
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

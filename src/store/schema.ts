@@ -121,6 +121,83 @@ export interface TlogCheckpointTable {
   time: number;
 }
 
+/** A kill switch, scoped kill or quarantine; active while lifted_at is null. */
+export interface ContainmentTable {
+  id: string;
+  /** all, agent, task, server or tool. */
+  scope: string;
+  /** Agent id, task id, server name, "server.tool", or "*" for all. */
+  target: string;
+  reason: string;
+  /** Who contained: a person's name, or "detector:<name>". */
+  actor: string;
+  incident_id: string | null;
+  created_at: number;
+  /** JSON array of {by, at}: the humans who asked to resume. */
+  resume_votes: string;
+  lifted_at: number | null;
+}
+
+export interface IncidentTable {
+  id: string;
+  /** open or closed. */
+  status: string;
+  scope: string;
+  target: string;
+  agent_id: string | null;
+  task_id: string | null;
+  /** The detector that fired, or "manual". */
+  detector: string;
+  /** JSON: what fired and why. */
+  trigger: string;
+  onset_at: number;
+  detected_at: number;
+  contained_at: number | null;
+  closed_at: number | null;
+  closed_by: string | null;
+  /** JSON array of {at, by, text}. */
+  notes: string;
+  /** Calls refused at authentication because the quarantine ended the agent's tokens. */
+  refused_tokens: number;
+}
+
+export interface DetectionTable {
+  id: string;
+  time: number;
+  agent_id: string | null;
+  task_id: string | null;
+  server: string | null;
+  target: string | null;
+  detector: string;
+  /** alert, throttle or quarantine. */
+  action: string;
+  detail: string;
+  incident_id: string | null;
+}
+
+/** One action taken on an incident (or by a playbook run): containment, notification, step. */
+export interface IncidentActionTable {
+  id: string;
+  incident_id: string | null;
+  time: number;
+  /** Orders actions recorded within the same millisecond. */
+  ordinal: number;
+  kind: string;
+  /** done, failed, noop or dry-run. */
+  status: string;
+  actor: string;
+  playbook: string | null;
+  /** JSON detail. */
+  detail: string;
+}
+
+export interface DetectSeenTable {
+  agent_id: string;
+  /** "server" or "server.tool". */
+  key: string;
+  first_at: number;
+}
+
 export interface Database {
   agents: AgentTable;
   agent_credentials: AgentCredentialTable;
@@ -130,4 +207,9 @@ export interface Database {
   audit_content: AuditContentTable;
   tlog_keys: TlogKeyTable;
   tlog_checkpoints: TlogCheckpointTable;
+  containments: ContainmentTable;
+  incidents: IncidentTable;
+  detections: DetectionTable;
+  incident_actions: IncidentActionTable;
+  detect_seen: DetectSeenTable;
 }

@@ -28,7 +28,7 @@ export function record(audit: AuditRecorder, policy: Pick<PolicyPort, 'policySet
         ? [denied.message, ...denied.reasons.filter((r) => !decision?.policyIds.includes(r))]
         : (decision?.reasons ?? []),
       outcome: outcome.kind,
-      errorCode: denied?.code ?? (outcome.kind === 'failed' ? failureCode(outcome.error) : null),
+      errorCode: denied?.code ?? (outcome.kind === 'failed' ? failureCode(outcome.error, ctx.signal) : null),
       latencyUs: Number(process.hrtime.bigint() - ctx.started) / 1000,
       traceId: ctx.traceId,
       policySetHash: ctx.policySetHash ?? policy.policySetHash,
@@ -42,7 +42,9 @@ export function record(audit: AuditRecorder, policy: Pick<PolicyPort, 'policySet
   };
 }
 
-function failureCode(error: unknown): string {
+function failureCode(error: unknown, signal: AbortSignal | undefined): string {
+  // A call Custos cancelled in flight (containment) says so, whatever the upstream layer made of it.
+  if (signal?.aborted && isCustosError(signal.reason)) return signal.reason.code;
   if (error instanceof UpstreamRpcError) return `upstream_rpc_${error.rpcCode}`;
   return isCustosError(error) ? error.code : 'internal';
 }
