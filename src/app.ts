@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { ApprovalService, LinkSigner, loadLinkKey, WebhookChannel } from './approvals/index.js';
 import { AuditRecorder, TransparencyLog } from './audit/index.js';
 import { type Clock, systemClock } from './core/clock.js';
 import type { Config } from './core/config.js';
@@ -13,6 +14,7 @@ import { UpstreamRegistry } from './gateway/upstream/index.js';
 import { createIdentityService, type IdentityService } from './identity/index.js';
 import { PolicyStore } from './policy/index.js';
 import { registerAdmin } from './server/admin.js';
+import { approvalLinkRoutes, approvalRoutes } from './server/admin-approvals.js';
 import { buildHttpServer } from './server/http.js';
 import { McpHttp } from './server/mcp-http.js';
 import { openStore, type Store } from './store/index.js';
@@ -24,6 +26,7 @@ export interface Custos {
   readonly identity: IdentityService;
   readonly policy: PolicyStore;
   readonly upstreams: UpstreamRegistry;
+  readonly approvals: ApprovalService;
   /** Agents from the configuration that were created on this start, with their one-time secrets. */
   readonly createdAgents: ReadonlyArray<{ name: string; clientId: string; clientSecret: string }>;
   close(): Promise<void>;
@@ -140,12 +143,34 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       registers: [metrics],
     });
     const budgets = new TaskBudgets(store);
+    const webhook = config.approvals.webhook;
+    const approvals = new ApprovalService({
+      store,
+      clock,
+      ids,
+      config: config.approvals,
+      audit,
+      annotationsOf: (id) => policy.annotationsOf(id),
+      links: new LinkSigner(loadLinkKey(config.dataDir)),
+      ...(webhook === undefined
+        ? {}
+        : {
+            webhook: new WebhookChannel({
+              url: webhook.url,
+              headers: webhook.headers,
+              baseUrl: url,
+              onError: (error, approvalId) =>
+                logger.warn({ err: error, approvalId }, 'approval webhook failed'),
+            }),
+          }),
+    });
     const pipeline = new Pipeline({
       clock,
       view,
       policy,
       budgets,
       audit,
+      approvals,
       verifyAccessToken: (token) => identity.verifyAccessToken(token),
       observe: (method, outcome, seconds) => calls.observe({ method, outcome }, seconds),
     });
@@ -199,9 +224,11 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
         const statuses = upstreams.statuses();
         return { ready: true, detail: { upstreams: statuses } };
       },
-      admin: (server) =>
+      admin: (server) => {
+        approvalLinkRoutes(approvals)(server);
         registerAdmin(server, {
           adminToken: token,
+          routes: [approvalRoutes({ approvals, agents: identity.agents })],
           store,
           agents: identity.agents,
           servers: () =>
@@ -213,7 +240,8 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
               prompts: u.catalog()?.prompts.length ?? 0,
               resources: u.catalog()?.resources.length ?? 0,
             })),
-        }),
+        });
+      },
     });
     await upstreams.start();
     await app.listen({ host, port });
@@ -224,7 +252,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     writeFileSync(runtimeFilePath(config.dataDir), JSON.stringify(runtime), { mode: 0o600 });
     closers.push(() => rmSync(runtimeFilePath(config.dataDir), { force: true }));
 
-    return { config, url, store, identity, policy, upstreams, createdAgents, close };
+    return { config, url, store, identity, policy, upstreams, approvals, createdAgents, close };
   } catch (error) {
     await close().catch(() => {});
     throw error;

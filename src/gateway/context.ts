@@ -58,6 +58,8 @@ export interface CallContext {
   tool?: ToolDefinition;
   // set by authorize
   decision?: Decision;
+  // set by approve: the approval (or the approval behind a grant) this call consumed
+  approvalId?: string;
   // set by forward
   result?: Record<string, unknown>;
 }
@@ -71,6 +73,8 @@ export interface Stop {
   readonly message: string;
   /** Policy ids and other evidence for the record. */
   readonly reasons: readonly string[];
+  /** For approval outcomes: what the agent sees in `_meta["io.custos/approval"]`. */
+  readonly approval?: Readonly<Record<string, unknown>>;
 }
 
 export const proceed: Verdict = Object.freeze({ stop: false });

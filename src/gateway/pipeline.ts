@@ -2,6 +2,7 @@ import type { AuditEvent, AuditRecorder } from '../audit/index.js';
 import type { Clock } from '../core/clock.js';
 import type { Principal } from '../identity/index.js';
 import type { CallContext, CallOutcome, Verdict } from './context.js';
+import { type ApprovalPort, approve } from './stages/approve.js';
 import { authorize, type PolicyPort } from './stages/authorize.js';
 import { forward } from './stages/forward.js';
 import { meter, type TaskBudgets } from './stages/meter.js';
@@ -15,6 +16,8 @@ export interface PipelineDeps {
   policy: PolicyPort;
   budgets: TaskBudgets;
   audit: AuditRecorder;
+  /** Human approval for calls a policy allows only with it; absent, no call asks for approval. */
+  approvals?: ApprovalPort;
   /** Verifies a bearer token and the agent's revocation epoch. */
   verifyAccessToken(token: string): Promise<Principal>;
   /** Told about every finished call (metrics). */
@@ -31,18 +34,25 @@ type Guard = (ctx: CallContext) => Verdict | Promise<Verdict>;
  *   2. resolve       which upstream and which definition the call names
  *   3. meter         the task token's call budget
  *   4. authorize     the task token's reach, then the Cedar decision
- *   5. forward       to the upstream MCP server
- *   6. record        one audit event, durable before the answer leaves
+ *   5. approve       for permits that ask for it: consume an approval of exactly this call,
+ *                    or hold it for a human decision, or answer "pending"
+ *   6. forward       to the upstream MCP server
+ *   7. record        one audit event, durable before the answer leaves
  *
  * Later capabilities add their stages here: contain (kill switch, quarantine) before
- * meter, approve after authorize, inject before forward, inspect after forward.
+ * meter, inject before forward, inspect after forward.
  */
 export class Pipeline {
   private readonly guards: readonly Guard[];
   private readonly recordStage: (ctx: CallContext, outcome: CallOutcome) => Promise<AuditEvent>;
 
   constructor(private readonly deps: PipelineDeps) {
-    this.guards = [resolve(deps.view), meter(deps.budgets), authorize(deps.policy, deps.clock)];
+    this.guards = [
+      resolve(deps.view),
+      meter(deps.budgets),
+      authorize(deps.policy, deps.clock),
+      ...(deps.approvals ? [approve(deps.approvals)] : []),
+    ];
     this.recordStage = record(deps.audit);
   }
 
@@ -52,7 +62,7 @@ export class Pipeline {
   }
 
   /**
-   * Run stages 2 to 6 for one call. The outcome is a value: denials are not thrown. If the
+   * Run stages 2 to 7 for one call. The outcome is a value: denials are not thrown. If the
    * audit event cannot be written the call fails closed: this rejects and nothing is answered.
    */
   async run(ctx: CallContext): Promise<CallOutcome> {
