@@ -72,12 +72,12 @@ export class ApprovalService {
 
   /** The approval tiers the determining policies ask for (their `@approval` annotations). */
   tiersFor(policyIds: readonly string[]): readonly string[] {
-    let tiers: string[] | undefined;
+    const tiers: string[] = [];
     for (const id of policyIds) {
       const tier = this.deps.annotationsOf(id)?.approval;
-      if (tier !== undefined) (tiers ??= []).push(tier);
+      if (tier !== undefined) tiers.push(tier);
     }
-    return tiers ?? [];
+    return tiers;
   }
 
   /**
@@ -318,7 +318,10 @@ export class ApprovalService {
     const byVoter = new Map<string, { hours: Map<number, number>; waits: number[] }>();
     for (const r of rows) {
       let entry = byVoter.get(r.voter);
-      if (entry === undefined) byVoter.set(r.voter, (entry = { hours: new Map(), waits: [] }));
+      if (entry === undefined) {
+        entry = { hours: new Map(), waits: [] };
+        byVoter.set(r.voter, entry);
+      }
       const hour = Math.floor(Number(r.at) / 3_600_000) * 3_600_000;
       entry.hours.set(hour, (entry.hours.get(hour) ?? 0) + 1);
       entry.waits.push((Number(r.at) - Number(r.created_at)) / 1000);
@@ -501,19 +504,22 @@ export class ApprovalService {
 
   private waitFor(id: string, ms: number, signal: AbortSignal | undefined): Promise<void> {
     return new Promise((resolve) => {
-      let set = this.waiters.get(id);
-      if (set === undefined) this.waiters.set(id, (set = new Set()));
-      const waiters = set;
+      let waiters = this.waiters.get(id);
+      if (waiters === undefined) {
+        waiters = new Set();
+        this.waiters.set(id, waiters);
+      }
+      const set = waiters;
       const done = () => {
         clearTimeout(timer);
         signal?.removeEventListener('abort', done);
-        waiters.delete(done);
-        if (waiters.size === 0 && this.waiters.get(id) === waiters) this.waiters.delete(id);
+        set.delete(done);
+        if (set.size === 0 && this.waiters.get(id) === set) this.waiters.delete(id);
         resolve();
       };
       const timer = setTimeout(done, ms);
       signal?.addEventListener('abort', done, { once: true });
-      waiters.add(done);
+      set.add(done);
     });
   }
 
