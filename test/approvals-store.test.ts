@@ -81,7 +81,8 @@ await describeEachStore('approvals', (current) => {
 
   async function open(tier: string, c = call()): Promise<string> {
     const gate = await service.gate(c, [tier]);
-    if (gate.kind !== 'stop' || gate.code !== 'approval_pending') throw new Error(`not pending: ${JSON.stringify(gate)}`);
+    if (gate.kind !== 'stop' || gate.code !== 'approval_pending')
+      throw new Error(`not pending: ${JSON.stringify(gate)}`);
     return gate.approval.id as string;
   }
 
@@ -110,7 +111,9 @@ await describeEachStore('approvals', (current) => {
     const c = call();
     const id = await open('payments', c);
     expect((await service.decide(alice, id, { decision: 'approve' })).status).toBe('pending');
-    await expect(service.decide(user('ALICE@example.com'), id, { decision: 'approve' })).rejects.toMatchObject({
+    await expect(
+      service.decide(user('ALICE@example.com'), id, { decision: 'approve' }),
+    ).rejects.toMatchObject({
       code: 'approval_ineligible',
     });
     const under = await service.gate(c, ['payments']);
@@ -166,9 +169,15 @@ await describeEachStore('approvals', (current) => {
   it('a denial needs a reason, closes the request, and tells the agent why', async () => {
     const c = call();
     const id = await open('single', c);
-    await expect(service.decide(alice, id, { decision: 'deny' })).rejects.toMatchObject({ code: 'bad_request' });
-    expect((await service.decide(alice, id, { decision: 'deny', reason: 'wrong account' })).status).toBe('denied');
-    await expect(service.decide(bob, id, { decision: 'approve' })).rejects.toMatchObject({ code: 'approval_closed' });
+    await expect(service.decide(alice, id, { decision: 'deny' })).rejects.toMatchObject({
+      code: 'bad_request',
+    });
+    expect((await service.decide(alice, id, { decision: 'deny', reason: 'wrong account' })).status).toBe(
+      'denied',
+    );
+    await expect(service.decide(bob, id, { decision: 'approve' })).rejects.toMatchObject({
+      code: 'approval_closed',
+    });
   });
 
   it('records every decision in the audit log with the approver and the exact call hash', async () => {
