@@ -13,48 +13,34 @@ export interface LinkClaim {
 }
 
 /**
- * Signs and checks webhook decision links: base64url(JSON claim) "." base64url(HMAC-SHA256).
- * The signature makes a link unforgeable; the stored nonce makes it single use.
+ * Signs and checks webhook decision links: "<nonce>.<HMAC-SHA256 of the claim>", short enough
+ * for any URL. The claim itself is stored under its nonce; the signature makes a link
+ * unforgeable (and binds it to exactly that stored claim), the stored nonce makes it single use.
  */
 export class LinkSigner {
   constructor(private readonly key: Buffer) {}
 
   mint(claim: Omit<LinkClaim, 'nonce'>): { token: string; claim: LinkClaim } {
     const full: LinkClaim = { ...claim, nonce: randomBytes(16).toString('base64url') };
-    const body = Buffer.from(
-      JSON.stringify([full.approvalId, full.approver, full.decision, full.expiresAt, full.nonce]),
-    ).toString('base64url');
-    return { token: `${body}.${this.sign(body)}`, claim: full };
+    return { token: `${full.nonce}.${this.sign(full)}`, claim: full };
   }
 
-  /** The claim of a well-formed, correctly signed token (expiry and use are checked by the caller). */
-  verify(token: string): LinkClaim | undefined {
-    const [body, signature, extra] = token.split('.');
-    if (body === undefined || signature === undefined || extra !== undefined) return undefined;
-    const expected = Buffer.from(this.sign(body));
+  /** The nonce and signature of a well-formed token. */
+  parse(token: string): { nonce: string; signature: string } | undefined {
+    const match = /^([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})$/.exec(token);
+    return match === null ? undefined : { nonce: match[1] as string, signature: match[2] as string };
+  }
+
+  /** Whether the signature is the one this key gives the stored claim (constant time). */
+  check(claim: LinkClaim, signature: string): boolean {
+    const expected = Buffer.from(this.sign(claim));
     const given = Buffer.from(signature);
-    if (expected.length !== given.length || !timingSafeEqual(expected, given)) return undefined;
-    try {
-      const [approvalId, approver, decision, expiresAt, nonce] = JSON.parse(
-        Buffer.from(body, 'base64url').toString('utf8'),
-      ) as unknown[];
-      if (
-        typeof approvalId !== 'string' ||
-        typeof approver !== 'string' ||
-        (decision !== 'approve' && decision !== 'deny') ||
-        typeof expiresAt !== 'number' ||
-        typeof nonce !== 'string'
-      ) {
-        return undefined;
-      }
-      return { approvalId, approver, decision, expiresAt, nonce };
-    } catch {
-      return undefined;
-    }
+    return expected.length === given.length && timingSafeEqual(expected, given);
   }
 
-  private sign(body: string): string {
-    return createHmac('sha256', this.key).update(body).digest('base64url');
+  private sign(claim: LinkClaim): string {
+    const text = JSON.stringify([claim.nonce, claim.approvalId, claim.approver, claim.decision, claim.expiresAt]);
+    return createHmac('sha256', this.key).update(text).digest('base64url');
   }
 }
 

@@ -363,20 +363,21 @@ export class ApprovalService {
   }
 
   private async checkLink(token: string): Promise<LinkClaim> {
-    const claim = this.deps.links?.verify(token);
-    if (claim === undefined) throw new CustosError('approval_link_invalid', 'this link is not valid');
-    const stored = await this.repo.link(claim.nonce);
-    if (
-      stored === undefined ||
-      stored.approval_id !== claim.approvalId ||
-      stored.approver !== claim.approver ||
-      stored.decision !== claim.decision
-    ) {
+    const parsed = this.deps.links?.parse(token);
+    const stored = parsed === undefined ? undefined : await this.repo.link(parsed.nonce);
+    if (parsed === undefined || stored === undefined)
       throw new CustosError('approval_link_invalid', 'this link is not valid');
-    }
-    if (stored.used_at !== null)
-      throw new CustosError('approval_link_invalid', 'this link has already been used');
-    if (stored.expires_at <= this.deps.clock.now())
+    const claim: LinkClaim = {
+      nonce: stored.nonce,
+      approvalId: stored.approval_id,
+      approver: stored.approver,
+      decision: stored.decision,
+      expiresAt: Number(stored.expires_at),
+    };
+    if (!this.deps.links?.check(claim, parsed.signature))
+      throw new CustosError('approval_link_invalid', 'this link is not valid');
+    if (stored.used_at !== null) throw new CustosError('approval_link_invalid', 'this link has already been used');
+    if (claim.expiresAt <= this.deps.clock.now())
       throw new CustosError('approval_link_invalid', 'this link has expired');
     return claim;
   }
