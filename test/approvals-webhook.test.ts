@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Approval } from '../src/approvals/index.js';
-import { type AgentClient, connectAgent } from './support/agents.js';
+import { type AgentClient, connectAgent, type ToolResult } from './support/agents.js';
 import { eventually, startTestCustos, type TestCustos } from './support/custos.js';
 
 const countingEntry = resolve('test/support/counting-server.mjs');
@@ -16,6 +16,12 @@ interface SlackMessage {
     text?: { text: string };
     elements?: Array<{ url: string; text: { text: string } }>;
   }>;
+}
+
+function approvalIdOf(result: ToolResult): string {
+  const meta = result._meta?.['io.custos/approval'] as { id?: string } | undefined;
+  if (meta?.id === undefined) throw new Error(`no approval in ${JSON.stringify(result)}`);
+  return meta.id;
 }
 
 describe('webhook channel: Slack-compatible message with signed one-time links', () => {
@@ -81,7 +87,7 @@ permit (principal, action == Action::"call_tool", resource);`,
   it('posts what the approver needs, with approve and deny links for each listed approver but the owner', async () => {
     const args = { amount: 300, to: 'acct-<b>' };
     const result = await agent.callTool('transfer', args, { 'io.custos/reasoning': 'monthly rent' });
-    const id = (result._meta?.['io.custos/approval'] as { id: string }).id;
+    const id = approvalIdOf(result);
     const message = await eventually(
       () => received.find((m) => m.body.text.includes(id)),
       'the webhook message',
@@ -103,7 +109,7 @@ permit (principal, action == Action::"call_tool", resource);`,
 
   it('GET only shows a confirmation page; POST decides once; the link cannot be reused or forged', async () => {
     const args = { amount: 5, to: 'acct-link' };
-    const id = ((await agent.callTool('transfer', args))._meta?.['io.custos/approval'] as { id: string }).id;
+    const id = approvalIdOf(await agent.callTool('transfer', args));
     const message = await eventually(
       () => received.find((m) => m.body.text.includes(id)),
       'the webhook message',
@@ -145,7 +151,7 @@ permit (principal, action == Action::"call_tool", resource);`,
 
   it('a deny link denies, and the other links of a decided request no longer decide anything', async () => {
     const args = { amount: 6, to: 'acct-deny' };
-    const id = ((await agent.callTool('transfer', args))._meta?.['io.custos/approval'] as { id: string }).id;
+    const id = approvalIdOf(await agent.callTool('transfer', args));
     const message = await eventually(
       () => received.find((m) => m.body.text.includes(id)),
       'the webhook message',

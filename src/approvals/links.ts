@@ -39,7 +39,13 @@ export class LinkSigner {
   }
 
   private sign(claim: LinkClaim): string {
-    const text = JSON.stringify([claim.nonce, claim.approvalId, claim.approver, claim.decision, claim.expiresAt]);
+    const text = JSON.stringify([
+      claim.nonce,
+      claim.approvalId,
+      claim.approver,
+      claim.decision,
+      claim.expiresAt,
+    ]);
     return createHmac('sha256', this.key).update(text).digest('base64url');
   }
 }

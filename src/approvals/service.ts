@@ -376,7 +376,8 @@ export class ApprovalService {
     };
     if (!this.deps.links?.check(claim, parsed.signature))
       throw new CustosError('approval_link_invalid', 'this link is not valid');
-    if (stored.used_at !== null) throw new CustosError('approval_link_invalid', 'this link has already been used');
+    if (stored.used_at !== null)
+      throw new CustosError('approval_link_invalid', 'this link has already been used');
     if (claim.expiresAt <= this.deps.clock.now())
       throw new CustosError('approval_link_invalid', 'this link has expired');
     return claim;
