@@ -20,6 +20,7 @@ const config = buildConfig(
           ttlSeconds: 60,
         },
         lenient: { approvers: [owner], ownerMayApprove: true },
+        wait: { holdSeconds: 3, ttlSeconds: 60 },
       },
     },
   },
@@ -142,6 +143,28 @@ await describeEachStore('approvals', (current) => {
     );
     expect(gates.filter((g) => g.kind === 'proceed')).toHaveLength(1);
     expect((await service.show(id)).status).toBe('consumed');
+  });
+
+  it('holds identical calls on one request; the approval wakes them and exactly one runs', async () => {
+    const c = call();
+    const progress: number[] = [];
+    const held = [
+      service.gate(c, ['wait'], { onProgress: (p) => progress.push(p.progress) }),
+      service.gate(c, ['wait']),
+    ];
+    let pending: string | undefined;
+    while (pending === undefined) {
+      const open = await service.list({ status: 'pending', agentId: 'agt_1', limit: 500 });
+      pending = open.find((a) => a.tier === 'wait')?.id;
+      if (pending === undefined) await new Promise((r) => setTimeout(r, 5));
+    }
+    await service.decide(alice, pending, { decision: 'approve' });
+    const gates = await Promise.all(held);
+    expect(gates.filter((g) => g.kind === 'proceed')).toEqual([{ kind: 'proceed', approvalId: pending }]);
+    const other = gates.find((g) => g.kind === 'stop');
+    expect(other).toMatchObject({ kind: 'stop', code: 'approval_pending' });
+    expect(other?.kind === 'stop' && other.approval.id).not.toBe(pending);
+    expect(progress.length).toBeGreaterThan(0);
   });
 
   it('a decision after expiry changes nothing and runs nothing', async () => {
