@@ -1,9 +1,14 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Approval } from '../src/approvals/index.js';
+import { type Approval, ApprovalService } from '../src/approvals/index.js';
+import { AuditRecorder, listEvents, TransparencyLog } from '../src/audit/index.js';
+import { systemClock } from '../src/core/clock.js';
+import { buildConfig } from '../src/core/config.js';
+import { IdGenerator } from '../src/core/ids.js';
+import { openStore } from '../src/store/index.js';
 import { type AgentClient, connectAgent, type ToolResult } from './support/agents.js';
 import { bin, ensureBuilt } from './support/cli.js';
 import { startTestCustos, type TestCustos } from './support/custos.js';
@@ -120,5 +125,81 @@ permit (principal, action == Action::"call_tool", resource);`,
     const result = await run(['approve', id], { CUSTOS_USER_TOKEN: 'not-a-real-token' });
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('invalid_token');
+  });
+});
+
+describe('custos approvals with no server running (on the store, as the admin token)', () => {
+  let home: string;
+  let dbFile: string;
+  let id: string;
+  const approvals = { holdSeconds: 0, tiers: { offline: {} } };
+  const run = (args: string[], env?: Record<string, string>) =>
+    custos(['--config', join(home, 'custos.yaml'), 'approvals', ...args], env);
+
+  beforeAll(async () => {
+    ensureBuilt();
+    home = mkdtempSync(join(tmpdir(), 'custos-approvals-offline-'));
+    mkdirSync(join(home, 'policies'));
+    writeFileSync(join(home, 'policies', 'none.cedar'), '');
+    dbFile = join(home, 'data', 'custos.db');
+    writeFileSync(
+      join(home, 'custos.yaml'),
+      JSON.stringify({ storage: { url: `sqlite:${dbFile}` }, policies: './policies', approvals }),
+    );
+    // A request opened the way the gateway opens one, then the "server" goes away.
+    const store = await openStore(`sqlite:${dbFile}`);
+    const ids = new IdGenerator(systemClock);
+    const log = await TransparencyLog.open(store);
+    const audit = new AuditRecorder(store, log, ids, { commitDelayMs: 0 });
+    const service = new ApprovalService({
+      store,
+      clock: systemClock,
+      ids,
+      config: buildConfig({ approvals }, home, { env: {} }).approvals,
+      audit,
+      annotationsOf: () => undefined,
+    });
+    const gate = await service.gate(
+      {
+        agent: { id: 'agt_offline', name: 'offline-bot', owner: 'o@example.com' },
+        task: null,
+        server: 'bank',
+        tool: 'transfer',
+        arguments: { amount: 3 },
+        reasoning: null,
+        policyIds: ['p'],
+      },
+      ['offline'],
+    );
+    id = gate.kind === 'stop' ? (gate.approval.id as string) : '';
+    await audit.close();
+    await log.close();
+    await store.close();
+  });
+
+  afterAll(() => rmSync(home, { recursive: true, force: true }));
+
+  it('lists and approves on the store, recording the decision in the audit log', async () => {
+    const list = await run(['list', '--status', 'pending', '--json']);
+    expect(list.code).toBe(0);
+    expect((JSON.parse(list.stdout) as { approvals: Approval[] }).approvals.map((a) => a.id)).toEqual([id]);
+    const approved = await run(['approve', id, '--json']);
+    expect(approved.code).toBe(0);
+    expect((JSON.parse(approved.stdout) as { approval: Approval }).approval.status).toBe('approved');
+    const store = await openStore(`sqlite:${dbFile}`);
+    try {
+      const events = await listEvents(store, { agentId: 'agt_offline' });
+      expect(events.map((e) => [e.method, e.reasons[1]])).toEqual([
+        ['approvals/decide', 'approve by admin-token (admin-token) via cli'],
+      ]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('refuses CUSTOS_USER_TOKEN without a server to check it (bad usage)', async () => {
+    const result = await run(['list'], { CUSTOS_USER_TOKEN: 'usr-token' });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('CUSTOS_USER_TOKEN needs a running Custos server');
   });
 });
