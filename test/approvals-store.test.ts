@@ -75,9 +75,9 @@ await describeEachStore('approvals', (current) => {
     other = new ApprovalService({ ...deps, store: secondStore });
   });
   afterAll(async () => {
-    await recorder.close();
-    await log.close();
-    await secondStore.close();
+    await recorder?.close();
+    await log?.close();
+    await secondStore?.close();
   });
 
   async function open(tier: string, c = call()): Promise<string> {
@@ -91,8 +91,9 @@ await describeEachStore('approvals', (current) => {
     expect(service.tiersFor(['p1', 'p2'])).toEqual(['payments', 'payments']);
   });
 
-  it('refuses the agent’s owner (separation of duties) and people outside the tier', async () => {
-    const id = await open('payments');
+  it('refuses the agent’s owner (separation of duties) and people outside the tier; the call stays held', async () => {
+    const c = call();
+    const id = await open('payments', c);
     await expect(service.decide(theOwner, id, { decision: 'approve' })).rejects.toMatchObject({
       code: 'approval_ineligible',
     });
@@ -100,6 +101,11 @@ await describeEachStore('approvals', (current) => {
       code: 'approval_ineligible',
     });
     expect((await service.show(id)).quorum.votes).toEqual([]);
+    await service.decide(alice, id, { decision: 'approve' });
+    await expect(service.decide(theOwner, id, { decision: 'approve' })).rejects.toMatchObject({
+      code: 'approval_ineligible',
+    });
+    expect(await service.gate(c, ['payments'])).toMatchObject({ kind: 'stop', code: 'approval_pending' });
   });
 
   it('lets the owner approve only where the tier says so', async () => {

@@ -5,7 +5,7 @@ import type { Approval } from '../src/approvals/index.js';
 import type { AuditEvent } from '../src/audit/index.js';
 import { canonicalJson } from '../src/core/canonical.js';
 import { ManualClock } from '../src/core/clock.js';
-import { type AgentClient, connectAgent, type ToolResult, textOf } from './support/agents.js';
+import { type AgentClient, connectAgent, flavours, type ToolResult, textOf } from './support/agents.js';
 import { eventually, startTestCustos, type TestCustos } from './support/custos.js';
 
 const countingEntry = resolve('test/support/counting-server.mjs');
@@ -269,6 +269,27 @@ describe('human approval in the request path', () => {
     expect(approvalMeta(retry)?.id).toBe(id);
     expect(executions().length).toBe(before);
   });
+
+  it.each(flavours)(
+    'tells a %s client it is pending, with the approval id, and runs its approved retry',
+    async (flavour) => {
+      const client = await connectAgent(flavour, `${t.url}/mcp`, await t.token('quick'));
+      try {
+        const args = { amount: 31, to: `acct-${flavour}` };
+        const first = await client.callTool('transfer', args);
+        expect(first.isError).toBe(true);
+        const meta = approvalMeta(first);
+        expect(meta).toMatchObject({ status: 'pending', retryAfterSeconds: 5 });
+        expect(textOf(first)).toContain(meta?.id as string);
+        await approve(meta?.id as string);
+        const before = executions().length;
+        expect((await client.callTool('transfer', args)).isError).toBeFalsy();
+        expect(executions().length).toBe(before + 1);
+      } finally {
+        await client.close();
+      }
+    },
+  );
 
   it('fails closed when a policy names a tier that is not configured', async () => {
     const before = executions().length;
