@@ -173,6 +173,46 @@ await describeEachStore('approvals', (current) => {
     expect(progress.length).toBeGreaterThan(0);
   });
 
+  it('a grant never crosses tasks or agents, and needs a tier with a quorum of 1', async () => {
+    const c = call();
+    const id = await open('single', c);
+    await service.decide(alice, id, {
+      decision: 'approve',
+      grant: { minutes: 5, argumentsPattern: { amount: '[0-9]+' } },
+    });
+    expect(await service.gate(c, ['single'])).toMatchObject({ kind: 'proceed', approvalId: id });
+    const similar = { ...c, arguments: { amount: 123_456, to: 'acct' } };
+    expect(await service.gate(similar, ['single'])).toMatchObject({ kind: 'proceed', approvalId: id });
+    expect(await service.gate(similar, ['single'])).toMatchObject({ kind: 'proceed', approvalId: id });
+    for (const elsewhere of [
+      { ...similar, task: { id: 'task_2', purpose: 'pay invoices' } },
+      { ...similar, task: null },
+      { ...similar, agent: { id: 'agt_2', name: 'other', owner } },
+      { ...similar, tool: 'refund' },
+      { ...similar, server: 'bank2' },
+    ]) {
+      expect(await service.gate(elsewhere, ['single'])).toMatchObject({
+        kind: 'stop',
+        code: 'approval_pending',
+      });
+    }
+    const quorum = await open('payments');
+    await expect(
+      service.decide(alice, quorum, { decision: 'approve', grant: { minutes: 5 } }),
+    ).rejects.toMatchObject({ code: 'bad_request' });
+    clock.advance(5 * 60_000 + 1);
+    expect(await service.gate(similar, ['single'])).toMatchObject({ kind: 'stop', code: 'approval_pending' });
+  });
+
+  it('an approval or grant of a lenient tier never covers a call that now needs a stricter one', async () => {
+    const c = call();
+    const id = await open('single', c);
+    await service.decide(alice, id, { decision: 'approve' });
+    // A policy change now asks tier payments for the same call: the approval does not count.
+    expect(await service.gate(c, ['payments'])).toMatchObject({ kind: 'stop', code: 'approval_pending' });
+    expect(await service.gate(c, ['single'])).toEqual({ kind: 'proceed', approvalId: id });
+  });
+
   it('a decision after expiry changes nothing and runs nothing', async () => {
     const c = call();
     const id = await open('single', c);

@@ -41,12 +41,13 @@ export class ApprovalRepository {
       .execute();
   }
 
-  /** Approvals of one exact call in the given states that have not expired, oldest first. */
-  byCall(callHash: string, status: ApprovalStatus, now: number): Promise<ApprovalTable[]> {
+  /** Approvals of one exact call, asked of one tier, in a state, not expired; oldest first. */
+  byCall(callHash: string, tier: string, status: ApprovalStatus, now: number): Promise<ApprovalTable[]> {
     return this.store.db
       .selectFrom('approvals')
       .selectAll()
       .where('call_hash', '=', callHash)
+      .where('tier', '=', tier)
       .where('status', '=', status)
       .where('expires_at', '>', now)
       .orderBy('created_at')
@@ -158,23 +159,32 @@ export class ApprovalRepository {
     await this.store.db.insertInto('approval_grants').values(row).execute();
   }
 
-  /** Grants in force for this agent, task (null: calls without a task), server and tool. */
+  /**
+   * Grants in force for this agent, task (null: calls without a task), server and tool, given
+   * on an approval of the same tier (a grant under a lenient tier never covers a stricter one).
+   */
   activeGrants(
     agentId: string,
     taskId: string | null,
     server: string,
     tool: string,
+    tier: string,
     now: number,
   ): Promise<ApprovalGrantTable[]> {
     let query = this.store.db
       .selectFrom('approval_grants')
-      .selectAll()
-      .where('agent_id', '=', agentId)
-      .where('server', '=', server)
-      .where('tool', '=', tool)
-      .where('expires_at', '>', now)
-      .where('revoked_at', 'is', null);
-    query = taskId === null ? query.where('task_id', 'is', null) : query.where('task_id', '=', taskId);
+      .innerJoin('approvals', 'approvals.id', 'approval_grants.approval_id')
+      .selectAll('approval_grants')
+      .where('approval_grants.agent_id', '=', agentId)
+      .where('approval_grants.server', '=', server)
+      .where('approval_grants.tool', '=', tool)
+      .where('approval_grants.expires_at', '>', now)
+      .where('approval_grants.revoked_at', 'is', null)
+      .where('approvals.tier', '=', tier);
+    query =
+      taskId === null
+        ? query.where('approval_grants.task_id', 'is', null)
+        : query.where('approval_grants.task_id', '=', taskId);
     return query.execute();
   }
 

@@ -101,7 +101,7 @@ export class ApprovalService {
     let progress: NodeJS.Timeout | undefined;
     try {
       for (;;) {
-        const usable = await this.usable(call, callHash);
+        const usable = await this.usable(call, callHash, chosen.name);
         if (usable !== undefined) return usable;
         const pending = await this.pendingFor(call, callHash, chosen.name, chosen.tier);
         if (hold.onProgress !== undefined && progress === undefined && holdMs > 0) {
@@ -412,13 +412,18 @@ export class ApprovalService {
   }
 
   /** A grant or an approved, unused approval of exactly this call, consumed now. */
-  private async usable(call: ApprovalCall, callHash: string): Promise<ApprovalGate | undefined> {
+  private async usable(
+    call: ApprovalCall,
+    callHash: string,
+    tier: string,
+  ): Promise<ApprovalGate | undefined> {
     const now = this.deps.clock.now();
     const grants = await this.repo.activeGrants(
       call.agent.id,
       call.task?.id ?? null,
       call.server,
       call.tool,
+      tier,
       now,
     );
     for (const grant of grants) {
@@ -433,7 +438,7 @@ export class ApprovalService {
       if (argumentsMatch(JSON.parse(grant.arguments), call.arguments ?? null, pattern))
         return { kind: 'proceed', approvalId: grant.approval_id, grantId: grant.id };
     }
-    for (const approved of await this.repo.byCall(callHash, 'approved', now)) {
+    for (const approved of await this.repo.byCall(callHash, tier, 'approved', now)) {
       if (await this.repo.consume(approved.id, now)) return { kind: 'proceed', approvalId: approved.id };
     }
     return undefined;
@@ -447,7 +452,7 @@ export class ApprovalService {
     tier: ApprovalTierConfig,
   ): Promise<ApprovalTable> {
     const now = this.deps.clock.now();
-    const [open] = await this.repo.byCall(callHash, 'pending', now);
+    const [open] = await this.repo.byCall(callHash, tierName, 'pending', now);
     if (open !== undefined) return open;
     const row: ApprovalTable = {
       id: this.deps.ids.next('apr'),
