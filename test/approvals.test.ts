@@ -331,6 +331,16 @@ describe('human approval in the request path', () => {
     expect(executions().length).toBe(before + 2);
   });
 
+  it('lists with empty filters as no filter, and refuses an unknown status', async () => {
+    const all = await t.admin<{ approvals: Approval[] }>('/api/v1/approvals?status=&agent=&limit=');
+    expect(all.approvals.length).toBeGreaterThan(0);
+    await expect(t.admin('/api/v1/approvals?status=maybe')).rejects.toThrow(/400.*bad_request/);
+    await expect(t.admin('/api/v1/approvals/apr_nope')).rejects.toThrow(/404/);
+    await expect(
+      t.admin('/api/v1/approvals/apr_nope/approve', { method: 'POST', body: { surprise: true } }),
+    ).rejects.toThrow(/400/);
+  });
+
   it('reports per approver how many decisions per hour and how fast', async () => {
     const { approvers } = await t.admin<{
       approvers: Array<{

@@ -40,7 +40,13 @@ export function approvalRoutes(deps: { approvals: ApprovalService; agents: Agent
   return (api: FastifyInstance): void => {
     api.get('/approvals', async (request) => {
       requireRole(request, 'admin', 'approver', 'auditor');
-      const q = request.query as { status?: string; agent?: string; limit?: string };
+      const raw = request.query as { status?: string; agent?: string; limit?: string };
+      // An empty parameter (?status=) means no filter, as forms and the console send it.
+      const q = {
+        status: raw.status || undefined,
+        agent: raw.agent || undefined,
+        limit: raw.limit || undefined,
+      };
       if (q.status !== undefined && !(statuses as readonly string[]).includes(q.status))
         throw new CustosError('bad_request', `status must be one of ${statuses.join(', ')}`);
       const agentId = q.agent === undefined ? undefined : (await deps.agents.require(q.agent)).id;
