@@ -1,12 +1,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Approval } from '../src/approvals/index.js';
 import type { AuditEvent } from '../src/audit/index.js';
 import { canonicalJson } from '../src/core/canonical.js';
 import { ManualClock } from '../src/core/clock.js';
 import { type AgentClient, connectAgent, flavours, type ToolResult, textOf } from './support/agents.js';
-import { eventually, startTestCustos, type TestCustos } from './support/custos.js';
+import { eventually, everythingServer, startTestCustos, type TestCustos } from './support/custos.js';
 
 const countingEntry = resolve('test/support/counting-server.mjs');
 
@@ -37,6 +38,11 @@ when { principal.name == "pair" };
 @id("open:all")
 permit (principal, action == Action::"call_tool", resource)
 when { principal.name == "open" };
+
+@id("reader:resources")
+@approval("quick")
+permit (principal, action == Action::"read_resource", resource)
+when { principal.name == "reader" };
 
 @id("ghost:transfer")
 @approval("ghost")
@@ -100,7 +106,10 @@ describe('human approval in the request path', () => {
     const dir = `${process.env.TMPDIR ?? '/tmp'}/custos-approvals-${process.pid}-${Date.now()}`;
     countFile = `${dir}.jsonl`;
     t = await startTestCustos({
-      servers: { bank: { command: process.execPath, args: [countingEntry], env: { COUNT_FILE: countFile } } },
+      servers: {
+        bank: { command: process.execPath, args: [countingEntry], env: { COUNT_FILE: countFile } },
+        everything: everythingServer,
+      },
       policies,
       agents: [
         { name: 'held' },
@@ -109,6 +118,7 @@ describe('human approval in the request path', () => {
         { name: 'pair' },
         { name: 'open' },
         { name: 'ghost' },
+        { name: 'reader' },
       ],
       extra: { approvals: approvalsConfig, tokens: { ttlSeconds: 86_400 } },
       clock,
@@ -290,6 +300,37 @@ describe('human approval in the request path', () => {
       }
     },
   );
+
+  it('holds back a resource read the same way: a JSON-RPC error carrying the approval, then the approved retry', async () => {
+    const client = new Client({ name: 'reader', version: '1.0.0' });
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(`${t.url}/mcp/everything`), {
+        requestInit: { headers: { authorization: `Bearer ${await t.token('reader')}` } },
+      }),
+    );
+    const { resources } = await client.listResources();
+    const uri = resources[0]?.uri as string;
+    const read = async (): Promise<{
+      result?: unknown;
+      error?: { code: number; data?: { code: string; approval?: ApprovalMeta } };
+    }> => {
+      try {
+        return { result: await client.readResource({ uri }) };
+      } catch (error) {
+        return { error: error as { code: number; data?: { code: string; approval?: ApprovalMeta } } };
+      }
+    };
+    const first = await read();
+    expect(first.error?.data?.code).toBe('approval_pending');
+    const id = first.error?.data?.approval?.id as string;
+    expect(id).toMatch(/^apr_/);
+    await approve(id);
+    const second = await read();
+    expect(second.error).toBeUndefined();
+    expect(second.result).toBeDefined();
+    expect((await read()).error?.data?.code).toBe('approval_pending');
+    await client.close();
+  });
 
   it('fails closed when a policy names a tier that is not configured', async () => {
     const before = executions().length;
