@@ -170,6 +170,11 @@ const migrations: Record<string, Migration> = {
         .on('approvals')
         .columns(['status', 'created_at'])
         .execute();
+      await db.schema
+        .createIndex('approvals_agent')
+        .on('approvals')
+        .columns(['agent_id', 'created_at'])
+        .execute();
       // One row per person and approval: the primary key is what stops one person counting twice.
       await db.schema
         .createTable('approval_votes')
