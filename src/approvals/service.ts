@@ -285,15 +285,30 @@ export class ApprovalService {
     return this.view((await this.repo.get(id)) ?? row, await this.repo.votes([id]));
   }
 
+  /** Approvals, newest first, each with the agent's recent activity (10 events; `show` gives 20). */
   async list(filter: ApprovalFilter = {}): Promise<Approval[]> {
     await this.repo.expire(this.deps.clock.now());
     const rows = await this.repo.list({ ...filter, limit: Math.min(filter.limit ?? 50, 500) });
     const votes = await this.repo.votes(rows.map((r) => r.id));
-    return rows.map((row) =>
-      this.view(
-        row,
-        votes.filter((v) => v.approval_id === row.id),
-      ),
+    // One query per distinct agent and task, not per approval.
+    const activity = new Map<string, Promise<AuditEvent[]>>();
+    const recentOf = (row: ApprovalTable) => {
+      const key = `${row.agent_id}\u0000${row.task_id ?? ''}`;
+      let events = activity.get(key);
+      if (events === undefined) {
+        events = this.recentActivity(row, 10);
+        activity.set(key, events);
+      }
+      return events;
+    };
+    return Promise.all(
+      rows.map(async (row) => ({
+        ...this.view(
+          row,
+          votes.filter((v) => v.approval_id === row.id),
+        ),
+        recentActivity: await recentOf(row),
+      })),
     );
   }
 
@@ -302,12 +317,18 @@ export class ApprovalService {
     await this.repo.expire(this.deps.clock.now(), id);
     const row = await this.repo.get(id);
     if (row === undefined) throw new CustosError('not_found', `no approval ${id}`);
-    const recentActivity = await listEvents(this.deps.store, {
+    return {
+      ...this.view(row, await this.repo.votes([id])),
+      recentActivity: await this.recentActivity(row, 20),
+    };
+  }
+
+  private recentActivity(row: ApprovalTable, limit: number): Promise<AuditEvent[]> {
+    return listEvents(this.deps.store, {
       agentId: row.agent_id,
       ...(row.task_id === null ? {} : { taskId: row.task_id }),
-      limit: 20,
+      limit,
     });
-    return { ...this.view(row, await this.repo.votes([id])), recentActivity };
   }
 
   /** Per approver: votes per hour over the last `hours` hours, and the median time to decide. */

@@ -42,7 +42,7 @@ export interface Approval {
   readonly quorum: { readonly required: number; readonly votes: readonly Vote[] };
   readonly decidedAt: number | null;
   readonly reason: string | null;
-  /** Filled by `show`: the agent's recent audit events (in this task when there is one). */
+  /** The agent's recent audit events (in this task when there is one): 10 in lists, 20 from `show`. */
   readonly recentActivity?: readonly AuditEvent[];
 }
 

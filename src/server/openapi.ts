@@ -104,7 +104,11 @@ const approval = {
     },
     decidedAt: { type: ['integer', 'null'] },
     reason: { type: ['string', 'null'] },
-    recentActivity: { type: 'array', items: event, description: 'only in GET /approvals/{id}' },
+    recentActivity: {
+      type: 'array',
+      items: event,
+      description: "the agent's latest audit events in this task (10 in lists, 20 in GET /approvals/{id})",
+    },
   },
 };
 const approvalId = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
