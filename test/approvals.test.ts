@@ -382,6 +382,27 @@ describe('human approval in the request path', () => {
     ).rejects.toThrow(/400/);
   });
 
+  it('lists grants in force, and a revoked grant lets nothing more through', async () => {
+    const client = await agent('quick');
+    const args = { text: 'revocable', channel: 'ops' };
+    const id = approvalMeta(await client.callTool('note', args))?.id as string;
+    await approve(id, { grant: { minutes: 30 } });
+    const before = executions().length;
+    expect((await client.callTool('note', args)).isError).toBeFalsy();
+    expect((await client.callTool('note', args)).isError).toBeFalsy();
+    const { grants } = await t.admin<{ grants: Array<{ id: string; approvalId: string }> }>(
+      '/api/v1/approvals/grants?agent=quick&active=true',
+    );
+    const grant = grants.find((g) => g.approvalId === id);
+    expect(grant).toBeDefined();
+    await t.admin(`/api/v1/approvals/grants/${grant?.id}/revoke`, { method: 'POST', body: {} });
+    expect(denialCode(await client.callTool('note', args))).toBe('approval_pending');
+    expect(executions().length).toBe(before + 2);
+    await expect(
+      t.admin(`/api/v1/approvals/grants/${grant?.id}/revoke`, { method: 'POST', body: {} }),
+    ).rejects.toThrow(/409/);
+  });
+
   it('reports per approver how many decisions per hour and how fast', async () => {
     const { approvers } = await t.admin<{
       approvers: Array<{

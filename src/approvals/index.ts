@@ -15,6 +15,7 @@ export type {
   Approver,
   ApproverStats,
   DecideInput,
+  Grant,
   GrantRequest,
   HoldChannel,
   Vote,

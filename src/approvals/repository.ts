@@ -188,6 +188,35 @@ export class ApprovalRepository {
     return query.execute();
   }
 
+  /** Grants, newest first; only those in force at `now` when given. */
+  grants(filter: {
+    agentId?: string | undefined;
+    activeAt?: number | undefined;
+    limit: number;
+  }): Promise<ApprovalGrantTable[]> {
+    let query = this.store.db.selectFrom('approval_grants').selectAll();
+    if (filter.agentId !== undefined) query = query.where('agent_id', '=', filter.agentId);
+    if (filter.activeAt !== undefined)
+      query = query.where('expires_at', '>', filter.activeAt).where('revoked_at', 'is', null);
+    return query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(filter.limit).execute();
+  }
+
+  grant(id: string): Promise<ApprovalGrantTable | undefined> {
+    return this.store.db.selectFrom('approval_grants').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  /** Revoke a grant still in force; false when it had expired or was already revoked. */
+  async revokeGrant(id: string, now: number): Promise<boolean> {
+    const result = await this.store.db
+      .updateTable('approval_grants')
+      .set({ revoked_at: now })
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .where('expires_at', '>', now)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
   async insertLinks(rows: ApprovalLinkTable[]): Promise<void> {
     if (rows.length > 0) await this.store.db.insertInto('approval_links').values(rows).execute();
   }

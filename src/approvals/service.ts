@@ -6,7 +6,7 @@ import type { Clock } from '../core/clock.js';
 import type { ApprovalsConfig, ApprovalTierConfig } from '../core/config.js';
 import { CustosError } from '../core/errors.js';
 import type { IdGenerator } from '../core/ids.js';
-import type { ApprovalTable, ApprovalVoteTable, Store } from '../store/index.js';
+import type { ApprovalGrantTable, ApprovalTable, ApprovalVoteTable, Store } from '../store/index.js';
 import { argumentsMatch, compilePattern } from './grants.js';
 import type { LinkClaim, LinkSigner } from './links.js';
 import { type ApprovalFilter, ApprovalRepository } from './repository.js';
@@ -17,6 +17,7 @@ import type {
   Approver,
   ApproverStats,
   DecideInput,
+  Grant,
   HoldChannel,
 } from './types.js';
 import type { WebhookChannel } from './webhook.js';
@@ -331,6 +332,49 @@ export class ApprovalService {
     });
   }
 
+  /** Grants, newest first (`active`: only those in force now). */
+  async grants(
+    filter: { agentId?: string | undefined; active?: boolean; limit?: number } = {},
+  ): Promise<Grant[]> {
+    const rows = await this.repo.grants({
+      agentId: filter.agentId,
+      activeAt: filter.active ? this.deps.clock.now() : undefined,
+      limit: Math.min(filter.limit ?? 50, 500),
+    });
+    return rows.map(grantView);
+  }
+
+  /** End a grant before its time; recorded in the audit log. */
+  async revokeGrant(approver: Approver, id: string): Promise<Grant> {
+    const now = this.deps.clock.now();
+    const row = await this.repo.grant(id);
+    if (row === undefined) throw new CustosError('not_found', `no grant ${id}`);
+    if (!(await this.repo.revokeGrant(id, now)))
+      throw new CustosError('conflict', `grant ${id} is no longer in force`);
+    await this.deps.audit.record({
+      time: now,
+      agentId: row.agent_id,
+      owner: null,
+      taskId: row.task_id,
+      method: 'approvals/revoke-grant',
+      server: row.server,
+      target: row.tool,
+      argsHash: null,
+      effect: 'deny',
+      policyIds: [],
+      reasons: [
+        `grant ${id}`,
+        `approval ${row.approval_id}`,
+        `revoked by ${voterOf(approver)} (${approver.id})`,
+      ],
+      outcome: 'executed',
+      errorCode: null,
+      latencyUs: 0,
+      traceId: null,
+    });
+    return grantView((await this.repo.grant(id)) ?? row);
+  }
+
   /** Per approver: votes per hour over the last `hours` hours, and the median time to decide. */
   async stats(hours = 24): Promise<ApproverStats[]> {
     const now = this.deps.clock.now();
@@ -432,13 +476,17 @@ export class ApprovalService {
     }
   }
 
-  /** A grant or an approved, unused approval of exactly this call, consumed now. */
+  /** An approved, unused approval of exactly this call (consumed now), else a grant covering it. */
   private async usable(
     call: ApprovalCall,
     callHash: string,
     tier: string,
   ): Promise<ApprovalGate | undefined> {
     const now = this.deps.clock.now();
+    // The approval of this very call first, so it is used up and a revoked grant leaves nothing behind.
+    for (const approved of await this.repo.byCall(callHash, tier, 'approved', now)) {
+      if (await this.repo.consume(approved.id, now)) return { kind: 'proceed', approvalId: approved.id };
+    }
     const grants = await this.repo.activeGrants(
       call.agent.id,
       call.task?.id ?? null,
@@ -458,9 +506,6 @@ export class ApprovalService {
       }
       if (argumentsMatch(JSON.parse(grant.arguments), call.arguments ?? null, pattern))
         return { kind: 'proceed', approvalId: grant.approval_id, grantId: grant.id };
-    }
-    for (const approved of await this.repo.byCall(callHash, tier, 'approved', now)) {
-      if (await this.repo.consume(approved.id, now)) return { kind: 'proceed', approvalId: approved.id };
     }
     return undefined;
   }
@@ -603,6 +648,23 @@ export class ApprovalService {
       reason: row.reason,
     };
   }
+}
+
+function grantView(row: ApprovalGrantTable): Grant {
+  return {
+    id: row.id,
+    approvalId: row.approval_id,
+    agentId: row.agent_id,
+    taskId: row.task_id,
+    server: row.server,
+    tool: row.tool,
+    arguments: JSON.parse(row.arguments),
+    argumentsPattern: row.arguments_pattern === null ? null : JSON.parse(row.arguments_pattern),
+    grantedBy: row.granted_by,
+    createdAt: Number(row.created_at),
+    expiresAt: Number(row.expires_at),
+    revokedAt: row.revoked_at === null ? null : Number(row.revoked_at),
+  };
 }
 
 function median(values: number[]): number | null {

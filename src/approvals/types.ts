@@ -95,3 +95,20 @@ export interface ApproverStats {
   /** Median seconds from the request's creation to this approver's vote. */
   readonly medianSeconds: number | null;
 }
+
+/** A grant as the admin API shows it. */
+export interface Grant {
+  readonly id: string;
+  readonly approvalId: string;
+  readonly agentId: string;
+  readonly taskId: string | null;
+  readonly server: string;
+  readonly tool: string;
+  /** The approved call's arguments; with a pattern, the named ones may vary. */
+  readonly arguments: unknown;
+  readonly argumentsPattern: Readonly<Record<string, string>> | null;
+  readonly grantedBy: string;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  readonly revokedAt: number | null;
+}

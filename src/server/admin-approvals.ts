@@ -68,6 +68,20 @@ export function approvalRoutes(deps: { approvals: ApprovalService; agents: Agent
         throw new CustosError('bad_request', 'hours must be a whole number from 1 to 744');
       return { approvers: await deps.approvals.stats(hours) };
     });
+    api.get('/approvals/grants', async (request) => {
+      requireRole(request, 'admin', 'approver', 'auditor');
+      const q = request.query as { agent?: string; active?: string; limit?: string };
+      const agentId = q.agent ? (await deps.agents.require(q.agent)).id : undefined;
+      const limit = q.limit ? Number(q.limit) : 50;
+      if (!Number.isInteger(limit) || limit < 1)
+        throw new CustosError('bad_request', 'limit must be a positive integer');
+      return { grants: await deps.approvals.grants({ agentId, active: q.active === 'true', limit }) };
+    });
+    api.post('/approvals/grants/:id/revoke', async (request) => {
+      const actor = requireRole(request, 'admin', 'approver');
+      const { id } = request.params as { id: string };
+      return { grant: await deps.approvals.revokeGrant(actor, id) };
+    });
     api.get('/approvals/:id', async (request) => {
       requireRole(request, 'admin', 'approver', 'auditor');
       const { id } = request.params as { id: string };

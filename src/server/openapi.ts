@@ -111,6 +111,23 @@ const approval = {
     },
   },
 };
+const grant = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    approvalId: { type: 'string' },
+    agentId: { type: 'string' },
+    taskId: { type: ['string', 'null'] },
+    server: { type: 'string' },
+    tool: { type: 'string' },
+    arguments: {},
+    argumentsPattern: { type: ['object', 'null'], additionalProperties: { type: 'string' } },
+    grantedBy: { type: 'string' },
+    createdAt: { type: 'integer' },
+    expiresAt: { type: 'integer' },
+    revokedAt: { type: ['integer', 'null'] },
+  },
+};
 const approvalId = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
 const approvalReply = {
   200: ok({ type: 'object', properties: { approval } }),
@@ -265,6 +282,24 @@ export const openApiDocument = {
             },
           }),
         },
+      },
+    },
+    '/api/v1/approvals/grants': {
+      get: {
+        summary: 'Grants, newest first (active=true: only those in force)',
+        parameters: [
+          { name: 'agent', in: 'query', schema: { type: 'string' } },
+          { name: 'active', in: 'query', schema: { type: 'boolean' } },
+          { name: 'limit', in: 'query', schema: { type: 'integer', maximum: 500 } },
+        ],
+        responses: { 200: ok({ type: 'object', properties: { grants: { type: 'array', items: grant } } }) },
+      },
+    },
+    '/api/v1/approvals/grants/{id}/revoke': {
+      post: {
+        summary: 'End a grant now (role admin or approver)',
+        parameters: [approvalId],
+        responses: { 200: ok({ type: 'object', properties: { grant } }), 404: error, 409: error },
       },
     },
     '/api/v1/approvals/{id}': {
