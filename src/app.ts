@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { join, resolve as resolvePath } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { ApprovalService, LinkSigner, loadLinkKey, WebhookChannel } from './approvals/index.js';
 import { type AuditExporters, AuditRecorder, startExporters, TransparencyLog } from './audit/index.js';
 import { type Clock, systemClock } from './core/clock.js';
 import type { Config } from './core/config.js';
@@ -14,6 +15,7 @@ import { UpstreamRegistry } from './gateway/upstream/index.js';
 import { createIdentityService, type IdentityService } from './identity/index.js';
 import { PolicyStore } from './policy/index.js';
 import { registerAdmin } from './server/admin.js';
+import { approvalLinkRoutes, approvalRoutes } from './server/admin-approvals.js';
 import { auditRoutes } from './server/admin-audit.js';
 import { detectRoutes } from './server/admin-detect.js';
 import { buildHttpServer } from './server/http.js';
@@ -28,6 +30,7 @@ export interface Custos {
   readonly policy: PolicyStore;
   readonly upstreams: UpstreamRegistry;
   readonly detect: DetectService;
+  readonly approvals: ApprovalService;
   /** Agents from the configuration that were created on this start, with their one-time secrets. */
   readonly createdAgents: ReadonlyArray<{ name: string; clientId: string; clientSecret: string }>;
   close(): Promise<void>;
@@ -211,6 +214,27 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     detectRefresher.unref();
     closers.push(() => clearInterval(detectRefresher));
     const budgets = new TaskBudgets(store);
+    const webhook = config.approvals.webhook;
+    const approvals = new ApprovalService({
+      store,
+      clock,
+      ids,
+      config: config.approvals,
+      audit,
+      annotationsOf: (id) => policy.annotationsOf(id),
+      links: new LinkSigner(loadLinkKey(config.dataDir)),
+      ...(webhook === undefined
+        ? {}
+        : {
+            webhook: new WebhookChannel({
+              url: webhook.url,
+              headers: webhook.headers,
+              baseUrl: url,
+              onError: (error, approvalId) =>
+                logger.warn({ err: error, approvalId }, 'approval webhook failed'),
+            }),
+          }),
+    });
     const pipeline = new Pipeline({
       clock,
       view,
@@ -218,6 +242,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       budgets,
       audit,
       contain: detect,
+      approvals,
       verifyAccessToken: (token) =>
         identity.verifyAccessToken(token).catch((error: unknown) => {
           // Calls with tokens a quarantine ended are counted on its incident.
@@ -276,7 +301,8 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
         const statuses = upstreams.statuses();
         return { ready: true, detail: { upstreams: statuses } };
       },
-      admin: (server) =>
+      admin: (server) => {
+        approvalLinkRoutes(approvals)(server);
         registerAdmin(server, {
           adminToken: token,
           routes: [
@@ -286,6 +312,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
               exporterStats: () => exporters.stats(),
             }),
             detectRoutes(detect),
+            approvalRoutes({ approvals, agents: identity.agents }),
           ],
           store,
           agents: identity.agents,
@@ -298,7 +325,8 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
               prompts: u.catalog()?.prompts.length ?? 0,
               resources: u.catalog()?.resources.length ?? 0,
             })),
-        }),
+        });
+      },
     });
     await upstreams.start();
     await app.listen({ host, port });
@@ -309,7 +337,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     writeFileSync(runtimeFilePath(config.dataDir), JSON.stringify(runtime), { mode: 0o600 });
     closers.push(() => rmSync(runtimeFilePath(config.dataDir), { force: true }));
 
-    return { config, url, store, identity, policy, upstreams, detect, createdAgents, close };
+    return { config, url, store, identity, policy, upstreams, detect, approvals, createdAgents, close };
   } catch (error) {
     await close().catch(() => {});
     throw error;

@@ -32,7 +32,9 @@ export async function runningServer(config: Config): Promise<{ url: string; toke
     const res = await request(`${runtime.url}/healthz`, { headersTimeout: 1000, bodyTimeout: 1000 });
     await res.body.dump();
     if (res.statusCode !== 200) return undefined;
-    return { url: runtime.url, token: adminToken(config.dataDir) };
+    // A person acts as themselves with their API token; otherwise the installation's admin token.
+    const userToken = process.env.CUSTOS_USER_TOKEN;
+    return { url: runtime.url, token: userToken ? userToken : adminToken(config.dataDir) };
   } catch {
     return undefined;
   }

@@ -4,6 +4,7 @@ import { startCustos } from '../app.js';
 import { CustosError, isCustosError } from '../core/errors.js';
 import { runBridge } from '../gateway/connect.js';
 import { registerAgentCommands } from './agent.js';
+import { registerApprovalCommands } from './approvals.js';
 import { registerAuditCommands } from './audit.js';
 import { type GlobalOptions, readConfig } from './context.js';
 import { runDemo } from './demo.js';
@@ -86,6 +87,7 @@ export function buildProgram(): Command {
   registerAuditCommands(program);
   registerEvidenceCommands(program);
   registerIncidentCommands(program);
+  registerApprovalCommands(program);
   return program;
 }
 

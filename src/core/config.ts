@@ -188,6 +188,53 @@ const detect = detectors
     playbooks: z.string().min(1).nullable().default(null),
   })
   .strict();
+/** An approver: a user's email address, "group:NAME" for every member of a group, or "admin-token". */
+const approverRef = z.union([z.email(), z.string().regex(/^group:[^\s]+$/), z.literal('admin-token')], {
+  error: 'an approver is a user email address, "group:NAME" or "admin-token"',
+});
+
+const approvalTier = z
+  .strictObject({
+    /** Who may approve; absent means anyone with the approver role. */
+    approvers: z.array(approverRef).min(1).optional(),
+    /** Distinct approvals needed (N of M). */
+    quorum: z.number().int().min(1).max(20).default(1),
+    /** Seconds a request stays open, and an approval stays usable. */
+    ttlSeconds: z.number().int().min(5).max(86_400).default(300),
+    /** Separation of duties: by default the agent's owner may not approve its calls. */
+    ownerMayApprove: z.boolean().default(false),
+    channels: z
+      .array(z.enum(['console', 'cli', 'webhook']))
+      .min(1)
+      .default(['console', 'cli']),
+    /** Overrides approvals.holdSeconds for this tier. */
+    holdSeconds: z.number().min(0).max(600).optional(),
+    /** Longest grant ("this tool, this task, these arguments, N minutes") an approver may give. */
+    maxGrantMinutes: z.number().int().min(0).max(1440).default(60),
+  })
+  .superRefine((tier, ctx) => {
+    const users = tier.approvers?.filter((a) => !a.startsWith('group:')) ?? [];
+    const hasGroups = tier.approvers?.some((a) => a.startsWith('group:')) ?? true;
+    if (!hasGroups && tier.quorum > new Set(users.map((u) => u.toLowerCase())).size) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['quorum'],
+        message: `quorum ${tier.quorum} is more than the ${users.length} approvers listed`,
+      });
+    }
+  });
+
+const approvals = z.strictObject({
+  /** Seconds a call that needs approval is held waiting for a decision before "pending" is answered. */
+  holdSeconds: z.number().min(0).max(600).default(50),
+  tiers: z.record(name, approvalTier).default({}),
+  webhook: z
+    .strictObject({
+      url: z.url({ protocol: /^https?$/ }),
+      headers: z.record(z.string(), z.string()).default({}),
+    })
+    .optional(),
+});
 
 export const configSchema = z.strictObject({
   listen: z
@@ -229,6 +276,7 @@ export const configSchema = z.strictObject({
   exports: exportsSection.default({}),
   /** Inline detectors, containment, incidents and playbooks (docs/incidents.md). */
   detect: detect.prefault({}),
+  approvals: approvals.default({ holdSeconds: 50, tiers: {} }),
 });
 
 export type ServerConfig = z.infer<typeof server>;
@@ -238,6 +286,8 @@ export type AgentConfig = z.infer<typeof agent>;
 export type DetectConfig = z.infer<typeof detect>;
 export type DetectAction = z.infer<typeof detectAction>;
 export type DetectOverride = z.infer<typeof detectOverride>;
+export type ApprovalsConfig = z.infer<typeof approvals>;
+export type ApprovalTierConfig = z.infer<typeof approvalTier>;
 
 /** A validated, resolved, frozen configuration. */
 export type Config = Readonly<
@@ -263,6 +313,7 @@ const hints: Array<[RegExp, string]> = [
   ],
   [/^agents\.\d+\.owner$/, 'set owner to the email address of the human who answers for this agent'],
   [/^agents\.\d+\.purpose$/, 'set purpose to one sentence saying what the agent is for'],
+  [/^approvals\.tiers\.[^.]+\.approvers\.\d+$/, 'write a user email (alice@example.com) or group:NAME'],
   [/^storage\.url$/, 'use sqlite:./.custos/custos.db or postgres://user@host:5432/db'],
   [/^detect\.tools\.[^.]+$/, 'name a tool "server.tool"'],
 ];
@@ -326,6 +377,14 @@ export function buildConfig(raw: unknown, baseDir: string, options: LoadOptions 
       );
     }
     names.add(a.name);
+  }
+  for (const [tierName, tier] of Object.entries(value.approvals.tiers)) {
+    if (tier.channels.includes('webhook') && value.approvals.webhook === undefined) {
+      throw new CustosError(
+        'config_invalid',
+        `configuration is invalid:\n  approvals.tiers.${tierName}.channels: names webhook, but approvals.webhook is not set (fix: add approvals.webhook.url)`,
+      );
+    }
   }
   const config = {
     ...value,

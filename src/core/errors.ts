@@ -34,6 +34,14 @@ export type ErrorCode =
   | 'rate_limited'
   | 'upstream_unavailable'
   | 'upstream_error'
+  // human approval
+  | 'approval_pending'
+  | 'approval_denied'
+  | 'approval_expired'
+  | 'approval_closed'
+  | 'approval_ineligible'
+  | 'approval_misconfigured'
+  | 'approval_link_invalid'
   // infrastructure
   | 'store_unavailable'
   | 'internal';
@@ -66,6 +74,13 @@ const httpStatus: Record<ErrorCode, number> = {
   rate_limited: 429,
   upstream_unavailable: 502,
   upstream_error: 502,
+  approval_pending: 428,
+  approval_denied: 403,
+  approval_expired: 409,
+  approval_closed: 409,
+  approval_ineligible: 403,
+  approval_misconfigured: 500,
+  approval_link_invalid: 403,
   store_unavailable: 503,
   internal: 500,
 };

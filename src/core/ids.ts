@@ -20,7 +20,19 @@ function encodeRandom(length: number, random: (n: number) => Buffer): string {
   return out;
 }
 
-export type IdKind = 'agt' | 'cred' | 'task' | 'evt' | 'key' | 'req' | 'inc' | 'cnt' | 'det' | 'act';
+export type IdKind =
+  | 'agt'
+  | 'cred'
+  | 'task'
+  | 'evt'
+  | 'key'
+  | 'req'
+  | 'inc'
+  | 'cnt'
+  | 'det'
+  | 'act'
+  | 'apr'
+  | 'grt';
 
 /**
  * Ids are a kind prefix plus a time-ordered, ULID-like body, so they sort by creation

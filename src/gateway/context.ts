@@ -82,6 +82,8 @@ export interface Stop {
   readonly message: string;
   /** Policy ids and other evidence for the record. */
   readonly reasons: readonly string[];
+  /** For approval outcomes: what the agent sees in `_meta["io.custos/approval"]`. */
+  readonly approval?: Readonly<Record<string, unknown>>;
 }
 
 export const proceed: Verdict = Object.freeze({ stop: false });

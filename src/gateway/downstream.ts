@@ -262,17 +262,31 @@ export class Downstream {
   private answer(state: ClientState, id: RequestId, method: TargetMethod, outcome: CallOutcome): RpcResponse {
     if (outcome.kind === 'executed') return this.finish(state, id, outcome.result, method);
     if (outcome.kind === 'failed') return this.failure(id, outcome.error);
+    const approval = outcome.stop.approval;
     const denial = {
       code: outcome.stop.code,
       message: outcome.stop.message,
       ...(outcome.policyIds.length > 0 ? { policyIds: outcome.policyIds } : {}),
+      ...(approval === undefined ? {} : { approval }),
     };
     // A refused tool call is a tool result the model can read and act on, not a protocol failure.
     if (method === 'tools/call') {
+      const { approval: _, ...plain } = denial;
       return this.finish(state, id, {
-        content: [{ type: 'text', text: `Custos refused this call: ${denial.message} [${denial.code}]` }],
+        content: [
+          {
+            type: 'text',
+            text:
+              denial.code === 'approval_pending'
+                ? `Custos has not run this call yet: ${denial.message} [${denial.code}]`
+                : `Custos refused this call: ${denial.message} [${denial.code}]`,
+          },
+        ],
         isError: true,
-        _meta: { 'io.custos/denial': denial },
+        _meta: {
+          'io.custos/denial': plain,
+          ...(approval === undefined ? {} : { 'io.custos/approval': approval }),
+        },
       });
     }
     const code = outcome.stop.code.startsWith('unknown_') ? rpcCodes.invalidParams : rpcCodes.denied;

@@ -9,6 +9,7 @@ export {
 } from './downstream.js';
 export { Pipeline, type PipelineDeps } from './pipeline.js';
 export * from './protocol.js';
+export type { ApprovalPort, ApprovalSubject } from './stages/approve.js';
 export type { PolicyPort } from './stages/authorize.js';
 export { TaskBudgets } from './stages/meter.js';
 export type {

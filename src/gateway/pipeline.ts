@@ -2,6 +2,7 @@ import type { AuditEvent, AuditRecorder } from '../audit/index.js';
 import type { Clock } from '../core/clock.js';
 import type { Principal } from '../identity/index.js';
 import type { CallContext, CallOutcome, Verdict } from './context.js';
+import { type ApprovalPort, approve } from './stages/approve.js';
 import { authorize, type PolicyPort } from './stages/authorize.js';
 import type { ContainPort } from './stages/contain.js';
 import { forward } from './stages/forward.js';
@@ -16,6 +17,8 @@ export interface PipelineDeps {
   policy: PolicyPort;
   budgets: TaskBudgets;
   audit: AuditRecorder;
+  /** Human approval for calls a policy allows only with it; absent, no call asks for approval. */
+  approvals?: ApprovalPort;
   /** Verifies a bearer token and the agent's revocation epoch. */
   verifyAccessToken(token: string): Promise<Principal>;
   /** Containment and inline detectors (contain stage, meter detectors, last check before forward). */
@@ -35,12 +38,13 @@ type Guard = (ctx: CallContext) => Verdict | Promise<Verdict>;
  *   3. contain       kill switch, quarantined agent or task, disabled server or tool
  *   4. meter         inline detectors (may throttle or quarantine), the task token's call budget
  *   5. authorize     the task token's reach, then the Cedar decision
+ *   6. approve       for permits that ask for it: consume an approval of exactly this call,
+ *                    or hold it for a human decision, or answer "pending"
  *      (contain again: a containment made while the call waited stops it before forward)
- *   6. forward       to the upstream MCP server
- *   7. record        one audit event, durable before the answer leaves
+ *   7. forward       to the upstream MCP server
+ *   8. record        one audit event, durable before the answer leaves
  *
- * Later capabilities add their stages here: approve after authorize, inject before
- * forward, inspect after forward.
+ * Later capabilities add their stages here: inject before forward, inspect after forward.
  */
 export class Pipeline {
   private readonly guards: readonly Guard[];
@@ -53,6 +57,7 @@ export class Pipeline {
       ...(c ? [(ctx: CallContext) => c.contain(ctx), (ctx: CallContext) => c.detect(ctx)] : []),
       meter(deps.budgets),
       authorize(deps.policy, deps.clock),
+      ...(deps.approvals ? [approve(deps.approvals)] : []),
       ...(c ? [(ctx: CallContext) => c.admit(ctx)] : []),
     ];
     this.recordStage = record(deps.audit, deps.policy);

@@ -146,6 +146,12 @@ export class PolicyStore {
     return this.current.engine.canSee(principal, task, resource);
   }
 
+  /** The annotations of a policy in force (e.g. `@approval("payments")`), or undefined for an unknown id. */
+  annotationsOf(id: string): Readonly<Record<string, string>> | undefined {
+    const policy = this.current.engine.policySet.byId.get(id);
+    return policy === undefined ? undefined : (policy.json.annotations ?? {});
+  }
+
   /** Re-read the directory (or use the given sources) and swap in the result if it validates. */
   async reload(sources?: PolicySources): Promise<ReloadResult> {
     let compiled: ReturnType<typeof compilePolicySet>;

@@ -140,6 +140,80 @@ const decisionChain = {
 };
 const ok = (schema: object) => ({ description: 'ok', content: { 'application/json': { schema } } });
 
+const vote = {
+  type: 'object',
+  properties: {
+    by: { type: 'string', description: 'the approver: a user email, or admin-token' },
+    at: { type: 'integer' },
+    decision: { enum: ['approve', 'deny'] },
+    reason: { type: ['string', 'null'] },
+    channel: { type: 'string' },
+  },
+};
+const approval = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    status: { enum: ['pending', 'approved', 'denied', 'expired', 'cancelled', 'consumed'] },
+    tier: { type: 'string' },
+    callHash: {
+      type: 'string',
+      description: 'SHA-256 of RFC 8785 JSON of {agent, task, server, tool, arguments}',
+    },
+    agent: {
+      type: 'object',
+      properties: { id: { type: 'string' }, name: { type: 'string' }, owner: { type: 'string' } },
+    },
+    task: {
+      type: ['object', 'null'],
+      properties: { id: { type: 'string' }, purpose: { type: 'string' } },
+    },
+    server: { type: 'string' },
+    tool: { type: 'string' },
+    arguments: {},
+    reasoning: {},
+    policyIds: { type: 'array', items: { type: 'string' } },
+    createdAt: { type: 'integer' },
+    expiresAt: { type: 'integer' },
+    quorum: {
+      type: 'object',
+      properties: { required: { type: 'integer' }, votes: { type: 'array', items: vote } },
+    },
+    decidedAt: { type: ['integer', 'null'] },
+    reason: { type: ['string', 'null'] },
+    recentActivity: {
+      type: 'array',
+      items: event,
+      description: "the agent's latest audit events in this task (10 in lists, 20 in GET /approvals/{id})",
+    },
+  },
+};
+const grant = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    approvalId: { type: 'string' },
+    agentId: { type: 'string' },
+    taskId: { type: ['string', 'null'] },
+    server: { type: 'string' },
+    tool: { type: 'string' },
+    arguments: {},
+    argumentsPattern: { type: ['object', 'null'], additionalProperties: { type: 'string' } },
+    grantedBy: { type: 'string' },
+    createdAt: { type: 'integer' },
+    expiresAt: { type: 'integer' },
+    revokedAt: { type: ['integer', 'null'] },
+  },
+};
+const approvalId = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+const approvalReply = {
+  200: ok({ type: 'object', properties: { approval } }),
+  400: error,
+  403: error,
+  404: error,
+  409: error,
+};
+
 export const openApiDocument = {
   openapi: '3.1.0',
   info: { title: 'Custos admin API', version: '1' },
@@ -235,6 +309,144 @@ export const openApiDocument = {
         summary: 'One audit event with its content',
         parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
         responses: { 200: ok({ type: 'object', properties: { event } }), 404: error },
+      },
+    },
+    '/api/v1/approvals': {
+      get: {
+        summary: 'Approval requests, newest first (roles admin, approver, auditor)',
+        parameters: [
+          {
+            name: 'status',
+            in: 'query',
+            schema: { enum: ['pending', 'approved', 'denied', 'expired', 'cancelled', 'consumed'] },
+          },
+          { name: 'agent', in: 'query', schema: { type: 'string' }, description: 'agent id or name' },
+          { name: 'limit', in: 'query', schema: { type: 'integer', maximum: 500 } },
+        ],
+        responses: {
+          200: ok({ type: 'object', properties: { approvals: { type: 'array', items: approval } } }),
+        },
+      },
+    },
+    '/api/v1/approvals/stats': {
+      get: {
+        summary: 'Per approver: decisions per hour and the median seconds from request to decision',
+        parameters: [{ name: 'hours', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 744 } }],
+        responses: {
+          200: ok({
+            type: 'object',
+            properties: {
+              approvers: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  properties: {
+                    approver: { type: 'string' },
+                    perHour: {
+                      type: 'array',
+                      items: {
+                        type: 'object',
+                        properties: {
+                          hour: { type: 'string', format: 'date-time' },
+                          count: { type: 'integer' },
+                        },
+                      },
+                    },
+                    medianSeconds: { type: ['number', 'null'] },
+                  },
+                },
+              },
+            },
+          }),
+        },
+      },
+    },
+    '/api/v1/approvals/grants': {
+      get: {
+        summary: 'Grants, newest first (active=true: only those in force)',
+        parameters: [
+          { name: 'agent', in: 'query', schema: { type: 'string' } },
+          { name: 'active', in: 'query', schema: { type: 'boolean' } },
+          { name: 'limit', in: 'query', schema: { type: 'integer', maximum: 500 } },
+        ],
+        responses: { 200: ok({ type: 'object', properties: { grants: { type: 'array', items: grant } } }) },
+      },
+    },
+    '/api/v1/approvals/grants/{id}/revoke': {
+      post: {
+        summary: 'End a grant now (role admin or approver)',
+        parameters: [approvalId],
+        responses: { 200: ok({ type: 'object', properties: { grant } }), 404: error, 409: error },
+      },
+    },
+    '/api/v1/approvals/{id}': {
+      get: {
+        summary: "One approval with the agent's recent activity",
+        parameters: [approvalId],
+        responses: { 200: ok({ type: 'object', properties: { approval } }), 404: error },
+      },
+    },
+    '/api/v1/approvals/{id}/approve': {
+      post: {
+        summary:
+          'Approve (role approver); optionally grant matching calls of this agent, task and tool for N minutes',
+        parameters: [approvalId],
+        requestBody: {
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                properties: {
+                  reason: { type: 'string' },
+                  grant: {
+                    type: 'object',
+                    required: ['minutes'],
+                    properties: {
+                      minutes: { type: 'integer', minimum: 1 },
+                      argumentsPattern: {
+                        type: 'object',
+                        additionalProperties: { type: 'string' },
+                        description: 'argument name to a regular expression its value must match in full',
+                      },
+                    },
+                  },
+                  channel: { enum: ['console', 'cli', 'api'] },
+                },
+              },
+            },
+          },
+        },
+        responses: approvalReply,
+      },
+    },
+    '/api/v1/approvals/{id}/deny': {
+      post: {
+        summary: 'Deny (role approver); the agent is told the reason',
+        parameters: [approvalId],
+        requestBody: {
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['reason'],
+                properties: { reason: { type: 'string' }, channel: { enum: ['console', 'cli', 'api'] } },
+              },
+            },
+          },
+        },
+        responses: approvalReply,
+      },
+    },
+    '/api/v1/approvals/{id}/cancel': {
+      post: {
+        summary: 'Withdraw a pending request (role admin)',
+        parameters: [approvalId],
+        requestBody: {
+          content: {
+            'application/json': { schema: { type: 'object', properties: { reason: { type: 'string' } } } },
+          },
+        },
+        responses: approvalReply,
       },
     },
     '/api/v1/audit/exports': {

@@ -261,6 +261,90 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0009_approvals': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('approvals')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('tier', 'text', (c) => c.notNull())
+        .addColumn('call_hash', 'text', (c) => c.notNull())
+        .addColumn('agent_id', 'text', (c) => c.notNull())
+        .addColumn('agent_name', 'text', (c) => c.notNull())
+        .addColumn('owner', 'text', (c) => c.notNull())
+        .addColumn('task_id', 'text')
+        .addColumn('task_purpose', 'text')
+        .addColumn('server', 'text', (c) => c.notNull())
+        .addColumn('tool', 'text', (c) => c.notNull())
+        .addColumn('arguments', 'text', (c) => c.notNull())
+        .addColumn('reasoning', 'text')
+        .addColumn('policy_ids', 'text', (c) => c.notNull())
+        .addColumn('quorum', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addColumn('decided_at', 'bigint')
+        .addColumn('reason', 'text')
+        .addColumn('consumed_at', 'bigint')
+        .execute();
+      await db.schema
+        .createIndex('approvals_call')
+        .on('approvals')
+        .columns(['call_hash', 'status'])
+        .execute();
+      await db.schema
+        .createIndex('approvals_status')
+        .on('approvals')
+        .columns(['status', 'created_at'])
+        .execute();
+      await db.schema
+        .createIndex('approvals_agent')
+        .on('approvals')
+        .columns(['agent_id', 'created_at'])
+        .execute();
+      // One row per person and approval: the primary key is what stops one person counting twice.
+      await db.schema
+        .createTable('approval_votes')
+        .addColumn('approval_id', 'text', (c) => c.notNull())
+        .addColumn('voter', 'text', (c) => c.notNull())
+        .addColumn('actor_id', 'text', (c) => c.notNull())
+        .addColumn('decision', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text')
+        .addColumn('channel', 'text', (c) => c.notNull())
+        .addColumn('at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('approval_votes_pk', ['approval_id', 'voter'])
+        .execute();
+      await db.schema.createIndex('approval_votes_at').on('approval_votes').columns(['at']).execute();
+      await db.schema
+        .createTable('approval_grants')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('approval_id', 'text', (c) => c.notNull())
+        .addColumn('agent_id', 'text', (c) => c.notNull())
+        .addColumn('task_id', 'text')
+        .addColumn('server', 'text', (c) => c.notNull())
+        .addColumn('tool', 'text', (c) => c.notNull())
+        .addColumn('arguments', 'text', (c) => c.notNull())
+        .addColumn('arguments_pattern', 'text')
+        .addColumn('granted_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addColumn('revoked_at', 'bigint')
+        .execute();
+      await db.schema
+        .createIndex('approval_grants_call')
+        .on('approval_grants')
+        .columns(['agent_id', 'server', 'tool', 'expires_at'])
+        .execute();
+      await db.schema
+        .createTable('approval_links')
+        .addColumn('nonce', 'text', (c) => c.primaryKey())
+        .addColumn('approval_id', 'text', (c) => c.notNull())
+        .addColumn('approver', 'text', (c) => c.notNull())
+        .addColumn('decision', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addColumn('used_at', 'bigint')
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -198,6 +198,80 @@ export interface DetectSeenTable {
   first_at: number;
 }
 
+export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'expired' | 'cancelled' | 'consumed';
+
+/** A request for human approval of one exact call (0009_approvals). */
+export interface ApprovalTable {
+  id: string;
+  status: ApprovalStatus;
+  tier: string;
+  /** Hex SHA-256 of the RFC 8785 canonical JSON of {agent, task, server, tool, arguments}. */
+  call_hash: string;
+  agent_id: string;
+  agent_name: string;
+  owner: string;
+  task_id: string | null;
+  task_purpose: string | null;
+  server: string;
+  tool: string;
+  /** JSON of the call's arguments, as Custos received them. */
+  arguments: string;
+  /** JSON of the agent's stated reasoning, or null. */
+  reasoning: string | null;
+  /** JSON array of the policy ids that asked for approval. */
+  policy_ids: string;
+  /** Distinct approvals needed. */
+  quorum: number;
+  created_at: number;
+  expires_at: number;
+  decided_at: number | null;
+  /** The deciding approver's reason. */
+  reason: string | null;
+  consumed_at: number | null;
+}
+
+/** One person's vote on an approval; (approval_id, voter) is the primary key. */
+export interface ApprovalVoteTable {
+  approval_id: string;
+  /** The person, normalised: a user's lower-cased email, or "admin-token". */
+  voter: string;
+  actor_id: string;
+  decision: 'approve' | 'deny';
+  reason: string | null;
+  /** console, cli, webhook or api. */
+  channel: string;
+  at: number;
+}
+
+/** A time-boxed grant: this agent, this task, this tool, arguments matching a pattern. */
+export interface ApprovalGrantTable {
+  id: string;
+  approval_id: string;
+  agent_id: string;
+  task_id: string | null;
+  server: string;
+  tool: string;
+  /** JSON of the approved call's arguments. */
+  arguments: string;
+  /** JSON object: argument name to a regular expression its value must match in full; null = exact. */
+  arguments_pattern: string | null;
+  granted_by: string;
+  created_at: number;
+  expires_at: number;
+  revoked_at: number | null;
+}
+
+/** One-time decision links sent by the webhook channel. */
+export interface ApprovalLinkTable {
+  nonce: string;
+  approval_id: string;
+  /** The email the link was minted for. */
+  approver: string;
+  decision: 'approve' | 'deny';
+  expires_at: number;
+  used_at: number | null;
+}
+
 export interface Database {
   agents: AgentTable;
   agent_credentials: AgentCredentialTable;
@@ -212,4 +286,8 @@ export interface Database {
   detections: DetectionTable;
   incident_actions: IncidentActionTable;
   detect_seen: DetectSeenTable;
+  approvals: ApprovalTable;
+  approval_votes: ApprovalVoteTable;
+  approval_grants: ApprovalGrantTable;
+  approval_links: ApprovalLinkTable;
 }
