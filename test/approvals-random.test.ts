@@ -45,7 +45,18 @@ describe('randomized: no call runs without an approval of exactly its arguments'
       servers: { bank: { command: process.execPath, args: [countingEntry], env: { COUNT_FILE: countFile } } },
       policies,
       agents: [{ name: 'fuzz' }, { name: 'fuzz2' }],
-      extra: { approvals: { holdSeconds: 0, tiers: { fuzz: { ttlSeconds: 600 } } } },
+      extra: {
+        approvals: { holdSeconds: 0, tiers: { fuzz: { ttlSeconds: 600 } } },
+        // A thousand pending and denied calls in a second is exactly what the runaway detectors
+        // exist to stop; this test is about approval binding, so they are off here.
+        detect: {
+          ceiling: { action: 'off' },
+          anomaly: { action: 'off' },
+          denials: { action: 'off' },
+          loop: { action: 'off' },
+          bytes: { action: 'off' },
+        },
+      },
     });
     agent = await connectAgent('sdk2-legacy', `${t.url}/mcp`, await t.token('fuzz'));
     otherAgent = await connectAgent('sdk2-legacy', `${t.url}/mcp`, await t.token('fuzz2'));
