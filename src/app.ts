@@ -10,9 +10,13 @@ import type { Config } from './core/config.js';
 import { IdGenerator } from './core/ids.js';
 import { CatalogView, Downstream, Pipeline, TaskBudgets } from './gateway/index.js';
 import { UpstreamRegistry } from './gateway/upstream/index.js';
-import { createIdentityService, type IdentityService } from './identity/index.js';
+import { createIdentityService, type IdentityService, UserService } from './identity/index.js';
 import { PolicyStore } from './policy/index.js';
 import { registerAdmin } from './server/admin.js';
+import { consoleDataRoutes } from './server/admin-console.js';
+import { userRoutes } from './server/admin-users.js';
+import { registerConsoleAssets } from './server/console-assets.js';
+import { registerSessionRoutes, userAuthenticator } from './server/console-auth.js';
 import { buildHttpServer } from './server/http.js';
 import { McpHttp } from './server/mcp-http.js';
 import { openStore, type Store } from './store/index.js';
@@ -189,6 +193,13 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     });
 
     const token = adminToken(config.dataDir);
+    const users = new UserService({
+      store,
+      clock,
+      ids,
+      sessionTtlMs: config.console.sessionHours * 3_600_000,
+      sessionIdleMs: config.console.idleMinutes * 60_000,
+    });
     const app = buildHttpServer({
       logger,
       maxBodyBytes: config.limits.maxBodyBytes,
@@ -199,9 +210,24 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
         const statuses = upstreams.statuses();
         return { ready: true, detail: { upstreams: statuses } };
       },
-      admin: (server) =>
+      admin: (server) => {
+        registerSessionRoutes(server, { users, secureCookie: url.startsWith('https:') });
+        registerConsoleAssets(server);
         registerAdmin(server, {
           adminToken: token,
+          authenticateUser: userAuthenticator(users),
+          routes: [
+            userRoutes(users),
+            consoleDataRoutes({
+              store,
+              agents: identity.agents,
+              clock,
+              serverTools: (name) => {
+                const upstream = upstreams.get(name);
+                return upstream === undefined ? undefined : (upstream.catalog()?.tools ?? []);
+              },
+            }),
+          ],
           store,
           agents: identity.agents,
           servers: () =>
@@ -213,7 +239,8 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
               prompts: u.catalog()?.prompts.length ?? 0,
               resources: u.catalog()?.resources.length ?? 0,
             })),
-        }),
+        });
+      },
     });
     await upstreams.start();
     await app.listen({ host, port });

@@ -8,6 +8,7 @@ import { registerAuditCommands } from './audit.js';
 import { type GlobalOptions, readConfig } from './context.js';
 import { runDemo } from './demo.js';
 import { registerPolicyCommands } from './policy.js';
+import { registerUserCommands } from './user.js';
 
 /** Resolve when the process is asked to stop. */
 function untilSignal(): Promise<string> {
@@ -82,6 +83,7 @@ export function buildProgram(): Command {
   registerAgentCommands(program);
   registerPolicyCommands(program);
   registerAuditCommands(program);
+  registerUserCommands(program);
   return program;
 }
 

@@ -72,6 +72,14 @@ export const configSchema = z.strictObject({
       commitDelayMs: z.number().min(0).max(100).default(0),
     })
     .default({ commitDelayMs: 0 }),
+  console: z
+    .strictObject({
+      /** Longest life of a console login, in hours. */
+      sessionHours: z.number().positive().max(720).default(12),
+      /** A console login unused for this many minutes ends. */
+      idleMinutes: z.number().positive().max(10_080).default(60),
+    })
+    .default({ sessionHours: 12, idleMinutes: 60 }),
 });
 
 export type ServerConfig = z.infer<typeof server>;

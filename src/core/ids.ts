@@ -20,7 +20,7 @@ function encodeRandom(length: number, random: (n: number) => Buffer): string {
   return out;
 }
 
-export type IdKind = 'agt' | 'cred' | 'task' | 'evt' | 'key' | 'req';
+export type IdKind = 'agt' | 'cred' | 'task' | 'evt' | 'key' | 'req' | 'usr' | 'utok';
 
 /**
  * Ids are a kind prefix plus a time-ordered, ULID-like body, so they sort by creation

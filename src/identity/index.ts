@@ -41,3 +41,13 @@ export {
 export { createIdentityService, type IdentityOptions, type IdentityService } from './service.js';
 export { parseTaskScope, type TaskGrant, type TaskReach, taskAllows, taskReachesServer } from './tasks.js';
 export { type IssuedToken, type Principal, TokenService, type TokenServiceOptions } from './tokens.js';
+export {
+  type NewUser,
+  passwordCost,
+  type User,
+  type UserRole,
+  UserService,
+  type UserServiceOptions,
+  type UserTokenInfo,
+  userRoles,
+} from './humans.js';

@@ -1,0 +1,152 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { CustosError } from '../core/errors.js';
+import { type User, UserService } from '../identity/index.js';
+import type { Actor, Role } from './actor.js';
+import { sendError } from './errors.js';
+
+/** The console's session cookie: HttpOnly, SameSite=Strict, path /. */
+export const sessionCookie = 'custos_session';
+/**
+ * Cookie-authenticated requests that change something must carry this header. A page on
+ * another origin cannot set a custom header without a CORS preflight, which Custos never
+ * grants, so with SameSite=Strict this stops cross-site request forgery (OWASP's
+ * "custom request header" defence).
+ */
+export const csrfHeader = 'x-custos-csrf';
+
+const safeMethods = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+export interface ConsoleAuthOptions {
+  users: UserService;
+  /** Mark the cookie Secure (when Custos is reached over https). */
+  secureCookie: boolean;
+}
+
+/** The actor a user acts as in the admin API; its name is the user's email. */
+export function actorFromUser(user: User): Actor {
+  return {
+    id: user.id,
+    kind: 'user',
+    name: user.email,
+    roles: new Set<Role>(user.roles),
+    groups: new Set(user.groups),
+  };
+}
+
+function readCookie(request: FastifyRequest, name: string): string | undefined {
+  const header = request.headers.cookie;
+  if (header === undefined) return undefined;
+  for (const part of header.split(';')) {
+    const index = part.indexOf('=');
+    if (index > 0 && part.slice(0, index).trim() === name) return part.slice(index + 1).trim();
+  }
+  return undefined;
+}
+
+/** A changing request from the console must come from the console's own origin, with the CSRF header. */
+function checkSameOrigin(request: FastifyRequest): void {
+  if (request.headers[csrfHeader] !== '1') {
+    throw new CustosError(
+      'forbidden',
+      `a console request that changes something needs the ${csrfHeader} header`,
+    );
+  }
+  const origin = request.headers.origin;
+  if (origin !== undefined && origin !== 'null') {
+    let host: string;
+    try {
+      host = new URL(origin).host;
+    } catch {
+      throw new CustosError('forbidden', 'the request came from another origin');
+    }
+    if (host !== request.headers.host)
+      throw new CustosError('forbidden', 'the request came from another origin');
+  } else if (origin === 'null') {
+    throw new CustosError('forbidden', 'the request came from another origin');
+  }
+}
+
+/**
+ * AdminDeps.authenticateUser: a user API token (Authorization: Bearer custos_ut_...) or a
+ * console session cookie, resolved to the user's actor; undefined when neither is valid.
+ */
+export function userAuthenticator(
+  users: UserService,
+): (request: FastifyRequest) => Promise<Actor | undefined> {
+  return async (request) => {
+    const header = request.headers.authorization ?? '';
+    if (header !== '') {
+      const token = header.toLowerCase().startsWith('bearer ') ? header.slice(7).trim() : '';
+      if (!UserService.isUserToken(token)) return undefined;
+      const user = await users.authenticateToken(token);
+      return user === undefined ? undefined : actorFromUser(user);
+    }
+    const secret = readCookie(request, sessionCookie);
+    if (secret === undefined) return undefined;
+    const user = await users.resolveSession(secret);
+    if (user === undefined) return undefined;
+    if (!safeMethods.has(request.method)) checkSameOrigin(request);
+    return actorFromUser(user);
+  };
+}
+
+function cookieHeader(value: string, maxAgeSeconds: number, secure: boolean): string {
+  return [
+    `${sessionCookie}=${value}`,
+    'Path=/',
+    'HttpOnly',
+    'SameSite=Strict',
+    `Max-Age=${maxAgeSeconds}`,
+    ...(secure ? ['Secure'] : []),
+  ].join('; ');
+}
+
+function publicUser(user: User) {
+  return { id: user.id, email: user.email, name: user.name, roles: user.roles, groups: user.groups };
+}
+
+const login = z.strictObject({ email: z.string().min(1).max(320), password: z.string().min(1).max(1024) });
+
+/**
+ * Console login and logout: POST /api/v1/session (email and password; sets the cookie),
+ * GET /api/v1/session (who is logged in), DELETE /api/v1/session (logout). These sit
+ * outside the admin API's authentication hook, so they check the cookie themselves.
+ */
+export function registerSessionRoutes(app: FastifyInstance, options: ConsoleAuthOptions): void {
+  const { users } = options;
+  app.register(
+    async (scope) => {
+      scope.post('/session', async (request: FastifyRequest, reply: FastifyReply) => {
+        checkSameOrigin(request);
+        const parsed = login.safeParse(request.body);
+        if (!parsed.success) throw new CustosError('bad_request', 'give an email and a password');
+        const user = await users.verifyPassword(parsed.data.email, parsed.data.password);
+        if (user === undefined) {
+          request.log.info({ email: parsed.data.email }, 'console login refused');
+          return sendError(reply, new CustosError('invalid_token', 'wrong email or password'));
+        }
+        const session = await users.createSession(user.id);
+        const maxAge = Math.max(1, Math.floor((session.expiresAt - Date.now()) / 1000));
+        reply.header('set-cookie', cookieHeader(session.secret, maxAge, options.secureCookie));
+        reply.header('cache-control', 'no-store');
+        return { user: publicUser(user), expiresAt: session.expiresAt };
+      });
+      scope.get('/session', async (request: FastifyRequest, reply: FastifyReply) => {
+        const secret = readCookie(request, sessionCookie);
+        const user = secret === undefined ? undefined : await users.resolveSession(secret);
+        reply.header('cache-control', 'no-store');
+        if (user === undefined) return sendError(reply, new CustosError('invalid_token', 'not logged in'));
+        return { user: publicUser(user) };
+      });
+      scope.delete('/session', async (request: FastifyRequest, reply: FastifyReply) => {
+        checkSameOrigin(request);
+        const secret = readCookie(request, sessionCookie);
+        if (secret !== undefined) await users.endSession(secret);
+        reply.header('set-cookie', cookieHeader('', 0, options.secureCookie));
+        return reply.code(204).send();
+      });
+    },
+    { prefix: '/api/v1' },
+  );
+}
