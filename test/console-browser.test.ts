@@ -123,7 +123,7 @@ describe.skipIf(!existsSync(chromiumPath))('the console in a real browser', () =
       expect(calls).toBeGreaterThanOrEqual(3);
       expect(Number(await page.getByTestId('denied-hour').textContent())).toBeGreaterThanOrEqual(1);
       // The session cookie is out of reach of scripts.
-      expect(await page.evaluate(() => document.cookie)).toBe('');
+      expect(await page.evaluate('document.cookie')).toBe('');
     });
   });
 
@@ -232,7 +232,7 @@ describe.skipIf(!existsSync(chromiumPath))('the console in a real browser', () =
         for (const route of ['#/overview', '#/agents', '#/audit', '#/approvals', '#/servers']) {
           await page.goto(`/${route}`);
           await page.locator('main.content h1').waitFor();
-          const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
+          const overflow = await page.evaluate('document.documentElement.scrollWidth');
           expect(overflow, route).toBeLessThanOrEqual(390);
         }
       },

@@ -20,6 +20,16 @@ export {
 } from './client-auth.js';
 export { type ClientKeyAlgorithm, type ClientPublicKey, parseClientPublicKey } from './client-keys.js';
 export { AgentDirectory, type AgentView, isAgentViewActive } from './directory.js';
+export {
+  type NewUser,
+  passwordCost,
+  type User,
+  type UserRole,
+  UserService,
+  type UserServiceOptions,
+  type UserTokenInfo,
+  userRoles,
+} from './humans.js';
 export { type JwksDocument, type SigningKey, SigningKeys, signingAlgorithm } from './keys.js';
 export {
   type AuthorizationServerMetadata,
@@ -41,13 +51,3 @@ export {
 export { createIdentityService, type IdentityOptions, type IdentityService } from './service.js';
 export { parseTaskScope, type TaskGrant, type TaskReach, taskAllows, taskReachesServer } from './tasks.js';
 export { type IssuedToken, type Principal, TokenService, type TokenServiceOptions } from './tokens.js';
-export {
-  type NewUser,
-  passwordCost,
-  type User,
-  type UserRole,
-  UserService,
-  type UserServiceOptions,
-  type UserTokenInfo,
-  userRoles,
-} from './humans.js';

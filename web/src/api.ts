@@ -95,7 +95,10 @@ export interface Approval {
   policyIds: string[];
   createdAt: number;
   expiresAt: number;
-  quorum: { required: number; votes: Array<{ by: string; at: number; decision: string; reason?: string | null }> };
+  quorum: {
+    required: number;
+    votes: Array<{ by: string; at: number; decision: string; reason?: string | null }>;
+  };
   decidedAt: number | null;
   reason: string | null;
   recentActivity: AuditEvent[];

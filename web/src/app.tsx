@@ -1,4 +1,4 @@
-import { type FormEvent, type ReactElement, useEffect, useState } from "react";
+import { type FormEvent, type ReactElement, useEffect, useState } from 'react';
 import { ApiError, api, type SessionUser } from './api';
 import { LiveContext, useLiveTicks, useRoute } from './hooks';
 import { AgentDetail, AgentList } from './screens/agents';
@@ -125,7 +125,10 @@ function Shell({ viewer, onLogout }: { viewer: Viewer; onLogout: () => void }) {
           ))}
         </nav>
         <div className="who">
-          <span className={connected ? 'live on' : 'live'} title={connected ? 'live updates on' : 'reconnecting'}>
+          <span
+            className={connected ? 'live on' : 'live'}
+            title={connected ? 'live updates on' : 'reconnecting'}
+          >
             {connected ? 'live' : 'offline'}
           </span>
           <span className="email">{viewer.user.email}</span>

@@ -77,16 +77,18 @@ export function useData<T>(path: string | null, options: { live?: boolean } = {}
 }
 
 /** The part of the URL after '#/', split on '/': the console's route. */
+function readRoute(): string[] {
+  return window.location.hash
+    .replace(/^#\/?/, '')
+    .split('/')
+    .filter((p) => p !== '')
+    .map(decodeURIComponent);
+}
+
 export function useRoute(): string[] {
-  const read = () =>
-    window.location.hash
-      .replace(/^#\/?/, '')
-      .split('/')
-      .filter((p) => p !== '')
-      .map(decodeURIComponent);
-  const [route, setRoute] = useState(read);
+  const [route, setRoute] = useState(readRoute);
   useEffect(() => {
-    const onChange = () => setRoute(read());
+    const onChange = () => setRoute(readRoute());
     window.addEventListener('hashchange', onChange);
     return () => window.removeEventListener('hashchange', onChange);
   }, []);

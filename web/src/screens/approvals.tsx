@@ -128,7 +128,9 @@ function Stats() {
                   {total} in {s.perHour.length} hour{s.perHour.length === 1 ? '' : 's'}
                 </td>
                 <td data-label="Busiest hour">{busiest} per hour</td>
-                <td data-label="Median">{s.medianSeconds === null ? '-' : `${s.medianSeconds.toFixed(1)} s`}</td>
+                <td data-label="Median">
+                  {s.medianSeconds === null ? '-' : `${s.medianSeconds.toFixed(1)} s`}
+                </td>
               </tr>
             );
           })}
@@ -173,7 +175,9 @@ function ApprovalCard({
         decision === 'approve'
           ? {
               ...(reason.trim() ? { reason: reason.trim() } : {}),
-              ...(grant ? { grant: { minutes, ...(pattern.trim() ? { argumentsPattern: pattern.trim() } : {}) } } : {}),
+              ...(grant
+                ? { grant: { minutes, ...(pattern.trim() ? { argumentsPattern: pattern.trim() } : {}) } }
+                : {}),
             }
           : { reason: reason.trim() };
       await api(`/approvals/${encodeURIComponent(a.id)}/${decision}`, { method: 'POST', body });
@@ -189,7 +193,10 @@ function ApprovalCard({
     <article className="approval" data-approval={a.id} aria-label={`approval ${a.id}`}>
       <header>
         <h2>
-          {a.agent.name} wants to call <code>{a.server}.{a.tool}</code>
+          {a.agent.name} wants to call{' '}
+          <code>
+            {a.server}.{a.tool}
+          </code>
         </h2>
         <Badge value={a.status} />
       </header>
@@ -202,7 +209,8 @@ function ApprovalCard({
         <Field label="Expires">{formatTime(a.expiresAt)}</Field>
         <Field label="Quorum">
           {a.quorum.votes.filter((v) => v.decision === 'approve').length} of {a.quorum.required}
-          {a.quorum.votes.length > 0 && ` (${a.quorum.votes.map((v) => `${v.by}: ${v.decision}`).join('; ')})`}
+          {a.quorum.votes.length > 0 &&
+            ` (${a.quorum.votes.map((v) => `${v.by}: ${v.decision}`).join('; ')})`}
         </Field>
         <Field label="Call hash">
           <code className="hash">{a.callHash}</code>
@@ -233,8 +241,8 @@ function ApprovalCard({
             />
           </label>
           <label className="inline">
-            <input type="checkbox" checked={grant} onChange={(e) => setGrant(e.target.checked)} /> Also allow this
-            tool for this task for a while
+            <input type="checkbox" checked={grant} onChange={(e) => setGrant(e.target.checked)} /> Also allow
+            this tool for this task for a while
           </label>
           {grant && (
             <div className="grant">

@@ -40,11 +40,19 @@ export function AuditTimeline() {
         </label>
         <label>
           Task
-          <input name="task" value={draft.task} onChange={(e) => setDraft({ ...draft, task: e.target.value })} />
+          <input
+            name="task"
+            value={draft.task}
+            onChange={(e) => setDraft({ ...draft, task: e.target.value })}
+          />
         </label>
         <label>
           Trace
-          <input name="trace" value={draft.trace} onChange={(e) => setDraft({ ...draft, trace: e.target.value })} />
+          <input
+            name="trace"
+            value={draft.trace}
+            onChange={(e) => setDraft({ ...draft, trace: e.target.value })}
+          />
         </label>
         <label>
           Decision
@@ -95,13 +103,16 @@ function stepsOf(data: unknown): ChainStep[] | undefined {
 /** The decision chain of the event's task (or trace): every call in order with reasoning and decision. */
 function DecisionChain({ event }: { event: AuditEvent }) {
   const chainId = event.taskId ?? event.traceId;
-  const chain = useData<unknown>(chainId ? `/audit/trace/${encodeURIComponent(chainId)}` : null, { live: false });
+  const chain = useData<unknown>(chainId ? `/audit/trace/${encodeURIComponent(chainId)}` : null, {
+    live: false,
+  });
   const related = useData<{ events: AuditEvent[] }>(
     chainId && chain.error?.status === 404
       ? `/audit/events?${event.taskId ? 'task' : 'trace'}=${encodeURIComponent(chainId)}&limit=200`
       : null,
   );
-  if (!chainId) return <p className="muted">This call belongs to no task or trace: its chain is this event alone.</p>;
+  if (!chainId)
+    return <p className="muted">This call belongs to no task or trace: its chain is this event alone.</p>;
   const steps = stepsOf(chain.data);
   if (steps) {
     return (

@@ -28,9 +28,9 @@ export function Field({ label, children }: { label: string; children: ReactNode 
 export function TextBlock({ text, label }: { text: string; label: string }) {
   if (text === '') return <p className="muted">none</p>;
   return (
-    <pre className="text" aria-label={label}>
-      {text}
-    </pre>
+    <section aria-label={label}>
+      <pre className="text">{text}</pre>
+    </section>
   );
 }
 

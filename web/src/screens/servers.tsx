@@ -1,9 +1,11 @@
-import { type ServerInfo, type Tool } from '../api';
+import type { ServerInfo, Tool } from '../api';
 import { useData } from '../hooks';
 import { Badge, Problem } from './common';
 
 function Tools({ server }: { server: string }) {
-  const { data, error } = useData<{ tools: Tool[] }>(`/servers/${encodeURIComponent(server)}/tools`, { live: false });
+  const { data, error } = useData<{ tools: Tool[] }>(`/servers/${encodeURIComponent(server)}/tools`, {
+    live: false,
+  });
   return (
     <>
       <Problem error={error} />
