@@ -10,7 +10,7 @@ import type { Config } from './core/config.js';
 import { IdGenerator } from './core/ids.js';
 import { CatalogView, Downstream, Pipeline, TaskBudgets } from './gateway/index.js';
 import { UpstreamRegistry } from './gateway/upstream/index.js';
-import { createIdentityService, type IdentityService, UserService } from './identity/index.js';
+import { createIdentityService, type IdentityService, OidcLogin, UserService } from './identity/index.js';
 import { PolicyStore } from './policy/index.js';
 import { registerAdmin } from './server/admin.js';
 import { consoleDataRoutes } from './server/admin-console.js';
@@ -211,7 +211,27 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
         return { ready: true, detail: { upstreams: statuses } };
       },
       admin: (server) => {
-        registerSessionRoutes(server, { users, secureCookie: url.startsWith('https:') });
+        const sso = config.console.oidc;
+        const secret = sso === undefined ? undefined : process.env[sso.clientSecretEnv];
+        registerSessionRoutes(server, {
+          users,
+          baseUrl: url,
+          secureCookie: url.startsWith('https:'),
+          ...(sso === undefined
+            ? {}
+            : {
+                oidc: new OidcLogin(
+                  {
+                    issuer: sso.issuer,
+                    clientId: sso.clientId,
+                    ...(secret ? { clientSecret: secret } : {}),
+                    scopes: sso.scopes,
+                    redirectUri: `${url}/api/v1/session/oidc/callback`,
+                  },
+                  clock,
+                ),
+              }),
+        });
         registerConsoleAssets(server);
         registerAdmin(server, {
           adminToken: token,

@@ -78,6 +78,16 @@ export const configSchema = z.strictObject({
       sessionHours: z.number().positive().max(720).default(12),
       /** A console login unused for this many minutes ends. */
       idleMinutes: z.number().positive().max(10_080).default(60),
+      /** Single sign-on with an OpenID Connect provider; users must exist in Custos (matched by email). */
+      oidc: z
+        .strictObject({
+          issuer: z.url({ protocol: /^https?$/ }),
+          clientId: z.string().min(1),
+          /** Environment variable holding the client secret; unset means a public client (PKCE only). */
+          clientSecretEnv: z.string().min(1).default('CUSTOS_OIDC_CLIENT_SECRET'),
+          scopes: z.array(z.string().min(1)).default(['openid', 'email', 'profile']),
+        })
+        .optional(),
     })
     .default({ sessionHours: 12, idleMinutes: 60 }),
 });

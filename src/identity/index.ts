@@ -48,6 +48,7 @@ export {
   type TokenSuccess,
   tokenResponseHeaders,
 } from './oauth.js';
+export { type OidcIdentity, OidcLogin, type OidcSettings } from './oidc.js';
 export { createIdentityService, type IdentityOptions, type IdentityService } from './service.js';
 export { parseTaskScope, type TaskGrant, type TaskReach, taskAllows, taskReachesServer } from './tasks.js';
 export { type IssuedToken, type Principal, TokenService, type TokenServiceOptions } from './tokens.js';

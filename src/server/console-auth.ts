@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { CustosError } from '../core/errors.js';
-import { type User, UserService } from '../identity/index.js';
+import { type OidcLogin, type User, UserService } from '../identity/index.js';
 import type { Actor, Role } from './actor.js';
 import { sendError } from './errors.js';
 
@@ -21,7 +21,15 @@ export interface ConsoleAuthOptions {
   users: UserService;
   /** Mark the cookie Secure (when Custos is reached over https). */
   secureCookie: boolean;
+  /** Single sign-on, when console.oidc is configured. */
+  oidc?: OidcLogin;
+  /** Custos's public base URL; the provider's redirect back is read against it. */
+  baseUrl: string;
 }
+
+/** The browser's handle on an open single sign-on login; Lax, because the provider's redirect back is cross-site. */
+const oidcCookie = 'custos_oidc';
+const oidcPath = '/api/v1/session/oidc';
 
 /** The actor a user acts as in the admin API; its name is the user's email. */
 export function actorFromUser(user: User): Actor {
@@ -139,6 +147,61 @@ export function registerSessionRoutes(app: FastifyInstance, options: ConsoleAuth
         if (user === undefined) return sendError(reply, new CustosError('invalid_token', 'not logged in'));
         return { user: publicUser(user) };
       });
+      scope.get('/session/options', async () => ({ password: true, oidc: options.oidc !== undefined }));
+
+      if (options.oidc !== undefined) {
+        const sso = options.oidc;
+        const failed = (reply: FastifyReply, message: string) =>
+          reply
+            .code(403)
+            .header('cache-control', 'no-store')
+            .header('content-security-policy', "default-src 'none'")
+            .header('set-cookie', `${oidcCookie}=; Path=${oidcPath}; HttpOnly; SameSite=Lax; Max-Age=0`)
+            .type('text/plain; charset=utf-8')
+            .send(`Single sign-on failed: ${message}\nGo back to the console at / and try again.\n`);
+        scope.get('/session/oidc', async (_request: FastifyRequest, reply: FastifyReply) => {
+          const { url, transactionId } = await sso.begin();
+          reply.header(
+            'set-cookie',
+            [
+              `${oidcCookie}=${transactionId}`,
+              `Path=${oidcPath}`,
+              'HttpOnly',
+              'SameSite=Lax',
+              'Max-Age=600',
+              ...(options.secureCookie ? ['Secure'] : []),
+            ].join('; '),
+          );
+          return reply.header('cache-control', 'no-store').redirect(url, 302);
+        });
+        scope.get('/session/oidc/callback', async (request: FastifyRequest, reply: FastifyReply) => {
+          const transaction = readCookie(request, oidcCookie);
+          if (transaction === undefined) return failed(reply, 'this browser did not start a login');
+          let email: string;
+          try {
+            email = (await sso.finish(transaction, new URL(request.url, options.baseUrl))).email;
+          } catch (error) {
+            request.log.info({ err: error }, 'single sign-on refused');
+            return failed(
+              reply,
+              error instanceof CustosError ? error.message : 'the provider did not confirm the login',
+            );
+          }
+          const user = await users.find(email);
+          if (user === undefined || user.status !== 'active') {
+            request.log.info({ email }, 'single sign-on for an unknown or disabled user');
+            return failed(reply, `${email} is not a Custos user; an admin adds people with custos user add`);
+          }
+          const session = await users.createSession(user.id);
+          const maxAge = Math.max(1, Math.floor((session.expiresAt - Date.now()) / 1000));
+          reply.header('set-cookie', [
+            cookieHeader(session.secret, maxAge, options.secureCookie),
+            `${oidcCookie}=; Path=${oidcPath}; HttpOnly; SameSite=Lax; Max-Age=0`,
+          ]);
+          return reply.header('cache-control', 'no-store').redirect('/', 302);
+        });
+      }
+
       scope.delete('/session', async (request: FastifyRequest, reply: FastifyReply) => {
         checkSameOrigin(request);
         const secret = readCookie(request, sessionCookie);

@@ -43,6 +43,13 @@ function Login({ onLogin }: { onLogin: (user: SessionUser) => void }) {
   const [password, setPassword] = useState('');
   const [error, setError] = useState<string | undefined>();
   const [busy, setBusy] = useState(false);
+  const [sso, setSso] = useState(false);
+  useEffect(() => {
+    api<{ oidc: boolean }>('/session/options').then(
+      (o) => setSso(o.oidc),
+      () => setSso(false),
+    );
+  }, []);
   const submit = async (event: FormEvent) => {
     event.preventDefault();
     setBusy(true);
@@ -90,6 +97,11 @@ function Login({ onLogin }: { onLogin: (user: SessionUser) => void }) {
         <button type="submit" disabled={busy}>
           Log in
         </button>
+        {sso && (
+          <a className="sso" href="/api/v1/session/oidc">
+            Log in with single sign-on
+          </a>
+        )}
       </form>
     </main>
   );
