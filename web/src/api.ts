@@ -101,12 +101,13 @@ export interface Approval {
   };
   decidedAt: number | null;
   reason: string | null;
-  recentActivity: AuditEvent[];
+  /** Filled when one approval is fetched (GET /approvals/:id), not in lists. */
+  recentActivity?: AuditEvent[];
 }
 
 export interface ApproverStats {
   approver: string;
-  perHour: Array<{ hour: number; count: number }>;
+  perHour: Array<{ hour: string | number; count: number }>;
   medianSeconds: number | null;
 }
 

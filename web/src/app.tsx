@@ -10,11 +10,10 @@ import { Servers } from './screens/servers';
 /** Who is using the console; roles decide which buttons show (the API enforces them anyway). */
 export interface Viewer {
   user: SessionUser;
-  can(role: 'admin' | 'approver'): boolean;
 }
 
 function viewerOf(user: SessionUser): Viewer {
-  return { user, can: (role) => user.roles.includes('admin') || user.roles.includes(role) };
+  return { user };
 }
 
 const sections = [

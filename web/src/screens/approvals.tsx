@@ -48,18 +48,23 @@ function Inbox({ viewer }: { viewer: Viewer }) {
       <Unavailable error={error} />
       {data?.approvals.length === 0 && <p className="muted">Nothing waits for a decision.</p>}
       {data?.approvals.map((a) => (
-        <ApprovalCard key={a.id} approval={a} viewer={viewer} onDecided={reload} />
+        <ApprovalById key={a.id} id={a.id} viewer={viewer} onDecided={reload} />
       ))}
     </>
   );
 }
 
-function ApprovalById({ viewer, id }: { viewer: Viewer; id: string }) {
+/** One approval fetched on its own, which brings the agent's recent activity with it. */
+function ApprovalById({ viewer, id, onDecided }: { viewer: Viewer; id: string; onDecided?: () => void }) {
   const { data, error, reload } = useData<{ approval: Approval }>(`/approvals/${encodeURIComponent(id)}`);
+  const decided = () => {
+    reload();
+    onDecided?.();
+  };
   return (
     <>
       <Problem error={error} />
-      {data && <ApprovalCard approval={data.approval} viewer={viewer} onDecided={reload} />}
+      {data && <ApprovalCard approval={data.approval} viewer={viewer} onDecided={decided} />}
     </>
   );
 }
@@ -159,7 +164,7 @@ function ApprovalCard({
   const [reason, setReason] = useState('');
   const [grant, setGrant] = useState(false);
   const [minutes, setMinutes] = useState(15);
-  const [pattern, setPattern] = useState('');
+  const [patterns, setPatterns] = useState<Record<string, string>>({});
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<ApiError | undefined>();
   const decide = async (decision: 'approve' | 'deny', event?: FormEvent) => {
@@ -171,15 +176,24 @@ function ApprovalCard({
     setBusy(true);
     setError(undefined);
     try {
+      const argumentsPattern = Object.fromEntries(
+        Object.entries(patterns).filter(([, pattern]) => pattern.trim() !== ''),
+      );
       const body =
         decision === 'approve'
           ? {
+              channel: 'console',
               ...(reason.trim() ? { reason: reason.trim() } : {}),
               ...(grant
-                ? { grant: { minutes, ...(pattern.trim() ? { argumentsPattern: pattern.trim() } : {}) } }
+                ? {
+                    grant: {
+                      minutes,
+                      ...(Object.keys(argumentsPattern).length > 0 ? { argumentsPattern } : {}),
+                    },
+                  }
                 : {}),
             }
-          : { reason: reason.trim() };
+          : { channel: 'console', reason: reason.trim() };
       await api(`/approvals/${encodeURIComponent(a.id)}/${decision}`, { method: 'POST', body });
       onDecided();
     } catch (e) {
@@ -188,7 +202,13 @@ function ApprovalCard({
       setBusy(false);
     }
   };
-  const canDecide = a.status === 'pending' && viewer.can('approver');
+  // Deciding needs the approver role itself (admins read but do not approve unless also approvers).
+  const canDecide = a.status === 'pending' && viewer.user.roles.includes('approver');
+  const argumentNames =
+    a.arguments !== null && typeof a.arguments === 'object' && !Array.isArray(a.arguments)
+      ? Object.keys(a.arguments as Record<string, unknown>)
+      : [];
+  const activity = a.recentActivity ?? [];
   return (
     <article className="approval" data-approval={a.id} aria-label={`approval ${a.id}`}>
       <header>
@@ -226,8 +246,10 @@ function ApprovalCard({
         </p>
       )}
       <details>
-        <summary>What else the agent did in this task ({a.recentActivity.length})</summary>
-        <EventList events={a.recentActivity} empty="Nothing else recorded." />
+        <summary>
+          What else the agent did {a.task ? 'in this task' : 'recently'} ({activity.length})
+        </summary>
+        <EventList events={activity} empty="Nothing else recorded." />
       </details>
       {canDecide && (
         <form className="decide" onSubmit={(e) => decide('approve', e)}>
@@ -256,10 +278,15 @@ function ApprovalCard({
                   onChange={(e) => setMinutes(Number(e.target.value))}
                 />
               </label>
-              <label>
-                Arguments pattern (optional)
-                <input value={pattern} onChange={(e) => setPattern(e.target.value)} />
-              </label>
+              {argumentNames.map((name) => (
+                <label key={name}>
+                  Pattern for argument “{name}” (regular expression; empty: must stay equal)
+                  <input
+                    value={patterns[name] ?? ''}
+                    onChange={(e) => setPatterns({ ...patterns, [name]: e.target.value })}
+                  />
+                </label>
+              ))}
             </div>
           )}
           <Problem error={error} />
