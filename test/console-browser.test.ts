@@ -310,7 +310,7 @@ permit (principal in Owner::"${owner}", action == Action::"list_tools", resource
         await card.getByLabel('arguments').getByText('pay invoice 4711: 120.00 EUR').waitFor();
         await card.getByLabel('reasoning').getByText('invoice is due today').waitFor();
         await card.getByText('payments:needs-approval').waitFor();
-        await card.getByLabel('Reason').fill('invoice checked');
+        await card.getByRole('textbox', { name: 'Reason' }).fill('invoice checked');
         await card.getByRole('button', { name: 'Approve' }).click();
         await page.getByText('Nothing waits for a decision.').waitFor();
       } catch (error) {
