@@ -93,6 +93,27 @@ describe('console login, sessions, API tokens and roles over HTTP', () => {
     }
   });
 
+  it('after ten failed logins for an account, refuses even the right password for a while (429)', async () => {
+    await t.admin('/api/v1/users', {
+      method: 'POST',
+      body: { email: 'locked@example.com', roles: ['auditor'], password },
+    });
+    for (let i = 0; i < 10; i++)
+      expect((await login('locked@example.com', `guess number ${i}!`)).status).toBe(401);
+    const res = await fetch(`${t.url}/api/v1/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-custos-csrf': '1' },
+      body: JSON.stringify({ email: 'locked@example.com', password }),
+    });
+    expect(res.status).toBe(429);
+    expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('too_many_attempts');
+    expect(res.headers.get('set-cookie')).toBeNull();
+    // Other accounts still log in from the same address.
+    expect((await login('admin@example.com')).status).toBe(200);
+    // Each refused login costs a full scrypt verification (N=2^17): slow on a busy machine.
+  }, 120_000);
+
   it('refuses a login posted without the CSRF header or from another origin', async () => {
     const noHeader = await fetch(`${t.url}/api/v1/session`, {
       method: 'POST',
@@ -224,5 +245,5 @@ describe('console login, sessions, API tokens and roles over HTTP', () => {
     expect((await login('cli2@example.com')).status).toBe(401);
     const bad = await custos([...config, 'user', 'add', 'x@example.com', '--role', 'root'], '');
     expect(bad.code).toBe(2);
-  });
+  }, 120_000);
 });

@@ -4,6 +4,7 @@ import { CustosError } from '../core/errors.js';
 import { type OidcLogin, type User, UserService } from '../identity/index.js';
 import type { Actor, Role } from './actor.js';
 import { sendError } from './errors.js';
+import { LoginThrottle } from './login-throttle.js';
 
 /** The console's session cookie: HttpOnly, SameSite=Strict, path /. */
 export const sessionCookie = 'custos_session';
@@ -25,6 +26,8 @@ export interface ConsoleAuthOptions {
   oidc?: OidcLogin;
   /** Custos's public base URL; the provider's redirect back is read against it. */
   baseUrl: string;
+  /** Failed-login limits (a default LoginThrottle when absent). */
+  throttle?: LoginThrottle;
 }
 
 /** The browser's handle on an open single sign-on login; Lax, because the provider's redirect back is cross-site. */
@@ -123,17 +126,30 @@ const login = z.strictObject({ email: z.string().min(1).max(320), password: z.st
  */
 export function registerSessionRoutes(app: FastifyInstance, options: ConsoleAuthOptions): void {
   const { users } = options;
+  const throttle = options.throttle ?? new LoginThrottle();
   app.register(
     async (scope) => {
       scope.post('/session', async (request: FastifyRequest, reply: FastifyReply) => {
         checkSameOrigin(request);
         const parsed = login.safeParse(request.body);
         if (!parsed.success) throw new CustosError('bad_request', 'give an email and a password');
-        const user = await users.verifyPassword(parsed.data.email, parsed.data.password);
+        const { email } = parsed.data;
+        const wait = throttle.retryAfter(email, request.ip);
+        if (wait > 0) {
+          request.log.warn({ email, address: request.ip }, 'console login throttled');
+          reply.header('retry-after', String(wait));
+          return sendError(
+            reply,
+            new CustosError('too_many_attempts', `too many failed logins; try again in ${wait} seconds`),
+          );
+        }
+        const user = await users.verifyPassword(email, parsed.data.password);
         if (user === undefined) {
-          request.log.info({ email: parsed.data.email }, 'console login refused');
+          throttle.failed(email, request.ip);
+          request.log.info({ email, address: request.ip }, 'console login refused');
           return sendError(reply, new CustosError('invalid_token', 'wrong email or password'));
         }
+        throttle.succeeded(email, request.ip);
         const session = await users.createSession(user.id);
         const maxAge = Math.max(1, Math.floor((session.expiresAt - Date.now()) / 1000));
         reply.header('set-cookie', cookieHeader(session.secret, maxAge, options.secureCookie));
