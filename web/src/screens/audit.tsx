@@ -81,7 +81,16 @@ interface ChainStep {
   reasoning: string | null;
   call: { method: string; name: string | null; arguments: string | null };
   decision: { effect: string; policyIds: readonly string[]; reasons: readonly string[] };
-  approval?: { approvalId: string };
+  approval?: {
+    approvalId: string;
+    decisions?: Array<{
+      eventId: string;
+      time: number;
+      decision: string;
+      by: string | null;
+      reasons: readonly string[];
+    }>;
+  };
   outcome: { outcome: string; errorCode: string | null; latencyMs: number };
 }
 
@@ -106,8 +115,9 @@ function DecisionChain({ event }: { event: AuditEvent }) {
   const chain = useData<unknown>(chainId ? `/audit/trace/${encodeURIComponent(chainId)}` : null, {
     live: false,
   });
+  // Without the chain endpoint (or the role to read it), the task's or trace's events stand in.
   const related = useData<{ events: AuditEvent[] }>(
-    chainId && chain.error?.status === 404
+    chainId && chain.error !== undefined
       ? `/audit/events?${event.taskId ? 'task' : 'trace'}=${encodeURIComponent(chainId)}&limit=200`
       : null,
   );
@@ -131,12 +141,18 @@ function DecisionChain({ event }: { event: AuditEvent }) {
               {s.decision.reasons.length > 0 && ` · ${s.decision.reasons.join('; ')}`}
               {s.approval && ` · approval ${s.approval.approvalId}`}
             </div>
+            {s.approval?.decisions?.map((d) => (
+              <div key={d.eventId} className="muted">
+                {formatTime(d.time)}: {d.by ?? 'someone'} {d.decision}
+                {d.reasons.length > 0 && ` (${d.reasons.join('; ')})`}
+              </div>
+            ))}
           </li>
         ))}
       </ol>
     );
   }
-  if (chain.error && chain.error.status !== 404) return <Problem error={chain.error} />;
+  if (related.error) return <Problem error={related.error} />;
   return related.data ? <EventList events={related.data.events} /> : <p className="muted">Loading…</p>;
 }
 
