@@ -241,27 +241,30 @@ describe.skipIf(!existsSync(chromiumPath))('the console in a real browser', () =
   });
 
   /**
-   * The end-to-end approval test. It needs the approval engine (branch "approvals"), coded
-   * against the admin API contract: GET/POST /api/v1/approvals... When this Custos has no
-   * engine (GET /api/v1/approvals answers 404) it is skipped with a printed reason.
-   *
-   * AFTER MERGING the approvals branch, check `approvalConfig` and `approvalPolicy` below
-   * against the engine's documented configuration and policy annotation.
+   * The end-to-end approval tests. They need the approval engine (branch "approvals"), coded
+   * against the admin API contract (GET/POST /api/v1/approvals...). When this Custos has no
+   * engine (GET /api/v1/approvals answers 404) they are skipped with a printed reason.
+   * The configuration (`approvals.holdSeconds`, `approvals.tiers`) and the policy annotation
+   * (`@approval("tier")`) follow the approvals branch's docs/approvals.md.
    */
-  it('approval end to end: log in, see the pending call, approve it, and the agent’s retry executes', async (ctx) => {
+  async function approvalsMissing(): Promise<boolean> {
     const probe = await fetch(`${t.url}/api/v1/approvals`, {
       headers: { authorization: `Bearer ${t.adminToken}` },
     });
     await probe.body?.cancel();
-    if (probe.status === 404) {
-      console.warn(
-        '[console-browser] approval e2e skipped: GET /api/v1/approvals answered 404 (no approval engine in this build)',
-      );
-      ctx.skip();
-      return;
-    }
-    const approvalPolicy = {
-      'approve.cedar': `
+    if (probe.status !== 404) return false;
+    console.warn(
+      '[console-browser] approval e2e skipped: GET /api/v1/approvals answered 404 (no approval engine in this build)',
+    );
+    return true;
+  }
+
+  /** A Custos whose policy sends every echo call of pay-bot to the "payments" tier for approval. */
+  async function approvalCustos(holdSeconds: number): Promise<{ a: TestCustos; payBot: AgentClient }> {
+    const a = await startTestCustos({
+      servers: { everything: everythingServer },
+      policies: {
+        'approve.cedar': `
 @id("payments:needs-approval")
 @approval("payments")
 permit (principal in Owner::"${owner}", action == Action::"call_tool", resource in Server::"everything")
@@ -270,66 +273,84 @@ when { resource.name == "echo" };
 @id("payments:list")
 permit (principal in Owner::"${owner}", action == Action::"list_tools", resource);
 `,
-    };
-    const approvalConfig = {
-      approvals: {
-        holdSeconds: 2,
-        tiers: { payments: { approvers: ['approver@example.com'], quorum: 1 } },
       },
-    };
-    const a = await startTestCustos({
-      servers: { everything: everythingServer },
-      policies: approvalPolicy,
       agents: [{ name: 'pay-bot', owner, purpose: 'pay approved invoices' }],
-      extra: approvalConfig,
+      extra: {
+        approvals: { holdSeconds, tiers: { payments: { approvers: ['approver@example.com'], quorum: 1 } } },
+      },
+    });
+    await a.admin('/api/v1/users', {
+      method: 'POST',
+      body: { email: 'approver@example.com', roles: ['approver'], password },
     });
     const payBot = await connectAgent('sdk2-legacy', `${a.url}/mcp`, await a.token('pay-bot'));
+    return { a, payBot };
+  }
+
+  /** On a phone-sized page: log in as the approver, check what the card shows, and approve. */
+  async function approveOnPhone(a: TestCustos, name: string, message: string, reasoning: string) {
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 }, baseURL: a.url });
+    const page = await context.newPage();
+    page.setDefaultTimeout(15_000);
     try {
-      await a.admin('/api/v1/users', {
-        method: 'POST',
-        body: { email: 'approver@example.com', roles: ['approver'], password },
-      });
+      await page.goto('/');
+      await page.getByLabel('Email').fill('approver@example.com');
+      await page.getByLabel('Password').fill(password);
+      await page.getByRole('button', { name: 'Log in' }).click();
+      await page.getByText('approver@example.com').waitFor();
+      await page.goto('/#/approvals/inbox');
+      const card = page.locator('article.approval').first();
+      await card.getByText('pay-bot wants to call').waitFor();
+      await card.getByText(owner).waitFor();
+      await card.getByLabel('arguments').getByText(message).waitFor();
+      await card.getByLabel('reasoning').getByText(reasoning).waitFor();
+      await card.getByText('payments:needs-approval').waitFor();
+      await card.getByRole('textbox', { name: 'Reason' }).fill('invoice checked');
+      await card.getByRole('button', { name: 'Approve' }).click();
+      await page.getByText('Nothing waits for a decision.').waitFor();
+    } catch (error) {
+      mkdirSync(screenshots, { recursive: true });
+      await page.screenshot({ path: join(screenshots, `${name}.png`), fullPage: true }).catch(() => {});
+      throw error;
+    } finally {
+      await context.close();
+    }
+  }
+
+  it('approval end to end: log in, see the pending call, approve it, and the agent’s retry executes', async (ctx) => {
+    if (await approvalsMissing()) return ctx.skip();
+    const { a, payBot } = await approvalCustos(2);
+    try {
       const args = { message: 'pay invoice 4711: 120.00 EUR' };
-      const first = textOf(
-        await payBot.callTool('echo', args, { 'io.custos/reasoning': 'invoice is due today' }),
-      );
-      expect(first).not.toContain('Echo: pay invoice 4711');
+      const meta = { 'io.custos/reasoning': 'invoice is due today' };
+      const first = await payBot.callTool('echo', args, meta);
+      expect(textOf(first)).not.toContain('Echo: pay invoice 4711');
+      expect(JSON.stringify(first)).toContain('approval_pending');
 
-      const context = await browser.newContext({ viewport: { width: 390, height: 844 }, baseURL: a.url });
-      const page = await context.newPage();
-      try {
-        await page.goto('/');
-        await page.getByLabel('Email').fill('approver@example.com');
-        await page.getByLabel('Password').fill(password);
-        await page.getByRole('button', { name: 'Log in' }).click();
-        await page.getByText('approver@example.com').waitFor();
-        await page.goto('/#/approvals/inbox');
-        const card = page.locator('article.approval').first();
-        await card.getByText('pay-bot wants to call').waitFor();
-        await card.getByText(owner).waitFor();
-        await card.getByLabel('arguments').getByText('pay invoice 4711: 120.00 EUR').waitFor();
-        await card.getByLabel('reasoning').getByText('invoice is due today').waitFor();
-        await card.getByText('payments:needs-approval').waitFor();
-        await card.getByRole('textbox', { name: 'Reason' }).fill('invoice checked');
-        await card.getByRole('button', { name: 'Approve' }).click();
-        await page.getByText('Nothing waits for a decision.').waitFor();
-      } catch (error) {
-        mkdirSync(screenshots, { recursive: true });
-        await page
-          .screenshot({ path: join(screenshots, 'approval-e2e.png'), fullPage: true })
-          .catch(() => {});
-        throw error;
-      } finally {
-        await context.close();
-      }
+      await approveOnPhone(a, 'approval-e2e', 'pay invoice 4711: 120.00 EUR', 'invoice is due today');
 
-      const retry = textOf(
-        await payBot.callTool('echo', args, { 'io.custos/reasoning': 'invoice is due today' }),
-      );
+      const retry = textOf(await payBot.callTool('echo', args, meta));
       expect(retry).toContain('Echo: pay invoice 4711: 120.00 EUR');
       // Single use: the same call again needs a new approval.
       const again = textOf(await payBot.callTool('echo', args));
       expect(again).not.toContain('Echo: pay invoice 4711');
+    } finally {
+      await payBot.close();
+      await a.close();
+    }
+  }, 120_000);
+
+  it('approval while the call is held: approving in the console lets the waiting call run', async (ctx) => {
+    if (await approvalsMissing()) return ctx.skip();
+    const { a, payBot } = await approvalCustos(60);
+    try {
+      const waiting = payBot.callTool(
+        'echo',
+        { message: 'pay invoice 4712: 80.00 EUR' },
+        { 'io.custos/reasoning': 'second invoice' },
+      );
+      await approveOnPhone(a, 'approval-held', 'pay invoice 4712: 80.00 EUR', 'second invoice');
+      expect(textOf(await waiting)).toBe('Echo: pay invoice 4712: 80.00 EUR');
     } finally {
       await payBot.close();
       await a.close();

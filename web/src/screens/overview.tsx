@@ -8,7 +8,8 @@ export function OverviewScreen() {
   const o = overview.data;
   const pendingCount =
     pending.error?.status === 404 ? 'n/a' : pending.data ? String(pending.data.approvals.length) : '…';
-  const peak = Math.max(1, ...(o?.perMinute.map((m) => m.calls) ?? [1]));
+  const busiest = Math.max(0, ...(o?.perMinute.map((m) => m.calls) ?? [0]));
+  const peak = Math.max(1, busiest);
   return (
     <section>
       <h1>Overview</h1>
@@ -54,7 +55,7 @@ export function OverviewScreen() {
           </div>
         ))}
       </div>
-      <p className="muted">Peak {peak} per minute.</p>
+      <p className="muted">Busiest minute: {busiest} requests.</p>
     </section>
   );
 }
