@@ -2,7 +2,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AgentClient, connectAgent, textOf } from './support/agents.js';
+import { type AgentClient, connectAgent, type ToolResult, textOf } from './support/agents.js';
 import { ensureBuilt } from './support/cli.js';
 import { eventually, everythingServer, startTestCustos, type TestCustos } from './support/custos.js';
 
@@ -245,7 +245,10 @@ describe.skipIf(!existsSync(chromiumPath))('the console in a real browser', () =
    * against the admin API contract (GET/POST /api/v1/approvals...). When this Custos has no
    * engine (GET /api/v1/approvals answers 404) they are skipped with a printed reason.
    * The configuration (`approvals.holdSeconds`, `approvals.tiers`) and the policy annotation
-   * (`@approval("tier")`) follow the approvals branch's docs/approvals.md.
+   * (`@approval("tier")`) follow the approvals branch's docs/approvals.md. The held-call test
+   * also needs the live stream to watch pending approvals: in src/app.ts, consoleDataRoutes({
+   * ..., watch: { approvals: async () => (await approvals.list({ status: 'pending', limit: 200 }))
+   * .map((a) => a.id) } }).
    */
   async function approvalsMissing(): Promise<boolean> {
     const probe = await fetch(`${t.url}/api/v1/approvals`, {
@@ -288,7 +291,14 @@ permit (principal in Owner::"${owner}", action == Action::"list_tools", resource
   }
 
   /** On a phone-sized page: log in as the approver, check what the card shows, and approve. */
-  async function approveOnPhone(a: TestCustos, name: string, message: string, reasoning: string) {
+  async function approveOnPhone(
+    a: TestCustos,
+    name: string,
+    message: string,
+    reasoning: string,
+    /** Started once the empty inbox shows: the request must then appear live, without a reload. */
+    startCall?: () => void,
+  ) {
     const context = await browser.newContext({ viewport: { width: 390, height: 844 }, baseURL: a.url });
     const page = await context.newPage();
     page.setDefaultTimeout(15_000);
@@ -300,6 +310,13 @@ permit (principal in Owner::"${owner}", action == Action::"list_tools", resource
       await page.getByText('approver@example.com').waitFor();
       await page.goto('/#/approvals/inbox');
       const card = page.locator('article.approval').first();
+      if (startCall !== undefined) {
+        await page.getByText('Nothing waits for a decision.').waitFor();
+        await page.locator('.live.on').waitFor();
+        startCall();
+        // Sooner than the console's 15-second fallback refresh: the stream announced it.
+        await card.getByText('pay-bot wants to call').waitFor({ timeout: 10_000 });
+      }
       await card.getByText('pay-bot wants to call').waitFor();
       await card.getByText(owner).waitFor();
       await card.getByLabel('arguments').getByText(message).waitFor();
@@ -340,17 +357,22 @@ permit (principal in Owner::"${owner}", action == Action::"list_tools", resource
     }
   }, 120_000);
 
-  it('approval while the call is held: approving in the console lets the waiting call run', async (ctx) => {
+  it('approval while the call is held: the request appears live in an open inbox, and approving lets the waiting call run', async (ctx) => {
     if (await approvalsMissing()) return ctx.skip();
     const { a, payBot } = await approvalCustos(60);
     try {
-      const waiting = payBot.callTool(
-        'echo',
-        { message: 'pay invoice 4712: 80.00 EUR' },
-        { 'io.custos/reasoning': 'second invoice' },
-      );
-      await approveOnPhone(a, 'approval-held', 'pay invoice 4712: 80.00 EUR', 'second invoice');
-      expect(textOf(await waiting)).toBe('Echo: pay invoice 4712: 80.00 EUR');
+      let waiting: Promise<ToolResult> | undefined;
+      await approveOnPhone(a, 'approval-held', 'pay invoice 4712: 80.00 EUR', 'second invoice', () => {
+        waiting = payBot.callTool(
+          'echo',
+          { message: 'pay invoice 4712: 80.00 EUR' },
+          { 'io.custos/reasoning': 'second invoice' },
+        );
+        // Awaited below; if the test fails first, closing the agent must not surface as unhandled.
+        waiting.catch(() => {});
+      });
+      expect(waiting).toBeDefined();
+      expect(textOf(await (waiting as Promise<ToolResult>))).toBe('Echo: pay invoice 4712: 80.00 EUR');
     } finally {
       await payBot.close();
       await a.close();

@@ -16,6 +16,12 @@ export interface ConsoleDataOptions {
   serverTools(
     server: string,
   ): ReadonlyArray<{ name: string; description?: string; annotations?: object }> | undefined;
+  /**
+   * Other things the live stream watches, by name: each is read on every poll, and when what
+   * it returns changes, the stream sends a "change" event naming it (for example the ids of
+   * pending approvals, so a new request shows in every open console at once).
+   */
+  watch?: Readonly<Record<string, () => Promise<unknown>>>;
   /** How often the live stream looks for new audit events. */
   pollMs?: number;
   /** A comment line this often keeps proxies from closing an idle stream. */
@@ -108,11 +114,21 @@ export function consoleDataRoutes(options: ConsoleDataOptions): (api: FastifyIns
       });
       raw.write(`event: ready\ndata: ${JSON.stringify({ seq: cursor })}\n\n`);
       streams.add(raw);
+      const watched = Object.entries(options.watch ?? {});
+      const last = new Map<string, string>();
+      for (const [topic, read] of watched) last.set(topic, JSON.stringify(await read().catch(() => null)));
       let busy = false;
       const poll = setInterval(async () => {
         if (busy) return;
         busy = true;
         try {
+          for (const [topic, read] of watched) {
+            const now = JSON.stringify(await read());
+            if (now !== last.get(topic)) {
+              last.set(topic, now);
+              raw.write(`event: change\ndata: ${JSON.stringify({ topic })}\n\n`);
+            }
+          }
           const events = await listEvents(store, { afterSeq: cursor, limit: 200 });
           for (const event of events) {
             cursor = Math.max(cursor, event.seq);

@@ -28,6 +28,7 @@ export function useLiveTicks(enabled: boolean): { tick: number; connected: boole
     };
     source.addEventListener('ready', () => setConnected(true));
     source.addEventListener('audit', bump);
+    source.addEventListener('change', bump);
     source.onerror = () => setConnected(false);
     // Approvals expire without an audit event; look again now and then.
     const every = setInterval(bump, 15_000);
