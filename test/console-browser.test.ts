@@ -27,7 +27,8 @@ if (!existsSync(chromiumPath)) {
   console.warn(`[console-browser] skipping: no Chromium at ${chromiumPath} (apt-get install -y chromium)`);
 }
 
-describe.skipIf(!existsSync(chromiumPath))('the console in a real browser', () => {
+// The whole suite shares two cores with a browser here: generous limits, no timing assertions.
+describe.skipIf(!existsSync(chromiumPath))('the console in a real browser', { timeout: 60_000 }, () => {
   let t: TestCustos;
   let browser: Browser;
   let agent: AgentClient;
@@ -41,7 +42,7 @@ describe.skipIf(!existsSync(chromiumPath))('the console in a real browser', () =
     const context = await browser.newContext({ viewport, baseURL: t.url });
     const page = await context.newPage();
     // Fail within the test's own time limit, so the screenshot shows the moment it stuck.
-    page.setDefaultTimeout(10_000);
+    page.setDefaultTimeout(20_000);
     const problems: string[] = [];
     page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
     page.on('console', (message) => {
