@@ -225,12 +225,52 @@ describe.skipIf(!existsSync(chromiumPath))('the console in a real browser', { ti
     });
   });
 
+  it('an admin adds a person, gives them an API token shown once, and disables them', async () => {
+    await withPage('people', async (page) => {
+      await logIn(page, 'admin@example.com');
+      await page.locator('header.top nav').getByRole('link', { name: 'People' }).click();
+      const form = page.getByRole('form', { name: 'add a person' });
+      await form.getByLabel('Email').fill('new-approver@example.com');
+      await form.getByLabel('approver').check();
+      await form.getByLabel('auditor').uncheck();
+      await form.getByLabel('Groups').fill('payments');
+      await form.getByLabel(/^Password/).fill(password);
+      await form.getByRole('button', { name: 'Add' }).click();
+      const row = page.locator('tr[data-user="new-approver@example.com"]');
+      await row.getByRole('cell', { name: 'approver', exact: true }).waitFor();
+      await row.getByText('payments').waitFor();
+
+      page.once('dialog', (dialog) => void dialog.accept('ci'));
+      await row.getByRole('button', { name: 'New API token' }).click();
+      const token = (await page.getByRole('status').locator('pre').textContent()) ?? '';
+      expect(token).toMatch(/^custos_ut_/);
+      const me = await fetch(`${t.url}/api/v1/me`, { headers: { authorization: `Bearer ${token}` } });
+      expect(await me.json()).toMatchObject({
+        actor: { name: 'new-approver@example.com', roles: ['approver'] },
+      });
+
+      await row.getByRole('button', { name: 'Disable' }).click();
+      await row.getByText('disabled').waitFor();
+      const after = await fetch(`${t.url}/api/v1/me`, { headers: { authorization: `Bearer ${token}` } });
+      expect(after.status).toBe(401);
+    });
+  });
+
+  it('an auditor has no People screen', async () => {
+    await withPage('people-auditor', async (page) => {
+      await logIn(page, 'auditor@example.com');
+      expect(await page.locator('header.top nav').getByRole('link', { name: 'People' }).count()).toBe(0);
+      const users = await page.evaluate(async () => (await fetch('/api/v1/users')).status);
+      expect(users).toBe(403);
+    });
+  });
+
   it('works on a phone: 390 px wide with no sideways scrolling', async () => {
     await withPage(
       'phone',
       async (page) => {
         await logIn(page, 'admin@example.com');
-        for (const route of ['#/overview', '#/agents', '#/audit', '#/approvals', '#/servers']) {
+        for (const route of ['#/overview', '#/agents', '#/audit', '#/approvals', '#/servers', '#/people']) {
           await page.goto(`/${route}`);
           await page.locator('main.content h1').waitFor();
           const overflow = await page.evaluate('document.documentElement.scrollWidth');

@@ -6,6 +6,7 @@ import { Approvals } from './screens/approvals';
 import { AuditEventDetail, AuditTimeline } from './screens/audit';
 import { OverviewScreen } from './screens/overview';
 import { Servers } from './screens/servers';
+import { Users } from './screens/users';
 
 /** Who is using the console; roles decide which buttons show (the API enforces them anyway). */
 export interface Viewer {
@@ -121,6 +122,7 @@ function Shell({ viewer, onLogout }: { viewer: Viewer; onLogout: () => void }) {
   else if (section === 'audit' && route[1]) screen = <AuditEventDetail id={route[1]} />;
   else if (section === 'audit') screen = <AuditTimeline />;
   else if (section === 'servers') screen = <Servers />;
+  else if (section === 'people' && viewer.user.roles.includes('admin')) screen = <Users />;
   else screen = <OverviewScreen />;
   return (
     <LiveContext.Provider value={tick}>
@@ -134,6 +136,11 @@ function Shell({ viewer, onLogout }: { viewer: Viewer; onLogout: () => void }) {
               {label}
             </a>
           ))}
+          {viewer.user.roles.includes('admin') && (
+            <a href="#/people" className={section === 'people' ? 'current' : undefined}>
+              People
+            </a>
+          )}
         </nav>
         <div className="who">
           <span
