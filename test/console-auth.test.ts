@@ -169,6 +169,30 @@ describe('console login, sessions, API tokens and roles over HTTP', () => {
     expect((await t.admin<{ agent: { status: string } }>('/api/v1/agents/bot')).agent.status).toBe('active');
   });
 
+  it('a logged-in person changes their own password with the current one; other sessions end', async () => {
+    await t.admin('/api/v1/users', {
+      method: 'POST',
+      body: { email: 'changer@example.com', roles: ['auditor'], password },
+    });
+    const other = (await login('changer@example.com')).cookie!;
+    const mine = (await login('changer@example.com')).cookie!;
+    const change = (current: string, next: string) =>
+      fetch(`${t.url}/api/v1/session/password`, {
+        method: 'POST',
+        headers: { cookie: mine, 'content-type': 'application/json', 'x-custos-csrf': '1' },
+        body: JSON.stringify({ current, password: next }),
+      });
+    const wrong = await change('not my password', 'another long password');
+    expect(wrong.status).toBe(403);
+    const ok = await change(password, 'another long password');
+    expect(ok.status).toBe(204);
+    const renewed = ok.headers.get('set-cookie')?.split(';')[0] ?? '';
+    expect((await withCookie(renewed, '/me')).status).toBe(200);
+    expect((await withCookie(other, '/me')).status).toBe(401);
+    expect((await login('changer@example.com')).status).toBe(401);
+    expect((await login('changer@example.com', 'another long password')).status).toBe(200);
+  }, 120_000);
+
   it('logout ends the session for good', async () => {
     const { cookie } = await login('approver@example.com');
     const out = await fetch(`${t.url}/api/v1/session`, {
@@ -243,6 +267,9 @@ describe('console login, sessions, API tokens and roles over HTTP', () => {
     const disabled = await custos([...config, 'user', 'disable', 'cli2@example.com'], '');
     expect(disabled.code).toBe(0);
     expect((await login('cli2@example.com')).status).toBe(401);
+    const reset = await custos([...config, 'user', 'password', 'cli@example.com'], 'a brand new password\n');
+    expect(reset.code, reset.stderr).toBe(0);
+    expect((await login('cli@example.com', 'a brand new password')).status).toBe(200);
     const bad = await custos([...config, 'user', 'add', 'x@example.com', '--role', 'root'], '');
     expect(bad.code).toBe(2);
   }, 120_000);

@@ -270,7 +270,15 @@ describe.skipIf(!existsSync(chromiumPath))('the console in a real browser', { ti
       'phone',
       async (page) => {
         await logIn(page, 'admin@example.com');
-        for (const route of ['#/overview', '#/agents', '#/audit', '#/approvals', '#/servers', '#/people']) {
+        for (const route of [
+          '#/overview',
+          '#/agents',
+          '#/audit',
+          '#/approvals',
+          '#/servers',
+          '#/people',
+          '#/account',
+        ]) {
           await page.goto(`/${route}`);
           await page.locator('main.content h1').waitFor();
           const overflow = await page.evaluate('document.documentElement.scrollWidth');

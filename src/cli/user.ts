@@ -122,6 +122,18 @@ export function registerUserCommands(program: Command): void {
   }
 
   user
+    .command('password <email>')
+    .description("set a user's password, read from standard input; their sessions end")
+    .action(async (ref: string) => {
+      const password = await readPassword();
+      const config = readConfig(program.opts<GlobalOptions>());
+      const server = await runningServer(config);
+      if (server) await callAdmin(server, 'POST', `/users/${encodeURIComponent(ref)}/password`, { password });
+      else await withStore(config, (store) => userService(store).setPassword(ref, password));
+      console.log(`password of ${ref} set`);
+    });
+
+  user
     .command('token <email>')
     .description('create an admin API token for a user; it is shown once')
     .requiredOption('--name <name>', 'what the token is for, e.g. "ci"')

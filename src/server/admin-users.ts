@@ -5,6 +5,7 @@ import type { UserService } from '../identity/index.js';
 import { actorOf, requireRole } from './actor.js';
 
 const tokenRequest = z.strictObject({ name: z.string().min(1).max(100) });
+const passwordRequest = z.strictObject({ password: z.string().min(1).max(1024) });
 
 function body<T>(schema: z.ZodType<T>, value: unknown): T {
   const parsed = schema.safeParse(value);
@@ -58,6 +59,13 @@ export function userRoutes(users: UserService): (api: FastifyInstance) => void {
         return { user: await users[action](ref) };
       });
     }
+    api.post('/users/:ref/password', async (request) => {
+      requireRole(request, 'admin');
+      const { ref } = request.params as { ref: string };
+      const { password } = body(passwordRequest, request.body);
+      await users.setPassword(ref, password);
+      return { user: await users.require(ref) };
+    });
     api.post('/users/:ref/tokens', async (request, reply) => {
       requireRole(request, 'admin');
       const { ref } = request.params as { ref: string };

@@ -118,6 +118,10 @@ function publicUser(user: User) {
 }
 
 const login = z.strictObject({ email: z.string().min(1).max(320), password: z.string().min(1).max(1024) });
+const passwordChange = z.strictObject({
+  current: z.string().min(1).max(1024),
+  password: z.string().min(1).max(1024),
+});
 
 /**
  * Console login and logout: POST /api/v1/session (email and password; sets the cookie),
@@ -163,6 +167,36 @@ export function registerSessionRoutes(app: FastifyInstance, options: ConsoleAuth
         if (user === undefined) return sendError(reply, new CustosError('invalid_token', 'not logged in'));
         return { user: publicUser(user) };
       });
+      // A logged-in person changes their own password (whatever their role); other sessions end.
+      scope.post('/session/password', async (request: FastifyRequest, reply: FastifyReply) => {
+        checkSameOrigin(request);
+        const secret = readCookie(request, sessionCookie);
+        const user = secret === undefined ? undefined : await users.resolveSession(secret);
+        if (user === undefined || secret === undefined) {
+          return sendError(reply, new CustosError('invalid_token', 'not logged in'));
+        }
+        const parsed = passwordChange.safeParse(request.body);
+        if (!parsed.success) throw new CustosError('bad_request', 'give the current and the new password');
+        const wait = throttle.retryAfter(user.email, request.ip);
+        if (wait > 0) {
+          reply.header('retry-after', String(wait));
+          return sendError(
+            reply,
+            new CustosError('too_many_attempts', `too many failed attempts; try again in ${wait} seconds`),
+          );
+        }
+        if ((await users.verifyPassword(user.email, parsed.data.current)) === undefined) {
+          throttle.failed(user.email, request.ip);
+          return sendError(reply, new CustosError('forbidden', 'the current password is wrong'));
+        }
+        await users.setPassword(user.id, parsed.data.password);
+        // setPassword ended every session; keep this one going with a fresh id.
+        const session = await users.createSession(user.id);
+        const maxAge = Math.max(1, Math.floor((session.expiresAt - Date.now()) / 1000));
+        reply.header('set-cookie', cookieHeader(session.secret, maxAge, options.secureCookie));
+        return reply.code(204).send();
+      });
+
       scope.get('/session/options', async () => ({ password: true, oidc: options.oidc !== undefined }));
 
       if (options.oidc !== undefined) {

@@ -218,6 +218,45 @@ export const openApiDocument = {
         responses: { 204: { description: 'logged out' } },
       },
     },
+    '/api/v1/session/password': {
+      post: {
+        summary: 'Change your own password (console session); other sessions end and this one is renewed',
+        security: [{ session: [] }],
+        requestBody: {
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['current', 'password'],
+                properties: { current: { type: 'string' }, password: { type: 'string', minLength: 12 } },
+              },
+            },
+          },
+        },
+        responses: { 204: { description: 'changed' }, 400: error, 401: error, 403: error, 429: error },
+      },
+    },
+    '/api/v1/session/options': {
+      get: {
+        summary: 'Which login methods this Custos offers (password, OIDC single sign-on)',
+        security: [],
+        responses: { 200: ok({ type: 'object' }) },
+      },
+    },
+    '/api/v1/session/oidc': {
+      get: {
+        summary: 'Start single sign-on: redirects to the OpenID provider (when console.oidc is set)',
+        security: [],
+        responses: { 302: { description: 'to the provider' } },
+      },
+    },
+    '/api/v1/session/oidc/callback': {
+      get: {
+        summary: "The provider's redirect back: sets the session cookie and redirects to the console",
+        security: [],
+        responses: { 302: { description: 'to the console' }, 403: { description: 'login refused' } },
+      },
+    },
     '/api/v1/me': {
       get: {
         summary: 'The actor of this request (admin token, user token or console session) and its roles',
@@ -270,6 +309,24 @@ export const openApiDocument = {
         summary: 'Enable a disabled user (admin)',
         parameters: [userRef],
         responses: { 200: ok({ type: 'object', properties: { user } }), 404: error },
+      },
+    },
+    '/api/v1/users/{ref}/password': {
+      post: {
+        summary: "Set a user's password (admin); their sessions end",
+        parameters: [userRef],
+        requestBody: {
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['password'],
+                properties: { password: { type: 'string', minLength: 12 } },
+              },
+            },
+          },
+        },
+        responses: { 200: ok({ type: 'object', properties: { user } }), 400: error, 404: error },
       },
     },
     '/api/v1/users/{ref}/tokens': {

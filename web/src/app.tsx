@@ -1,6 +1,7 @@
 import { type FormEvent, type ReactElement, useEffect, useState } from 'react';
 import { ApiError, api, type SessionUser } from './api';
 import { LiveContext, useLiveTicks, useRoute } from './hooks';
+import { Account } from './screens/account';
 import { AgentDetail, AgentList } from './screens/agents';
 import { Approvals } from './screens/approvals';
 import { AuditEventDetail, AuditTimeline } from './screens/audit';
@@ -123,6 +124,7 @@ function Shell({ viewer, onLogout }: { viewer: Viewer; onLogout: () => void }) {
   else if (section === 'audit') screen = <AuditTimeline />;
   else if (section === 'servers') screen = <Servers />;
   else if (section === 'people' && viewer.user.roles.includes('admin')) screen = <Users />;
+  else if (section === 'account') screen = <Account user={viewer.user} />;
   else screen = <OverviewScreen />;
   return (
     <LiveContext.Provider value={tick}>
@@ -149,7 +151,9 @@ function Shell({ viewer, onLogout }: { viewer: Viewer; onLogout: () => void }) {
           >
             {connected ? 'live' : 'offline'}
           </span>
-          <span className="email">{viewer.user.email}</span>
+          <a className="email" href="#/account">
+            {viewer.user.email}
+          </a>
           <button type="button" className="link" onClick={logout}>
             Log out
           </button>
