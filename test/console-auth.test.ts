@@ -139,6 +139,12 @@ describe('console login, sessions, API tokens and roles over HTTP', () => {
       headers: { 'x-custos-csrf': '1', origin: 'https://evil.example' },
     });
     expect(cross.status).toBe(403);
+    // A sandboxed frame or a data: URL sends Origin: null.
+    const opaque = await withCookie(cookie!, '/agents/bot/suspend', {
+      method: 'POST',
+      headers: { 'x-custos-csrf': '1', origin: 'null' },
+    });
+    expect(opaque.status).toBe(403);
     expect((await t.admin<{ agent: { status: string } }>('/api/v1/agents/bot')).agent.status).toBe('active');
     const ok = await withCookie(cookie!, '/agents/bot/suspend', {
       method: 'POST',
