@@ -10,13 +10,13 @@ import type { Config } from './core/config.js';
 import { IdGenerator } from './core/ids.js';
 import { CatalogView, Downstream, Pipeline, TaskBudgets } from './gateway/index.js';
 import { UpstreamRegistry } from './gateway/upstream/index.js';
-import { createIdentityService, type IdentityService, OidcLogin, UserService } from './identity/index.js';
+import { createIdentityService, type IdentityService, UserService } from './identity/index.js';
 import { PolicyStore } from './policy/index.js';
 import { registerAdmin } from './server/admin.js';
 import { consoleDataRoutes } from './server/admin-console.js';
 import { userRoutes } from './server/admin-users.js';
 import { registerConsoleAssets } from './server/console-assets.js';
-import { registerSessionRoutes, userAuthenticator } from './server/console-auth.js';
+import { registerConsoleLogin, userAuthenticator } from './server/console-auth.js';
 import { buildHttpServer } from './server/http.js';
 import { McpHttp } from './server/mcp-http.js';
 import { openStore, type Store } from './store/index.js';
@@ -211,27 +211,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
         return { ready: true, detail: { upstreams: statuses } };
       },
       admin: (server) => {
-        const sso = config.console.oidc;
-        const secret = sso === undefined ? undefined : process.env[sso.clientSecretEnv];
-        registerSessionRoutes(server, {
-          users,
-          baseUrl: url,
-          secureCookie: url.startsWith('https:'),
-          ...(sso === undefined
-            ? {}
-            : {
-                oidc: new OidcLogin(
-                  {
-                    issuer: sso.issuer,
-                    clientId: sso.clientId,
-                    ...(secret ? { clientSecret: secret } : {}),
-                    scopes: sso.scopes,
-                    redirectUri: `${url}/api/v1/session/oidc/callback`,
-                  },
-                  clock,
-                ),
-              }),
-        });
+        registerConsoleLogin(server, { users, url, clock, settings: config.console });
         registerConsoleAssets(server);
         registerAdmin(server, {
           adminToken: token,

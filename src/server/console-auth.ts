@@ -1,7 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import type { Clock } from '../core/clock.js';
+import type { Config } from '../core/config.js';
 import { CustosError } from '../core/errors.js';
-import { type OidcLogin, type User, UserService } from '../identity/index.js';
+import { OidcLogin, type User, UserService } from '../identity/index.js';
 import type { Actor, Role } from './actor.js';
 import { sendError } from './errors.js';
 import { LoginThrottle } from './login-throttle.js';
@@ -263,4 +265,41 @@ export function registerSessionRoutes(app: FastifyInstance, options: ConsoleAuth
     },
     { prefix: '/api/v1' },
   );
+}
+
+/**
+ * The console's login side as configured: local accounts, and single sign-on when
+ * `console.oidc` is set (its client secret read from the environment variable it names).
+ */
+export function registerConsoleLogin(
+  app: FastifyInstance,
+  deps: {
+    users: UserService;
+    url: string;
+    clock: Clock;
+    settings: Config['console'];
+    env?: NodeJS.ProcessEnv;
+  },
+): void {
+  const sso = deps.settings.oidc;
+  const secret = sso === undefined ? undefined : (deps.env ?? process.env)[sso.clientSecretEnv];
+  registerSessionRoutes(app, {
+    users: deps.users,
+    baseUrl: deps.url,
+    secureCookie: deps.url.startsWith('https:'),
+    ...(sso === undefined
+      ? {}
+      : {
+          oidc: new OidcLogin(
+            {
+              issuer: sso.issuer,
+              clientId: sso.clientId,
+              ...(secret ? { clientSecret: secret } : {}),
+              scopes: sso.scopes,
+              redirectUri: `${deps.url}/api/v1/session/oidc/callback`,
+            },
+            deps.clock,
+          ),
+        }),
+  });
 }
