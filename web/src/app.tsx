@@ -1,6 +1,7 @@
 import { type FormEvent, type ReactElement, useEffect, useState } from 'react';
+import type { Approval } from './api';
 import { ApiError, api, type SessionUser } from './api';
-import { LiveContext, useLiveTicks, useRoute } from './hooks';
+import { LiveContext, useData, useLiveTicks, useRoute } from './hooks';
 import { Account } from './screens/account';
 import { AgentDetail, AgentList } from './screens/agents';
 import { Approvals } from './screens/approvals';
@@ -108,6 +109,18 @@ function Login({ onLogin }: { onLogin: (user: SessionUser) => void }) {
   );
 }
 
+/** How many approval requests wait, beside the Approvals link (nothing without an approval engine). */
+function PendingCount() {
+  const { data } = useData<{ approvals: Approval[] }>('/approvals?status=pending&limit=100');
+  const count = data?.approvals.length ?? 0;
+  if (count === 0) return null;
+  return (
+    <span className="count" aria-label={`${count} pending`}>
+      {count}
+    </span>
+  );
+}
+
 function Shell({ viewer, onLogout }: { viewer: Viewer; onLogout: () => void }) {
   const route = useRoute();
   const { tick, connected } = useLiveTicks(true);
@@ -136,6 +149,7 @@ function Shell({ viewer, onLogout }: { viewer: Viewer; onLogout: () => void }) {
           {sections.map(([id, label]) => (
             <a key={id} href={`#/${id}`} className={section === id ? 'current' : undefined}>
               {label}
+              {id === 'approvals' && <PendingCount />}
             </a>
           ))}
           {viewer.user.roles.includes('admin') && (
