@@ -115,7 +115,7 @@ function PendingCount() {
   const count = data?.approvals.length ?? 0;
   if (count === 0) return null;
   return (
-    <span className="count" aria-label={`${count} pending`}>
+    <span className="count" title={`${count} pending`}>
       {count}
     </span>
   );
