@@ -1,6 +1,7 @@
-import { type FormEvent, useState } from 'react';
+import { type FormEvent, useMemo, useState } from 'react';
 import { ApiError, type Approval, type ApproverStats, api, asText, formatTime } from '../api';
 import type { Viewer } from '../app';
+import { StackedBars } from '../chart';
 import { useData } from '../hooks';
 import { Badge, EventList, Field, Problem, TextBlock } from './common';
 
@@ -108,11 +109,36 @@ function History() {
   );
 }
 
+function hourLabel(hour: string | number): string {
+  const time = typeof hour === 'number' ? hour : Date.parse(hour);
+  return Number.isNaN(time)
+    ? String(hour)
+    : new Date(time).toLocaleString([], { month: 'short', day: 'numeric', hour: '2-digit' });
+}
+
 function Stats() {
   const { data, error } = useData<{ approvers: ApproverStats[] }>('/approvals/stats');
+  const chart = useMemo(() => {
+    const approvers = data?.approvers ?? [];
+    const hours = [...new Set(approvers.flatMap((s) => s.perHour.map((h) => String(h.hour))))].sort();
+    return {
+      categories: hours.map((h) => hourLabel(/^\d+$/.test(h) ? Number(h) : h)),
+      series: approvers.map((s) => ({
+        name: s.approver,
+        values: hours.map((h) => s.perHour.find((p) => String(p.hour) === h)?.count ?? 0),
+      })),
+    };
+  }, [data]);
   return (
     <>
       <Unavailable error={error} />
+      {chart.series.length > 0 && (
+        <StackedBars
+          label="decisions per hour by approver"
+          categories={chart.categories}
+          series={chart.series}
+        />
+      )}
       <table className="list">
         <thead>
           <tr>

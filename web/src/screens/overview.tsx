@@ -1,4 +1,6 @@
+import { useMemo } from 'react';
 import type { Approval, Overview } from '../api';
+import { StackedBars } from '../chart';
 import { useData } from '../hooks';
 import { Problem } from './common';
 
@@ -9,7 +11,20 @@ export function OverviewScreen() {
   const pendingCount =
     pending.error?.status === 404 ? 'n/a' : pending.data ? String(pending.data.approvals.length) : '…';
   const busiest = Math.max(0, ...(o?.perMinute.map((m) => m.calls) ?? [0]));
-  const peak = Math.max(1, busiest);
+  const categories = useMemo(
+    () =>
+      (o?.perMinute ?? []).map((m) =>
+        new Date(m.minute).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }),
+      ),
+    [o],
+  );
+  const series = useMemo(
+    () => [
+      { name: 'allowed', values: (o?.perMinute ?? []).map((m) => m.calls - m.denied), color: '#2f5d8a' },
+      { name: 'denied', values: (o?.perMinute ?? []).map((m) => m.denied), color: '#b3261e' },
+    ],
+    [o],
+  );
   return (
     <section>
       <h1>Overview</h1>
@@ -43,18 +58,11 @@ export function OverviewScreen() {
         </a>
       </div>
       <h2>Requests per minute (last hour)</h2>
-      <div className="bars" role="img" aria-label="requests per minute over the last hour, denials in red">
-        {o?.perMinute.map((m) => (
-          <div
-            key={m.minute}
-            className="bar"
-            title={`${new Date(m.minute).toLocaleTimeString()}: ${m.calls} requests, ${m.denied} denied`}
-          >
-            <div className="allowed" style={{ height: `${((m.calls - m.denied) / peak) * 100}%` }} />
-            <div className="denied" style={{ height: `${(m.denied / peak) * 100}%` }} />
-          </div>
-        ))}
-      </div>
+      <StackedBars
+        label="requests per minute over the last hour: allowed and denied"
+        categories={categories}
+        series={series}
+      />
       <p className="muted">Busiest minute: {busiest} requests.</p>
     </section>
   );
