@@ -124,7 +124,10 @@ describe.skipIf(!existsSync(chromiumPath))('the console in a real browser', { ti
       expect(calls).toBeGreaterThanOrEqual(3);
       expect(Number(await page.getByTestId('denied-hour').textContent())).toBeGreaterThanOrEqual(1);
       // The per-minute chart (ECharts, SVG) draws under the console's CSP.
-      await page.getByRole('img', { name: /requests per minute/ }).locator('svg').waitFor();
+      await page
+        .getByRole('img', { name: /requests per minute/ })
+        .locator('svg')
+        .waitFor();
       // The session cookie is out of reach of scripts.
       expect(await page.evaluate('document.cookie')).toBe('');
     });
