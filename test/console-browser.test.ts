@@ -230,7 +230,7 @@ describe.skipIf(!existsSync(chromiumPath))('the console in a real browser', { ti
     });
   });
 
-  it('an admin adds a person, gives them an API token shown once, and disables them', async () => {
+  it('an admin adds a person, gives them an API token shown once, revokes it, and disables them', async () => {
     await withPage('people', async (page) => {
       await logIn(page, 'admin@example.com');
       await page.locator('header.top nav').getByRole('link', { name: 'People' }).click();
@@ -254,10 +254,20 @@ describe.skipIf(!existsSync(chromiumPath))('the console in a real browser', { ti
         actor: { name: 'new-approver@example.com', roles: ['approver'] },
       });
 
+      await page.getByRole('button', { name: 'Done' }).click();
+      await row.getByRole('button', { name: 'revoke ci' }).click();
+      await row.getByText('none').waitFor();
+      const revoked = await fetch(`${t.url}/api/v1/me`, { headers: { authorization: `Bearer ${token}` } });
+      expect(revoked.status).toBe(401);
+
       await row.getByRole('button', { name: 'Disable' }).click();
       await row.getByText('disabled').waitFor();
-      const after = await fetch(`${t.url}/api/v1/me`, { headers: { authorization: `Bearer ${token}` } });
-      expect(after.status).toBe(401);
+      const login = await fetch(`${t.url}/api/v1/session`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-custos-csrf': '1' },
+        body: JSON.stringify({ email: 'new-approver@example.com', password }),
+      });
+      expect(login.status).toBe(401);
     });
   });
 

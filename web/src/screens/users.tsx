@@ -21,6 +21,8 @@ export function Users() {
   const { data, error, reload } = useData<{ users: UserRow[] }>('/users', { live: false });
   const [problem, setProblem] = useState<ApiError | undefined>();
   const [token, setToken] = useState<{ email: string; token: string } | undefined>();
+  // Moves on whenever a token is created or revoked, so the token lists fetch again.
+  const [version, setVersion] = useState(0);
   const run = async (work: () => Promise<void>) => {
     setProblem(undefined);
     try {
@@ -39,6 +41,7 @@ export function Users() {
         body: { name },
       });
       setToken({ email, token: created.token });
+      setVersion((v) => v + 1);
     });
   return (
     <section>
@@ -66,6 +69,7 @@ export function Users() {
             <th>Status</th>
             <th>Login</th>
             <th>Added</th>
+            <th>API tokens</th>
             <th />
           </tr>
         </thead>
@@ -80,6 +84,9 @@ export function Users() {
               </td>
               <td data-label="Login">{u.hasPassword ? 'password or SSO' : 'SSO only'}</td>
               <td data-label="Added">{formatTime(u.createdAt)}</td>
+              <td data-label="API tokens">
+                <Tokens email={u.email} version={version} onRevoked={() => setVersion((v) => v + 1)} />
+              </td>
               <td className="row-actions">
                 {u.status === 'active' ? (
                   <>
@@ -193,5 +200,49 @@ function AddUser({ onAdded }: { onAdded: () => void }) {
         <button type="submit">Add</button>
       </div>
     </form>
+  );
+}
+
+interface TokenInfo {
+  id: string;
+  name: string;
+  createdAt: number;
+  lastUsedAt: number | null;
+  revokedAt: number | null;
+}
+
+/** A user's live API tokens (never the tokens themselves), each revocable. */
+function Tokens({ email, version, onRevoked }: { email: string; version: number; onRevoked: () => void }) {
+  const { data, error } = useData<{ tokens: TokenInfo[] }>(
+    `/users/${encodeURIComponent(email)}?v=${version}`,
+    { live: false },
+  );
+  const [problem, setProblem] = useState<ApiError | undefined>();
+  const live = (data?.tokens ?? []).filter((t) => t.revokedAt === null);
+  const revoke = async (id: string) => {
+    setProblem(undefined);
+    try {
+      await api(`/users/tokens/${encodeURIComponent(id)}/revoke`, { method: 'POST' });
+      onRevoked();
+    } catch (e) {
+      setProblem(e instanceof ApiError ? e : new ApiError(0, 'network', String(e)));
+    }
+  };
+  if (error) return <Problem error={error} />;
+  if (live.length === 0) return <span className="muted">none</span>;
+  return (
+    <>
+      <Problem error={problem} />
+      <ul className="tokens">
+        {live.map((t) => (
+          <li key={t.id}>
+            {t.name} <span className="muted">(last used {formatTime(t.lastUsedAt)})</span>{' '}
+            <button type="button" className="link" onClick={() => revoke(t.id)}>
+              revoke {t.name}
+            </button>
+          </li>
+        ))}
+      </ul>
+    </>
   );
 }
