@@ -1,9 +1,10 @@
 import Fastify, { type FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeEachStore } from '../../test/support/stores.js';
 import { systemClock } from '../core/clock.js';
 import { IdGenerator } from '../core/ids.js';
 import { AgentDirectory, AgentService } from '../identity/index.js';
-import { openStore, type Store } from '../store/index.js';
+import type { Store } from '../store/index.js';
 import { adminTokenActor } from './actor.js';
 import { consoleDataRoutes } from './admin-console.js';
 import { sendError } from './errors.js';
@@ -57,14 +58,14 @@ async function readEvents(
   return events;
 }
 
-describe('the console data routes', () => {
+await describeEachStore('console_data', (current) => {
   let store: Store;
   let app: FastifyInstance;
   let url: string;
   let pending = ['apr_1'];
 
   beforeAll(async () => {
-    store = await openStore('sqlite::memory:');
+    store = current().store;
     const ids = new IdGenerator(systemClock);
     const agents = new AgentService({ store, clock: systemClock, ids, directory: new AgentDirectory(store) });
     await agents.add({ name: 'one', owner: 'o@example.com', purpose: 'testing' });
@@ -91,7 +92,6 @@ describe('the console data routes', () => {
   });
   afterAll(async () => {
     await app.close();
-    await store.close();
   });
 
   it('streams new audit events and watched changes, not what happened before it connected', async () => {

@@ -56,7 +56,8 @@ export function consoleDataRoutes(options: ConsoleDataOptions): (api: FastifyIns
       for (const a of list) byStatus[a.status] += 1;
       const now = clock.now();
       const since = now - (now % minute) - 59 * minute;
-      const bucket = sql<number>`(time - (time % ${minute}))`;
+      // A literal, not a parameter: PostgreSQL matches the GROUP BY to the selected expression by its text.
+      const bucket = sql<number>`(time - (time % ${sql.lit(minute)}))`;
       const rows = await store.db
         .selectFrom('audit_events')
         .select([
