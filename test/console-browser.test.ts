@@ -219,6 +219,33 @@ describe.skipIf(!existsSync(chromiumPath))('the console in a real browser', { ti
     });
   });
 
+  it('shows an event’s decision chain: the other calls of its trace', async () => {
+    const traceId = '5c0a1e7e2f0b4c8d9e1f2a3b4c5d6e7f';
+    const traced = await connectAgent('sdk2-legacy', `${t.url}/mcp`, await t.token('support-bot'), {
+      traceparent: `00-${traceId}-00f067aa0ba902b7-01`,
+    });
+    try {
+      await traced.callTool('echo', { message: 'chain step one' }, { 'io.custos/reasoning': 'first, look' });
+      await traced.callTool('echo', { message: 'chain step two' }, { 'io.custos/reasoning': 'then, act' });
+    } finally {
+      await traced.close();
+    }
+    const events = (
+      await t.admin<{ events: Array<{ id: string; method: string }> }>(
+        `/api/v1/audit/events?trace=${traceId}`,
+      )
+    ).events.filter((e) => e.method === 'tools/call');
+    expect(events).toHaveLength(2);
+    await withPage('chain', async (page) => {
+      await logIn(page, 'admin@example.com');
+      await page.goto(`/#/audit/${events[0]?.id}`);
+      const chain = page.getByRole('region', { name: 'decision chain' });
+      // With the trace endpoint the chain shows each step; without it, the trace's events stand in.
+      await chain.locator(`a[href="#/audit/${events[0]?.id}"]`).waitFor();
+      await chain.locator(`a[href="#/audit/${events[1]?.id}"]`).waitFor();
+    });
+  });
+
   it('lists upstream servers and their tools', async () => {
     await withPage('servers', async (page) => {
       await logIn(page, 'admin@example.com');

@@ -201,7 +201,9 @@ export function AuditEventDetail({ id }: { id: string }) {
           <h2>Result</h2>
           <TextBlock label="result" text={asText(e.result)} />
           <h2>Decision chain</h2>
-          <DecisionChain event={e} />
+          <section aria-label="decision chain">
+            <DecisionChain event={e} />
+          </section>
         </>
       )}
     </section>
