@@ -12,12 +12,16 @@ import { IdGenerator } from './core/ids.js';
 import { DetectService, loadPlaybooks } from './detect/index.js';
 import { CatalogView, Downstream, Pipeline, serverInfo, TaskBudgets } from './gateway/index.js';
 import { UpstreamRegistry } from './gateway/upstream/index.js';
-import { createIdentityService, type IdentityService } from './identity/index.js';
+import { createIdentityService, type IdentityService, UserService } from './identity/index.js';
 import { PolicyStore } from './policy/index.js';
 import { registerAdmin } from './server/admin.js';
 import { approvalLinkRoutes, approvalRoutes } from './server/admin-approvals.js';
 import { auditRoutes } from './server/admin-audit.js';
+import { consoleDataRoutes } from './server/admin-console.js';
 import { detectRoutes } from './server/admin-detect.js';
+import { userRoutes } from './server/admin-users.js';
+import { registerConsoleAssets } from './server/console-assets.js';
+import { registerConsoleLogin, userAuthenticator } from './server/console-auth.js';
 import { buildHttpServer } from './server/http.js';
 import { McpHttp } from './server/mcp-http.js';
 import { openStore, type Store } from './store/index.js';
@@ -291,6 +295,13 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     });
 
     const token = adminToken(config.dataDir);
+    const users = new UserService({
+      store,
+      clock,
+      ids,
+      sessionTtlMs: config.console.sessionHours * 3_600_000,
+      sessionIdleMs: config.console.idleMinutes * 60_000,
+    });
     const app = buildHttpServer({
       logger,
       maxBodyBytes: config.limits.maxBodyBytes,
@@ -303,8 +314,11 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       },
       admin: (server) => {
         approvalLinkRoutes(approvals)(server);
+        registerConsoleLogin(server, { users, url, clock, settings: config.console });
+        registerConsoleAssets(server);
         registerAdmin(server, {
           adminToken: token,
+          authenticateUser: userAuthenticator(users),
           routes: [
             auditRoutes({
               store,
@@ -313,6 +327,16 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
             }),
             detectRoutes(detect),
             approvalRoutes({ approvals, agents: identity.agents }),
+            userRoutes(users),
+            consoleDataRoutes({
+              store,
+              agents: identity.agents,
+              clock,
+              serverTools: (name) => {
+                const upstream = upstreams.get(name);
+                return upstream === undefined ? undefined : (upstream.catalog()?.tools ?? []);
+              },
+            }),
           ],
           store,
           agents: identity.agents,

@@ -404,6 +404,17 @@ describe('the custos CLI (built, run as a process)', () => {
       };
       await eventually(() => out.includes('Custos demo is running'), 'the demo banner');
       expect(out).toContain('node demo/client.js');
+      // The demo's console login works with the printed password.
+      const consoleLogin = (
+        JSON.parse(readFileSync(file, 'utf8')) as { console: { email: string; password: string } }
+      ).console;
+      expect(out).toContain(consoleLogin.password);
+      const login = await fetch(`${credentials.url}/api/v1/session`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-custos-csrf': '1' },
+        body: JSON.stringify(consoleLogin),
+      });
+      expect(login.status).toBe(200);
       const sandbox = join(data, 'demo', 'sandbox');
       const tokenOf = async (name: string) => {
         const a = credentials.agents.find((x) => x.name === name);

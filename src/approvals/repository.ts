@@ -230,7 +230,7 @@ export class ApprovalRepository {
   }
 
   /** Use a link once: true for exactly one caller, before it expires. */
-  async useLink(nonce: string, now: number): Promise<boolean> {
+  async spendLink(nonce: string, now: number): Promise<boolean> {
     const result = await this.store.db
       .updateTable('approval_links')
       .set({ used_at: now })

@@ -411,7 +411,7 @@ export class ApprovalService {
   /** Decide through a webhook link: the link is used up first, so it works at most once. */
   async decideByLink(token: string): Promise<{ claim: LinkClaim; approval: Approval }> {
     const claim = await this.checkLink(token);
-    if (!(await this.repo.useLink(claim.nonce, this.deps.clock.now())))
+    if (!(await this.repo.spendLink(claim.nonce, this.deps.clock.now())))
       throw new CustosError('approval_link_invalid', 'this link has been used or has expired');
     const approver: Approver = {
       id: `link:${claim.approver}`,

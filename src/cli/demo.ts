@@ -1,10 +1,14 @@
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { type Custos, startCustos } from '../app.js';
+import { systemClock } from '../core/clock.js';
 import { loadConfig } from '../core/config.js';
+import { IdGenerator } from '../core/ids.js';
+import { UserService } from '../identity/index.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -20,7 +24,11 @@ function serverEntry(pkg: string): string {
 export interface DemoCredentials {
   url: string;
   agents: Array<{ name: string; clientId: string; clientSecret: string; secretFile: string }>;
+  /** A console login with every role; its password is renewed on each demo start. */
+  console: { email: string; password: string };
 }
+
+const demoUser = 'demo-admin@example.com';
 
 /**
  * Lay out and start the demo: server-filesystem on a sandbox folder and
@@ -89,7 +97,18 @@ export async function runDemo(options: {
     writeFileSync(secretFile, `${issued.clientSecret}\n`, { mode: 0o600 });
     agents.push({ name, clientId: agent.id, clientSecret: issued.clientSecret ?? '', secretFile });
   }
-  const demo: DemoCredentials = { url: custos.url, agents };
+  const users = new UserService({
+    store: custos.store,
+    clock: systemClock,
+    ids: new IdGenerator(systemClock),
+  });
+  const password = randomBytes(12).toString('base64url');
+  if ((await users.find(demoUser)) === undefined) {
+    await users.add({ email: demoUser, roles: ['admin', 'approver', 'auditor'], password });
+  } else {
+    await users.setPassword(demoUser, password);
+  }
+  const demo: DemoCredentials = { url: custos.url, agents, console: { email: demoUser, password } };
   writeFileSync(join(home, 'credentials.json'), JSON.stringify(demo, null, 2), { mode: 0o600 });
   if (!options.quiet) printDemo(demo, configFile);
   return Object.assign(custos, { demo });
@@ -107,6 +126,8 @@ function printDemo(demo: DemoCredentials, configFile: string): void {
     ...demo.agents.map(
       (a) => `  ${a.name.padEnd(12)} client_id ${a.clientId}  client_secret ${a.clientSecret}`,
     ),
+    '',
+    `Console: ${demo.url}/  log in as ${demo.console.email} with password ${demo.console.password}`,
     '',
     'Try it with the official MCP SDK client as an agent:',
     `  node demo/client.js ${reader?.name ?? 'demo-reader'}`,

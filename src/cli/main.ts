@@ -11,6 +11,7 @@ import { runDemo } from './demo.js';
 import { registerEvidenceCommands } from './evidence.js';
 import { registerIncidentCommands } from './incident.js';
 import { registerPolicyCommands } from './policy.js';
+import { registerUserCommands } from './user.js';
 
 /** Resolve when the process is asked to stop. */
 function untilSignal(): Promise<string> {
@@ -88,6 +89,7 @@ export function buildProgram(): Command {
   registerEvidenceCommands(program);
   registerIncidentCommands(program);
   registerApprovalCommands(program);
+  registerUserCommands(program);
   return program;
 }
 

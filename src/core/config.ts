@@ -277,6 +277,24 @@ export const configSchema = z.strictObject({
   /** Inline detectors, containment, incidents and playbooks (docs/incidents.md). */
   detect: detect.prefault({}),
   approvals: approvals.default({ holdSeconds: 50, tiers: {} }),
+  console: z
+    .strictObject({
+      /** Longest life of a console login, in hours. */
+      sessionHours: z.number().positive().max(720).default(12),
+      /** A console login unused for this many minutes ends. */
+      idleMinutes: z.number().positive().max(10_080).default(60),
+      /** Single sign-on with an OpenID Connect provider; users must exist in Custos (matched by email). */
+      oidc: z
+        .strictObject({
+          issuer: z.url({ protocol: /^https?$/ }),
+          clientId: z.string().min(1),
+          /** Environment variable holding the client secret; unset means a public client (PKCE only). */
+          clientSecretEnv: z.string().min(1).default('CUSTOS_OIDC_CLIENT_SECRET'),
+          scopes: z.array(z.string().min(1)).default(['openid', 'email', 'profile']),
+        })
+        .optional(),
+    })
+    .default({ sessionHours: 12, idleMinutes: 60 }),
 });
 
 export type ServerConfig = z.infer<typeof server>;

@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'not_found'
   | 'conflict'
   | 'forbidden'
+  | 'too_many_attempts'
   // identity
   | 'invalid_client'
   | 'invalid_grant'
@@ -54,6 +55,7 @@ const httpStatus: Record<ErrorCode, number> = {
   not_found: 404,
   conflict: 409,
   forbidden: 403,
+  too_many_attempts: 429,
   invalid_client: 401,
   invalid_grant: 400,
   invalid_token: 401,

@@ -32,7 +32,9 @@ export type IdKind =
   | 'det'
   | 'act'
   | 'apr'
-  | 'grt';
+  | 'grt'
+  | 'usr'
+  | 'utok';
 
 /**
  * Ids are a kind prefix plus a time-ordered, ULID-like body, so they sort by creation

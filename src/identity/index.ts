@@ -20,6 +20,16 @@ export {
 } from './client-auth.js';
 export { type ClientKeyAlgorithm, type ClientPublicKey, parseClientPublicKey } from './client-keys.js';
 export { AgentDirectory, type AgentView, isAgentViewActive } from './directory.js';
+export {
+  type NewUser,
+  passwordCost,
+  type User,
+  type UserRole,
+  UserService,
+  type UserServiceOptions,
+  type UserTokenInfo,
+  userRoles,
+} from './humans.js';
 export { type JwksDocument, type SigningKey, SigningKeys, signingAlgorithm } from './keys.js';
 export {
   type AuthorizationServerMetadata,
@@ -38,6 +48,7 @@ export {
   type TokenSuccess,
   tokenResponseHeaders,
 } from './oauth.js';
+export { type OidcIdentity, OidcLogin, type OidcSettings } from './oidc.js';
 export { createIdentityService, type IdentityOptions, type IdentityService } from './service.js';
 export { parseTaskScope, type TaskGrant, type TaskReach, taskAllows, taskReachesServer } from './tasks.js';
 export { type IssuedToken, type Principal, TokenService, type TokenServiceOptions } from './tokens.js';

@@ -5,7 +5,7 @@ import { getEvent, listEvents } from '../audit/index.js';
 import { CustosError } from '../core/errors.js';
 import type { AgentService } from '../identity/index.js';
 import type { Store } from '../store/index.js';
-import { type Actor, adminTokenActor } from './actor.js';
+import { type Actor, adminTokenActor, requireRole } from './actor.js';
 import { sendError } from './errors.js';
 import { openApiDocument } from './openapi.js';
 
@@ -50,6 +50,14 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
         if (user === undefined) {
           return sendError(reply, new CustosError('invalid_token', 'an admin token is required'));
         }
+        // Auditors read; only admins and approvers may change anything (routes narrow further).
+        if (
+          !['GET', 'HEAD', 'OPTIONS'].includes(request.method) &&
+          !user.roles.has('admin') &&
+          !user.roles.has('approver')
+        ) {
+          return sendError(reply, new CustosError('forbidden', 'the auditor role is read-only'));
+        }
         request.actor = user;
       });
       for (const register of deps.routes ?? []) register(api);
@@ -65,6 +73,7 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
         return { agents: await deps.agents.list(filter) };
       });
       api.post('/agents', async (request, reply) => {
+        requireRole(request, 'admin');
         const parsed = newAgent.safeParse(request.body);
         if (!parsed.success) {
           throw new CustosError(
@@ -81,6 +90,7 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
       });
       for (const action of ['suspend', 'resume', 'offboard'] as const) {
         api.post(`/agents/:ref/${action}`, async (request) => {
+          requireRole(request, 'admin');
           const { ref } = request.params as { ref: string };
           return { agent: await deps.agents[action](ref) };
         });

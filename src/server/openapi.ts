@@ -138,6 +138,24 @@ const decisionChain = {
     },
   },
 };
+const userRef = {
+  name: 'ref',
+  in: 'path',
+  required: true,
+  description: 'user id or email',
+  schema: { type: 'string' },
+};
+const user = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    email: { type: 'string', format: 'email' },
+    name: { type: 'string' },
+    roles: { type: 'array', items: { enum: ['admin', 'approver', 'auditor'] } },
+    groups: { type: 'array', items: { type: 'string' } },
+    status: { enum: ['active', 'disabled'] },
+  },
+};
 const ok = (schema: object) => ({ description: 'ok', content: { 'application/json': { schema } } });
 
 const vote = {
@@ -218,9 +236,16 @@ export const openApiDocument = {
   openapi: '3.1.0',
   info: { title: 'Custos admin API', version: '1' },
   components: {
-    securitySchemes: { admin: { type: 'http', scheme: 'bearer', description: 'CUSTOS_ADMIN_TOKEN' } },
+    securitySchemes: {
+      admin: {
+        type: 'http',
+        scheme: 'bearer',
+        description: 'CUSTOS_ADMIN_TOKEN, or a user API token (custos_ut_...) from custos user token',
+      },
+      session: { type: 'apiKey', in: 'cookie', name: 'custos_session', description: 'console login' },
+    },
   },
-  security: [{ admin: [] }],
+  security: [{ admin: [] }, { session: [] }],
   paths: {
     '/api/v1/agents': {
       get: {
@@ -447,6 +472,193 @@ export const openApiDocument = {
           },
         },
         responses: approvalReply,
+      },
+    },
+    '/api/v1/session': {
+      get: {
+        summary: 'The user logged in with the console session cookie',
+        security: [],
+        responses: { 200: ok({ type: 'object', properties: { user } }), 401: error },
+      },
+      post: {
+        summary: 'Console login with a local account; sets the HttpOnly, SameSite=Strict session cookie',
+        description: 'Needs the header x-custos-csrf: 1 (and, when sent, an Origin of this server).',
+        security: [],
+        requestBody: {
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['email', 'password'],
+                properties: { email: { type: 'string' }, password: { type: 'string' } },
+              },
+            },
+          },
+        },
+        responses: {
+          200: ok({ type: 'object', properties: { user, expiresAt: { type: 'integer' } } }),
+          401: error,
+          403: error,
+        },
+      },
+      delete: {
+        summary: 'Log out: end the session and clear the cookie',
+        security: [],
+        responses: { 204: { description: 'logged out' } },
+      },
+    },
+    '/api/v1/session/password': {
+      post: {
+        summary: 'Change your own password (console session); other sessions end and this one is renewed',
+        security: [{ session: [] }],
+        requestBody: {
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['current', 'password'],
+                properties: { current: { type: 'string' }, password: { type: 'string', minLength: 12 } },
+              },
+            },
+          },
+        },
+        responses: { 204: { description: 'changed' }, 400: error, 401: error, 403: error, 429: error },
+      },
+    },
+    '/api/v1/session/options': {
+      get: {
+        summary: 'Which login methods this Custos offers (password, OIDC single sign-on)',
+        security: [],
+        responses: { 200: ok({ type: 'object' }) },
+      },
+    },
+    '/api/v1/session/oidc': {
+      get: {
+        summary: 'Start single sign-on: redirects to the OpenID provider (when console.oidc is set)',
+        security: [],
+        responses: { 302: { description: 'to the provider' } },
+      },
+    },
+    '/api/v1/session/oidc/callback': {
+      get: {
+        summary: "The provider's redirect back: sets the session cookie and redirects to the console",
+        security: [],
+        responses: { 302: { description: 'to the console' }, 403: { description: 'login refused' } },
+      },
+    },
+    '/api/v1/me': {
+      get: {
+        summary: 'The actor of this request (admin token, user token or console session) and its roles',
+        responses: { 200: ok({ type: 'object' }), 401: error },
+      },
+    },
+    '/api/v1/users': {
+      get: {
+        summary: 'List users (admin)',
+        responses: { 200: ok({ type: 'object', properties: { users: { type: 'array', items: user } } }) },
+      },
+      post: {
+        summary: 'Add a user (admin); a password makes it a local account',
+        requestBody: {
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['email', 'roles'],
+                properties: {
+                  email: { type: 'string', format: 'email' },
+                  name: { type: 'string' },
+                  roles: { type: 'array', items: { enum: ['admin', 'approver', 'auditor'] } },
+                  groups: { type: 'array', items: { type: 'string' } },
+                  password: { type: 'string', minLength: 12 },
+                },
+              },
+            },
+          },
+        },
+        responses: { 201: ok({ type: 'object', properties: { user } }), 400: error, 403: error, 409: error },
+      },
+    },
+    '/api/v1/users/{ref}': {
+      get: {
+        summary: 'Show a user and their API tokens (never the tokens themselves) (admin)',
+        parameters: [userRef],
+        responses: { 200: ok({ type: 'object' }), 404: error },
+      },
+    },
+    '/api/v1/users/{ref}/disable': {
+      post: {
+        summary: 'Disable a user: sessions end and API tokens stop working (admin)',
+        parameters: [userRef],
+        responses: { 200: ok({ type: 'object', properties: { user } }), 404: error },
+      },
+    },
+    '/api/v1/users/{ref}/enable': {
+      post: {
+        summary: 'Enable a disabled user (admin)',
+        parameters: [userRef],
+        responses: { 200: ok({ type: 'object', properties: { user } }), 404: error },
+      },
+    },
+    '/api/v1/users/{ref}/password': {
+      post: {
+        summary: "Set a user's password (admin); their sessions end",
+        parameters: [userRef],
+        requestBody: {
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['password'],
+                properties: { password: { type: 'string', minLength: 12 } },
+              },
+            },
+          },
+        },
+        responses: { 200: ok({ type: 'object', properties: { user } }), 400: error, 404: error },
+      },
+    },
+    '/api/v1/users/{ref}/tokens': {
+      post: {
+        summary: 'Create an admin API token for a user; the token is in this response only (admin)',
+        parameters: [userRef],
+        requestBody: {
+          content: {
+            'application/json': {
+              schema: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } },
+            },
+          },
+        },
+        responses: {
+          201: ok({ type: 'object', properties: { token: { type: 'string' }, info: { type: 'object' } } }),
+          404: error,
+        },
+      },
+    },
+    '/api/v1/users/tokens/{id}/revoke': {
+      post: {
+        summary: 'Revoke a user API token (admin)',
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+        responses: { 204: { description: 'revoked' }, 404: error },
+      },
+    },
+    '/api/v1/overview': {
+      get: {
+        summary: 'Agents by status, and governed requests and denials per minute over the last hour',
+        responses: { 200: ok({ type: 'object' }) },
+      },
+    },
+    '/api/v1/stream': {
+      get: {
+        summary: 'Server-sent events: "ready", then one "audit" event per new audit record (no content)',
+        responses: { 200: { description: 'text/event-stream' } },
+      },
+    },
+    '/api/v1/servers/{name}/tools': {
+      get: {
+        summary: 'The tools an upstream server offers, as last listed',
+        parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }],
+        responses: { 200: ok({ type: 'object' }), 404: error },
       },
     },
     '/api/v1/audit/exports': {

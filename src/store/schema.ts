@@ -272,6 +272,42 @@ export interface ApprovalLinkTable {
   used_at: number | null;
 }
 
+/** A person who uses the console or the admin API (0010_humans). */
+export interface UserTable {
+  id: string;
+  email: string;
+  name: string;
+  /** JSON array of roles: admin, approver, auditor. */
+  roles: string;
+  /** JSON array of group names (approval tiers may name groups). */
+  groups: string;
+  /** scrypt hash of the password (local accounts); null for single sign-on only. */
+  password_hash: string | null;
+  status: 'active' | 'disabled';
+  created_at: number;
+  updated_at: number;
+}
+
+/** A console login session; the cookie holds the secret, the row its SHA-256. */
+export interface UserSessionTable {
+  id_hash: string;
+  user_id: string;
+  created_at: number;
+  last_seen_at: number;
+  expires_at: number;
+}
+
+/** A user's admin API token for automation; only its SHA-256 is kept. */
+export interface UserTokenTable {
+  id: string;
+  user_id: string;
+  name: string;
+  token_hash: string;
+  created_at: number;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
 export interface Database {
   agents: AgentTable;
   agent_credentials: AgentCredentialTable;
@@ -290,4 +326,7 @@ export interface Database {
   approval_votes: ApprovalVoteTable;
   approval_grants: ApprovalGrantTable;
   approval_links: ApprovalLinkTable;
+  users: UserTable;
+  user_sessions: UserSessionTable;
+  user_tokens: UserTokenTable;
 }

@@ -16,11 +16,12 @@ function newest(dir: string): number {
   return latest;
 }
 
-/** The CLI runs from dist: build it when it is missing or older than the sources. */
+/** The CLI (and the console) run from dist: build when it is missing or older than the sources. */
 export function ensureBuilt(): void {
   if (
     existsSync(join(root, 'dist', 'cli', 'main.js')) &&
-    newest(join(root, 'dist')) >= newest(join(root, 'src'))
+    existsSync(join(root, 'dist', 'console', 'index.html')) &&
+    newest(join(root, 'dist')) >= Math.max(newest(join(root, 'src')), newest(join(root, 'web', 'src')))
   ) {
     return;
   }
