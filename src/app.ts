@@ -336,6 +336,11 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
                 const upstream = upstreams.get(name);
                 return upstream === undefined ? undefined : (upstream.catalog()?.tools ?? []);
               },
+              // A new request shows in every open console at once, before any audit event names it.
+              watch: {
+                approvals: async () =>
+                  (await approvals.list({ status: 'pending', limit: 500 })).map((a) => a.id),
+              },
             }),
           ],
           store,
