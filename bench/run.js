@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const benchmarks = ['gateway', 'policy', 'merkle'];
+const benchmarks = ['gateway', 'policy', 'merkle', 'vet'];
 
 function parseArgs(argv) {
   const options = { only: undefined, quick: false };

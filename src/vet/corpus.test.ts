@@ -8,7 +8,9 @@ describe('the labelled corpus', () => {
     console.log(corpusMarkdown(result));
     console.log('misses:', result.misses.join(' '));
     console.log('false positives:', JSON.stringify(result.falsePositives));
-    expect(result.counts.benign + result.counts.explicit + result.counts.implicit + result.counts.shadowing).toBeGreaterThan(250);
+    expect(
+      result.counts.benign + result.counts.explicit + result.counts.implicit + result.counts.shadowing,
+    ).toBeGreaterThan(250);
   });
 
   it('flags every explicit poisoning at block', () => {

@@ -32,8 +32,13 @@ function schemaOf(params: Record<string, string> | undefined): Json {
   return { type: 'object', properties };
 }
 
-export function loadCorpus(dir: string = corpusDir): { entries: CorpusEntry[]; neighbours: Map<string, string[]> } {
-  const context = parse(readFileSync(join(dir, 'context.yaml'), 'utf8')) as { servers: Record<string, string[]> };
+export function loadCorpus(dir: string = corpusDir): {
+  entries: CorpusEntry[];
+  neighbours: Map<string, string[]>;
+} {
+  const context = parse(readFileSync(join(dir, 'context.yaml'), 'utf8')) as {
+    servers: Record<string, string[]>;
+  };
   const entries: CorpusEntry[] = [];
   for (const label of ['explicit', 'implicit', 'shadowing', 'benign'] as const) {
     const file = label === 'shadowing' ? 'shadowing.yaml' : `${label}.yaml`;
@@ -99,7 +104,12 @@ export interface CorpusResult {
   /** Entry id to the warn/block rules that fired, for the misses and false positives. */
   misses: string[];
   falsePositives: Array<{ id: string; rules: string[] }>;
-  targets: { explicitAllBlock: boolean; implicitAtLeast60: boolean; benignWarnAtMost2: boolean; benignNoBlock: boolean };
+  targets: {
+    explicitAllBlock: boolean;
+    implicitAtLeast60: boolean;
+    benignWarnAtMost2: boolean;
+    benignNoBlock: boolean;
+  };
 }
 
 export function evaluateCorpus(): CorpusResult {

@@ -1,6 +1,14 @@
 import { definitionHash } from './pins.js';
 import { ruleById } from './rules.js';
-import type { DefinitionKind, Evidence, Finding, Json, Neighbours, ServerSnapshot, Severity } from './types.js';
+import type {
+  DefinitionKind,
+  Evidence,
+  Finding,
+  Json,
+  Neighbours,
+  ServerSnapshot,
+  Severity,
+} from './types.js';
 
 /**
  * The deterministic detectors. Each rule looks for a structure (a hidden channel, a
@@ -113,16 +121,26 @@ function negatedAt(sentence: string, index: number): boolean {
 }
 
 /** The first directive verb in a sentence that is not negated, if any. */
-function liveDirective(sentence: string, verb: RegExp = directiveVerb): RegExpExecArray | undefined {
-  const global = new RegExp(verb.source, 'gi');
+const directiveVerbGlobal = new RegExp(directiveVerb.source, 'gi');
+
+function liveDirective(sentence: string): RegExpExecArray | undefined {
+  const global = directiveVerbGlobal;
+  global.lastIndex = 0;
   for (let m = global.exec(sentence); m !== null; m = global.exec(sentence)) {
     if (!negatedAt(sentence, m.index)) return m;
   }
   return undefined;
 }
 
+const wordRes = new Map<string, RegExp>();
+
 function wordRe(word: string): RegExp {
-  return new RegExp(`(?<![\\w-])${word.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![\\w-])`, 'i');
+  let re = wordRes.get(word);
+  if (re === undefined) {
+    re = new RegExp(`(?<![\\w-])${word.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![\\w-])`, 'i');
+    if (wordRes.size < 10_000) wordRes.set(word, re);
+  }
+  return re;
 }
 
 /** Whether a sentence names a channel: one of the tool's parameters, or "parameter"/"field". */
@@ -167,7 +185,8 @@ const invisibleChars = /[\u200B-\u200D\u2060-\u2064\uFEFF\u180E]+/g;
 const htmlComment = /(?:<|&lt;)!--([\s\S]*?)(?:--(?:>|&gt;)|$)/g;
 const base64Run = /[A-Za-z0-9+/]{40,}={0,2}/g;
 const padding = /(?:\n[ \t]*){12,}|[ \t\u00A0\u2000-\u200A\u3000]{20,}/g;
-const ansi = /\u001B(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])?/g;
+// Built from a string: the escape character is the point of the rule.
+const ansi = new RegExp(`${String.fromCharCode(27)}(?:\\[[0-?]*[ -/]*[@-~]|[@-Z\\\\-_])?`, 'g');
 
 function decodeBase64Text(blob: string): string | undefined {
   const bytes = Buffer.from(blob, 'base64');
@@ -366,13 +385,68 @@ const userOverridePatterns: RegExp[] = [
   /\btake priority over anything\b/i,
 ];
 
-function firstMatch(text: string, patterns: readonly RegExp[]): { index: number; length: number } | undefined {
+function firstMatch(
+  text: string,
+  patterns: readonly RegExp[],
+): { index: number; length: number } | undefined {
   for (const p of patterns) {
     const m = p.exec(text);
     if (m) return { index: m.index, length: m[0].length };
   }
   return undefined;
 }
+
+interface InstructionCheck {
+  rule: string;
+  patterns: readonly RegExp[];
+  any: RegExp;
+  severity: Severity;
+  message: string;
+}
+
+function check(
+  rule: string,
+  patterns: readonly RegExp[],
+  severity: Severity,
+  message: string,
+): InstructionCheck {
+  return {
+    rule,
+    patterns,
+    severity,
+    message,
+    any: new RegExp(patterns.map((p) => `(?:${p.source})`).join('|'), 'i'),
+  };
+}
+
+const instructionChecks: readonly InstructionCheck[] = [
+  check('instruction.override', overridePatterns, 'block', 'tells the model to drop its own instructions'),
+  check(
+    'instruction.concealment',
+    concealmentPatterns,
+    'block',
+    'tells the model to keep something from the user',
+  ),
+  check('instruction.authority', authorityPatterns, 'warn', 'addresses the model as a privileged party'),
+  check(
+    'instruction.sequencing',
+    sequencingPatterns,
+    'warn',
+    'demands to run before or after everything else',
+  ),
+  check(
+    'instruction.skip-confirmation',
+    skipConfirmationPatterns,
+    'warn',
+    'tells the model not to ask the user',
+  ),
+  check(
+    'instruction.user-override',
+    userOverridePatterns,
+    'warn',
+    'ranks the tool (or fetched content) above the user',
+  ),
+];
 
 function instructions(scan: Scan, f: Field) {
   const { text } = f;
@@ -388,18 +462,21 @@ function instructions(scan: Scan, f: Field) {
     );
     break;
   }
+  // Most texts match no pattern of a group: test the group's union on the whole text first.
+  const live = instructionChecks.filter((c) => c.any.test(text));
+  if (live.length === 0) return;
   for (const s of sentences(text)) {
-    const checks: Array<[string, readonly RegExp[], Severity, string]> = [
-      ['instruction.override', overridePatterns, 'block', 'tells the model to drop its own instructions'],
-      ['instruction.concealment', concealmentPatterns, 'block', 'tells the model to keep something from the user'],
-      ['instruction.authority', authorityPatterns, 'warn', 'addresses the model as a privileged party'],
-      ['instruction.sequencing', sequencingPatterns, 'warn', 'demands to run before or after everything else'],
-      ['instruction.skip-confirmation', skipConfirmationPatterns, 'warn', 'tells the model not to ask the user'],
-      ['instruction.user-override', userOverridePatterns, 'warn', 'ranks the tool (or fetched content) above the user'],
-    ];
-    for (const [rule, patterns, severity, message] of checks) {
+    for (const { rule, patterns, severity, message } of live) {
       const m = firstMatch(s.text, patterns);
-      if (m) add(scan, f, rule, severity, message, evidence(text, s.start + m.index, s.start + m.index + m.length));
+      if (m)
+        add(
+          scan,
+          f,
+          rule,
+          severity,
+          message,
+          evidence(text, s.start + m.index, s.start + m.index + m.length),
+        );
     }
   }
 }
@@ -414,9 +491,10 @@ function sensitive(scan: Scan, f: Field) {
     const path = sensitivePath.exec(s.text);
     if (path && !negatedAt(s.text, path.index)) {
       const channel = namesChannel(s.text, f) || /\b(?:upload|send|forward)\b/i.test(s.text);
-      const imperative = /^\W*(?:(?:before|when|whenever)\b[^,]*,\s*)?(?:also\s+|first\s+|secretly\s+|you must\s+)?(?:read|collect|gather|cat|open|copy)\b/i.test(
-        s.text,
-      );
+      const imperative =
+        /^\W*(?:(?:before|when|whenever)\b[^,]*,\s*)?(?:also\s+|first\s+|secretly\s+|you must\s+)?(?:read|collect|gather|cat|open|copy)\b/i.test(
+          s.text,
+        );
       if (channel || imperative) {
         add(
           scan,
@@ -484,7 +562,10 @@ function sensitive(scan: Scan, f: Field) {
     const payload = payloadTerm.exec(s.text);
     if (payload && namesFreeTextParam(s.text, f) && f.param === undefined && !negatedAt(s.text, verb.index)) {
       const quoted = /['"`]([A-Za-z_][\w-]*)['"`]/.exec(s.text);
-      if (quoted !== null || /\b(?:in|into|as|to) (?:the )?['"`]?\w+['"`]? (?:parameter|argument|field)\b/i.test(s.text))
+      if (
+        quoted !== null ||
+        /\b(?:in|into|as|to) (?:the )?['"`]?\w+['"`]? (?:parameter|argument|field)\b/i.test(s.text)
+      )
         add(
           scan,
           f,
@@ -513,7 +594,7 @@ const preferencePatterns: RegExp[] = [
   /\binstead of (?:any|the) other tools?\b/i,
 ];
 
-function escape(text: string): string {
+function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
@@ -529,21 +610,61 @@ interface OtherRef {
   tool?: string;
 }
 
+interface CompiledServer {
+  server: string;
+  tools: Array<{ tool: string; bare: RegExp | undefined; withServer: RegExp }>;
+  serverRef: RegExp;
+}
+
+interface CompiledNeighbours {
+  /** One pass over a sentence: does it mention any neighbour's server or distinctive tool name? */
+  any: RegExp;
+  servers: CompiledServer[];
+}
+
+const compiledNeighbours = new WeakMap<Neighbours, CompiledNeighbours>();
+
+function compileNeighbours(neighbours: Neighbours): CompiledNeighbours {
+  let compiled = compiledNeighbours.get(neighbours);
+  if (compiled !== undefined) return compiled;
+  const words: string[] = [];
+  const servers: CompiledServer[] = [];
+  for (const [server, tools] of neighbours) {
+    words.push(escapeRegExp(server));
+    const list = tools.map((tool) => {
+      if (distinctive(tool)) words.push(escapeRegExp(tool));
+      return {
+        tool,
+        bare: distinctive(tool) ? new RegExp(`(?<![\\w.-])${escapeRegExp(tool)}(?![\\w-])`, 'i') : undefined,
+        withServer: new RegExp(
+          `\\b${escapeRegExp(server)}(?:'s| server's| server)?\\s+(?:the\\s+)?[\`'"]?${escapeRegExp(tool)}\\b`,
+          'i',
+        ),
+      };
+    });
+    servers.push({
+      server,
+      tools: list,
+      serverRef: new RegExp(`\\b(?:the\\s+)?${escapeRegExp(server)}(?:\\s+server(?:'s)?|'s\\b)`, 'i'),
+    });
+  }
+  compiled = { any: words.length === 0 ? /$^/ : new RegExp(words.join('|'), 'i'), servers };
+  compiledNeighbours.set(neighbours, compiled);
+  return compiled;
+}
+
 function otherReference(sentence: string, scan: Scan, own: string): OtherRef | undefined {
-  for (const [server, tools] of scan.neighbours) {
+  const compiled = compileNeighbours(scan.neighbours);
+  if (!compiled.any.test(sentence)) return undefined;
+  for (const { server, tools, serverRef } of compiled.servers) {
     if (server === own) continue;
-    for (const tool of tools) {
+    for (const { tool, bare, withServer } of tools) {
       if (scan.ownTools.has(tool)) continue;
-      const bare = new RegExp(`(?<![\\w.-])${escape(tool)}(?![\\w-])`, distinctive(tool) ? 'i' : '');
-      const withServer = new RegExp(
-        `\\b${escape(server)}(?:'s| server's| server)?\\s+(?:the\\s+)?[\`'"]?${escape(tool)}\\b`,
-        'i',
-      );
-      const m = (distinctive(tool) ? bare.exec(sentence) : null) ?? withServer.exec(sentence);
+      const m = bare?.exec(sentence) ?? withServer.exec(sentence);
       if (m) return { index: m.index, length: m[0].length, server, tool };
     }
-    const serverRef = new RegExp(`\\b(?:the\\s+)?${escape(server)}(?:\\s+server(?:'s)?|'s\\b)`, 'i').exec(sentence);
-    if (serverRef) return { index: serverRef.index, length: serverRef[0].length, server };
+    const ref = serverRef.exec(sentence);
+    if (ref) return { index: ref.index, length: ref[0].length, server };
   }
   return undefined;
 }
@@ -686,7 +807,8 @@ function* textsOf(definition: Json): Generator<[string, string, string | undefin
   if (schema !== undefined) yield* schemaTexts(schema, 'inputSchema', undefined);
   if (Array.isArray(definition.arguments)) {
     for (const [i, arg] of (definition.arguments as Json[]).entries())
-      if (typeof arg?.description === 'string') yield [`arguments.${i}.description`, arg.description, undefined];
+      if (typeof arg?.description === 'string')
+        yield [`arguments.${i}.description`, arg.description, undefined];
   }
 }
 
@@ -746,11 +868,30 @@ export function detect(snapshot: ServerSnapshot, neighbours: Neighbours = new Ma
     const { params, freeText } = paramsOf(tool);
     let descriptionField: Field | undefined;
     for (const [field, text, param] of textsOf(tool)) {
-      const f: Field = { server, kind: 'tool', name, field, text, hash, params, freeText, ...(param ? { param } : {}) };
+      const f: Field = {
+        server,
+        kind: 'tool',
+        name,
+        field,
+        text,
+        hash,
+        params,
+        freeText,
+        ...(param ? { param } : {}),
+      };
       if (field === 'description') descriptionField = f;
       scanText(scan, f);
     }
-    const base: Field = descriptionField ?? { server, kind: 'tool', name, field: 'annotations', text: '', hash, params, freeText };
+    const base: Field = descriptionField ?? {
+      server,
+      kind: 'tool',
+      name,
+      field: 'annotations',
+      text: '',
+      hash,
+      params,
+      freeText,
+    };
     annotationsCheck(scan, tool, base);
     schemaCheck(scan, tool.inputSchema as Json | undefined, { ...base, field: 'inputSchema', text: '' });
   }
@@ -763,7 +904,16 @@ export function detect(snapshot: ServerSnapshot, neighbours: Neighbours = new Ma
     for (const definition of list) {
       const hash = definitionHash(definition);
       for (const [field, text] of textsOf(definition)) {
-        scanText(scan, { server, kind, name: nameOf(definition), field, text, hash, params: [], freeText: [] });
+        scanText(scan, {
+          server,
+          kind,
+          name: nameOf(definition),
+          field,
+          text,
+          hash,
+          params: [],
+          freeText: [],
+        });
       }
     }
   }

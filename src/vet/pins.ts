@@ -70,7 +70,11 @@ export interface Lockfile {
 
 export type PinSection = 'tools' | 'prompts' | 'resources' | 'resourceTemplates';
 
-export const sections: ReadonlyArray<{ section: PinSection; kind: DefinitionKind; key: (d: Json) => string }> = [
+export const sections: ReadonlyArray<{
+  section: PinSection;
+  kind: DefinitionKind;
+  key: (d: Json) => string;
+}> = [
   { section: 'tools', kind: 'tool', key: (d) => String(d.name) },
   { section: 'prompts', kind: 'prompt', key: (d) => String(d.name) },
   { section: 'resources', kind: 'resource', key: (d) => String(d.uri) },
@@ -120,7 +124,9 @@ export interface Drift {
 export function diffSnapshot(pins: ServerPins, snapshot: ServerSnapshot): Drift[] {
   const drift: Drift[] = [];
   const current =
-    snapshot.instructions === undefined ? null : pinOne('instructions', { instructions: snapshot.instructions });
+    snapshot.instructions === undefined
+      ? null
+      : pinOne('instructions', { instructions: snapshot.instructions });
   if ((pins.instructions?.hash ?? null) !== (current?.hash ?? null)) {
     drift.push({
       kind: 'instructions',
@@ -138,7 +144,8 @@ export function diffSnapshot(pins: ServerPins, snapshot: ServerSnapshot): Drift[
       const now = pinOne(kind, d);
       const was = pins[section][k];
       if (was === undefined) drift.push({ kind, key: k, change: 'added', current: now });
-      else if (was.hash !== now.hash) drift.push({ kind, key: k, change: 'changed', pinned: was, current: now });
+      else if (was.hash !== now.hash)
+        drift.push({ kind, key: k, change: 'changed', pinned: was, current: now });
     }
     for (const [k, was] of Object.entries(pins[section])) {
       if (!seen.has(k)) drift.push({ kind, key: k, change: 'removed', pinned: was });

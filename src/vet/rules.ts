@@ -147,7 +147,7 @@ export const rules: readonly Rule[] = [
     severity: 'warn',
     title: 'Harvesting the conversation or environment',
     owasp: ['MCP10'],
-    help: 'Directs the model to send the conversation, its system prompt, other tools\' results, environment variables or everything the user says through a parameter.',
+    help: "Directs the model to send the conversation, its system prompt, other tools' results, environment variables or everything the user says through a parameter.",
   },
   {
     id: 'exfiltration.personal-data',
