@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import { AuditRecorder, TransparencyLog } from './audit/index.js';
@@ -13,9 +13,11 @@ import { UpstreamRegistry } from './gateway/upstream/index.js';
 import { createIdentityService, type IdentityService } from './identity/index.js';
 import { PolicyStore } from './policy/index.js';
 import { registerAdmin } from './server/admin.js';
+import { vetRoutes } from './server/admin-vet.js';
 import { buildHttpServer } from './server/http.js';
 import { McpHttp } from './server/mcp-http.js';
 import { openStore, type Store } from './store/index.js';
+import { PinGate } from './vet/index.js';
 
 export interface Custos {
   readonly config: Config;
@@ -129,7 +131,18 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       baseDir: config.baseDir,
     });
     closers.push(() => upstreams.close());
-    const view = new CatalogView(upstreams);
+    // Pins (custos vet pin): definitions that drifted from the approved lockfile are withheld.
+    let onPinsChanged = () => {};
+    const pins =
+      config.vet.lockfile === undefined
+        ? undefined
+        : new PinGate(resolvePath(config.baseDir, config.vet.lockfile), {
+            onChange: () => onPinsChanged(),
+            onError: (error) =>
+              logger.error({ err: error }, 'pin lockfile unreadable; every definition is withheld'),
+          });
+    if (pins) closers.push(() => pins.close());
+    const view = new CatalogView(upstreams, pins);
     const metrics = new Registry();
     collectDefaultMetrics({ register: metrics });
     const calls = new Histogram({
@@ -174,6 +187,12 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
           mcp.listChanged('resources', change.server);
       }
     });
+    onPinsChanged = () => {
+      view.invalidate();
+      mcp.listChanged('tools', null);
+      mcp.listChanged('prompts', null);
+      mcp.listChanged('resources', null);
+    };
     upstreams.onNotification((n) => {
       if (n.method === 'notifications/resources/updated') mcp.resourceUpdated(n.server, n.params);
       else if (n.method === 'notifications/message') mcp.logMessage(n.server, n.params);
@@ -204,6 +223,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
           adminToken: token,
           store,
           agents: identity.agents,
+          routes: [vetRoutes({ config, store, upstreams: () => upstreams.list() })],
           servers: () =>
             upstreams.list().map((u) => ({
               name: u.name,

@@ -8,6 +8,7 @@ import { registerAuditCommands } from './audit.js';
 import { type GlobalOptions, readConfig } from './context.js';
 import { runDemo } from './demo.js';
 import { registerPolicyCommands } from './policy.js';
+import { registerServersCommand, registerVetCommands } from './vet.js';
 
 /** Resolve when the process is asked to stop. */
 function untilSignal(): Promise<string> {
@@ -82,6 +83,8 @@ export function buildProgram(): Command {
   registerAgentCommands(program);
   registerPolicyCommands(program);
   registerAuditCommands(program);
+  registerVetCommands(program);
+  registerServersCommand(program);
   return program;
 }
 

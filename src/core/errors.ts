@@ -30,6 +30,7 @@ export type ErrorCode =
   | 'policy_denied'
   | 'policy_invalid'
   | 'budget_exhausted'
+  | 'definition_drift'
   | 'upstream_unavailable'
   | 'upstream_error'
   // infrastructure
@@ -60,6 +61,7 @@ const httpStatus: Record<ErrorCode, number> = {
   policy_denied: 403,
   policy_invalid: 400,
   budget_exhausted: 429,
+  definition_drift: 403,
   upstream_unavailable: 502,
   upstream_error: 502,
   store_unavailable: 503,

@@ -117,6 +117,21 @@ export interface TlogCheckpointTable {
   time: number;
 }
 
+export interface VetRunTable {
+  id: string;
+  server: string;
+  vetted_at: number;
+  verdict: string;
+  tier: string;
+  score: number;
+  block_count: number;
+  warn_count: number;
+  info_count: number;
+  source: string;
+  /** The JSON report (docs/vet.md, schema version 1). */
+  report: string;
+}
+
 export interface Database {
   agents: AgentTable;
   agent_credentials: AgentCredentialTable;
@@ -127,4 +142,5 @@ export interface Database {
   tlog_keys: TlogKeyTable;
   tlog_leaves: TlogLeafTable;
   tlog_checkpoints: TlogCheckpointTable;
+  vet_runs: VetRunTable;
 }
