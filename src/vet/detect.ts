@@ -334,7 +334,8 @@ const concealmentPatterns: RegExp[] = [
 ];
 
 const authorityPatterns: RegExp[] = [
-  /\b(?:note|message|instructions?|attention|important instruction)s?\s+(?:to|for)\s+(?:the\s+)?(?:ai|assistant|model|llm|agent)(?: model)?\b/i,
+  // A heading that addresses the model ("Note to the AI: ..."), not a sentence about instructions.
+  /^\W*(?:note|message|instructions?|attention|important instruction)s?\s+(?:to|for)\s+(?:the\s+)?(?:ai|assistant|model|llm|agent)(?: model)?\b/i,
   /\battention,?\s+(?:ai|assistant|model|agent)\b/i,
   /\bassistant instructions?\s*:/i,
   /\bthis is a message from the (?:system|administrator|developer)\b/i,

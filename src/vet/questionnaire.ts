@@ -157,6 +157,11 @@ export function assessRisk(
   if (blocks > 0) {
     tier = 'critical';
     reasons.push(`${blocks} blocking finding(s)`);
+  } else if (answers === undefined) {
+    // Unattested: the scan alone decides, and it can vouch for no better than medium.
+    tier = warns > 3 ? 'high' : 'medium';
+    reasons.push('no vendor answers (unattested): tier from the scan alone, at best medium');
+    if (warns > 0) reasons.push(`${warns} warning(s)`);
   } else if (score < 40) {
     tier = 'critical';
     reasons.push(`score ${score} below 40`);
@@ -166,9 +171,8 @@ export function assessRisk(
     if (contradictions.length > 0)
       reasons.push(`${contradictions.length} attestation(s) contradicted by the scan`);
     if (warns > 3) reasons.push(`${warns} warnings`);
-  } else if (score < 80 || answers === undefined || warns > 0) {
+  } else if (score < 80 || warns > 0) {
     tier = 'medium';
-    if (answers === undefined) reasons.push('no vendor answers (unattested)');
     if (score < 80) reasons.push(`score ${score} below 80`);
     if (warns > 0) reasons.push(`${warns} warning(s)`);
   } else {
