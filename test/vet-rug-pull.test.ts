@@ -102,8 +102,12 @@ describe('a rug pull in a real upstream is blocked until approved', () => {
     const denied = await agent.callTool('get_weather', { city: 'Oslo' });
     expect(denied.isError).toBe(true);
     expect(denied._meta?.['io.custos/denial']).toMatchObject({ code: 'definition_drift' });
-    const inventory = await t.admin<{ servers: Array<{ server: string; pins: string }> }>('/api/v1/vet/servers');
-    expect(inventory.servers.find((x) => x.server === 'weather')?.pins).toMatch(/^DRIFT: 1 change\(s\), withheld/);
+    const inventory = await t.admin<{ servers: Array<{ server: string; pins: string }> }>(
+      '/api/v1/vet/servers',
+    );
+    expect(inventory.servers.find((x) => x.server === 'weather')?.pins).toMatch(
+      /^DRIFT: 1 change\(s\), withheld/,
+    );
     // the unchanged tool keeps working
     expect((await agent.callTool('get_time', { zone: 'UTC' })).isError).not.toBe(true);
   });

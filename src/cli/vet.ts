@@ -8,6 +8,7 @@ import { canonicalHash } from '../core/canonical.js';
 import type { Config } from '../core/config.js';
 import { isStdioServer } from '../core/config.js';
 import { CustosError } from '../core/errors.js';
+import { PolicyStore } from '../policy/index.js';
 import {
   collect,
   type Drift,
@@ -29,13 +30,21 @@ import {
   type ServerPins,
   type ServerSnapshot,
   type Source,
+  toxicFlows,
   type VetReport,
   vetReportSchema,
   vetSnapshot,
   visible,
   writeLockfile,
 } from '../vet/index.js';
-import { callAdmin, type GlobalOptions, readConfig, runningServer, withStore } from './context.js';
+import {
+  agentService,
+  callAdmin,
+  type GlobalOptions,
+  readConfig,
+  runningServer,
+  withStore,
+} from './context.js';
 import { formatTime, printJson, printTable } from './output.js';
 
 /** The pinned definitions of every other server, as snapshots: neighbours without spawning them. */
@@ -178,6 +187,12 @@ function by(options: { by?: string }): string {
 }
 
 export function registerVetCommands(program: Command): void {
+  // "vet" has --json and --lockfile of its own; commander gives options to the parent when
+  // both define them, so subcommands read them from either.
+  const shared = <T extends { json?: boolean; lockfile?: string }>(o: T): T => {
+    const parent = vet.opts<{ json?: boolean; lockfile?: string }>();
+    return { ...o, json: o.json ?? parent.json, lockfile: o.lockfile ?? parent.lockfile };
+  };
   const vet = program
     .command('vet')
     .description('vet an MCP server: poisoning, shadowing, drift, capabilities and a risk tier')
@@ -251,7 +266,8 @@ export function registerVetCommands(program: Command): void {
     .option('--lockfile <file>', 'lockfile path (default: vet.lockfile, else custos.lock.json)')
     .option('--by <who>', 'who pins (recorded in the lockfile)')
     .option('--json', 'print the result as JSON')
-    .action(async (names: string[], o: { lockfile?: string; by?: string; json?: boolean }) => {
+    .action(async (names: string[], options: { lockfile?: string; by?: string; json?: boolean }) => {
+      const o = shared(options);
       const config = readConfig(program.opts<GlobalOptions>());
       const list = names.length > 0 ? names : Object.keys(config.servers);
       if (list.length === 0) throw new CustosError('usage', 'no servers to pin: the configuration has none');
@@ -286,7 +302,8 @@ export function registerVetCommands(program: Command): void {
     .argument('<server>', 'a server from the configuration')
     .option('--lockfile <file>', 'lockfile path')
     .option('--json', 'print the drift as JSON')
-    .action(async (name: string, o: { lockfile?: string; json?: boolean }) => {
+    .action(async (name: string, options: { lockfile?: string; json?: boolean }) => {
+      const o = shared(options);
       const config = readConfig(program.opts<GlobalOptions>());
       const lock = readLockfile(lockfilePath(config, o.lockfile));
       const snapshot = await collectNamed(config, name);
@@ -310,24 +327,88 @@ export function registerVetCommands(program: Command): void {
     .option('--lockfile <file>', 'lockfile path')
     .option('--by <who>', 'who approves (recorded in the lockfile)')
     .option('--json', 'print the result as JSON')
-    .action(async (name: string, o: { digest: string; lockfile?: string; by?: string; json?: boolean }) => {
+    .action(
+      async (name: string, options: { digest: string; lockfile?: string; by?: string; json?: boolean }) => {
+        const o = shared(options);
+        const config = readConfig(program.opts<GlobalOptions>());
+        const path = lockfilePath(config, o.lockfile);
+        const lock = readLockfile(path);
+        const snapshot = await collectNamed(config, name);
+        const drift = drifts(lock.servers[name], snapshot) ?? [];
+        const digest = diffDigest(name, drift);
+        if (digest !== o.digest) {
+          if (!o.json) printDrift(drift);
+          throw new CustosError(
+            'conflict',
+            `the server's definitions changed since the diff you reviewed (digest now ${digest}); review again with custos vet diff ${name}`,
+          );
+        }
+        lock.servers[name] = pinSnapshot(snapshot, new Date(), by(o));
+        writeLockfile(path, lock);
+        if (o.json) printJson({ server: name, approved: drift.length, lockfile: path });
+        else console.log(`approved ${drift.length} change(s) to ${name}; pins written to ${path}`);
+      },
+    );
+
+  vet
+    .command('flows')
+    .description('classify every pinned tool and report dangerous combinations an agent can reach')
+    .option('--agent <name>', 'only the tools this agent may see under the current policies')
+    .option('--lockfile <file>', 'lockfile path')
+    .option('--json', 'print as JSON')
+    .action(async (options: { agent?: string; lockfile?: string; json?: boolean }) => {
+      const o = shared(options);
       const config = readConfig(program.opts<GlobalOptions>());
-      const path = lockfilePath(config, o.lockfile);
-      const lock = readLockfile(path);
-      const snapshot = await collectNamed(config, name);
-      const drift = drifts(lock.servers[name], snapshot) ?? [];
-      const digest = diffDigest(name, drift);
-      if (digest !== o.digest) {
-        if (!o.json) printDrift(drift);
-        throw new CustosError(
-          'conflict',
-          `the server's definitions changed since the diff you reviewed (digest now ${digest}); review again with custos vet diff ${name}`,
-        );
+      const lock = readLockfile(lockfilePath(config, o.lockfile));
+      let snapshots = Object.entries(lock.servers)
+        .filter(([name]) => config.servers[name] !== undefined)
+        .map(([name, pins]) => snapshotFromPins(name, pins));
+      if (o.agent) {
+        const agent = await withStore(config, (store) => agentService(store).get(String(o.agent)));
+        if (agent === undefined) throw new CustosError('usage', `no agent "${o.agent}"`);
+        const policy = await PolicyStore.open(config.policies);
+        const principal = {
+          agentId: agent.id,
+          name: agent.name,
+          owner: agent.owner,
+          environment: agent.environment,
+          purpose: agent.purpose,
+        };
+        try {
+          snapshots = snapshots.map((s) => ({
+            ...s,
+            tools: s.tools.filter((t) =>
+              policy.canSee(principal, undefined, {
+                server: s.name,
+                kind: 'tool',
+                name: String(t.name),
+                ...(t.annotations ? { annotations: t.annotations as Record<string, boolean> } : {}),
+              }),
+            ),
+          }));
+        } finally {
+          await policy.close();
+        }
       }
-      lock.servers[name] = pinSnapshot(snapshot, new Date(), by(o));
-      writeLockfile(path, lock);
-      if (o.json) printJson({ server: name, approved: drift.length, lockfile: path });
-      else console.log(`approved ${drift.length} change(s) to ${name}; pins written to ${path}`);
+      const result = toxicFlows(snapshots);
+      if (o.json) {
+        printJson({ agent: o.agent ?? null, ...result });
+        return;
+      }
+      printTable(
+        result.tools.map((t) => ({
+          tool: `${t.server}.${t.tool}`,
+          capabilities: t.capabilities.join(', ') || '-',
+        })),
+        ['tool', 'capabilities'],
+      );
+      if (result.flows.length === 0) console.log('\nno dangerous combinations');
+      for (const flow of result.flows) {
+        console.log(
+          `\n${flow.severity.toUpperCase()} ${flow.id}${flow.singleServer ? ' (within one server)' : ''}: ${flow.message}`,
+        );
+        for (const [leg, tools] of Object.entries(flow.legs)) console.log(`  ${leg}: ${tools.join(', ')}`);
+      }
     });
 
   vet
@@ -339,7 +420,8 @@ export function registerVetCommands(program: Command): void {
     .command('questionnaire')
     .description('print the MCP server security questionnaire (YAML) to send to a vendor')
     .option('--json', 'print as JSON')
-    .action((o: { json?: boolean }) => {
+    .action((options: { json?: boolean }) => {
+      const o = shared(options);
       const questions = loadQuestionnaire();
       if (o.json) printJson({ version: 1, questions });
       else console.log(stringify({ version: 1, questions }));
