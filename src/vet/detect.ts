@@ -611,60 +611,93 @@ interface OtherRef {
   tool?: string;
 }
 
-interface CompiledServer {
+interface NeighbourTool {
   server: string;
-  tools: Array<{ tool: string; bare: RegExp | undefined; withServer: RegExp }>;
-  serverRef: RegExp;
+  tool: string;
 }
 
 interface CompiledNeighbours {
-  /** One pass over a sentence: does it mention any neighbour's server or distinctive tool name? */
+  /** One pass over a sentence: which neighbour server or distinctive tool names it mentions. */
   any: RegExp;
-  servers: CompiledServer[];
+  /** Lower-cased server name or tool name to what it may refer to. */
+  byWord: Map<string, { servers: string[]; tools: NeighbourTool[] }>;
 }
 
 const compiledNeighbours = new WeakMap<Neighbours, CompiledNeighbours>();
+/** Per-name patterns, built the first time a sentence mentions the name. */
+const toolPatterns = new Map<string, { bare: RegExp | undefined; withServer: RegExp }>();
+const serverPatterns = new Map<string, RegExp>();
 
 function compileNeighbours(neighbours: Neighbours): CompiledNeighbours {
   let compiled = compiledNeighbours.get(neighbours);
   if (compiled !== undefined) return compiled;
-  const words: string[] = [];
-  const servers: CompiledServer[] = [];
+  const byWord = new Map<string, { servers: string[]; tools: NeighbourTool[] }>();
+  const entry = (word: string) => {
+    const key = word.toLowerCase();
+    let e = byWord.get(key);
+    if (e === undefined) {
+      e = { servers: [], tools: [] };
+      byWord.set(key, e);
+    }
+    return e;
+  };
   for (const [server, tools] of neighbours) {
-    words.push(escapeRegExp(server));
-    const list = tools.map((tool) => {
-      if (distinctive(tool)) words.push(escapeRegExp(tool));
-      return {
-        tool,
-        bare: distinctive(tool) ? new RegExp(`(?<![\\w.-])${escapeRegExp(tool)}(?![\\w-])`, 'i') : undefined,
-        withServer: new RegExp(
-          `\\b${escapeRegExp(server)}(?:'s| server's| server)?\\s+(?:the\\s+)?[\`'"]?${escapeRegExp(tool)}\\b`,
-          'i',
-        ),
-      };
-    });
-    servers.push({
-      server,
-      tools: list,
-      serverRef: new RegExp(`\\b(?:the\\s+)?${escapeRegExp(server)}(?:\\s+server(?:'s)?|'s\\b)`, 'i'),
-    });
+    entry(server).servers.push(server);
+    for (const tool of tools) {
+      // A word-like tool name ("query") is looked up through its server's name.
+      (distinctive(tool) ? entry(tool) : entry(server)).tools.push({ server, tool });
+    }
   }
-  compiled = { any: words.length === 0 ? /$^/ : new RegExp(words.join('|'), 'i'), servers };
+  const words = [...byWord.keys()].sort((a, b) => b.length - a.length).map(escapeRegExp);
+  compiled = {
+    any: words.length === 0 ? /$^/g : new RegExp(`(?<![\\w-])(?:${words.join('|')})(?![\\w-])`, 'gi'),
+    byWord,
+  };
   compiledNeighbours.set(neighbours, compiled);
   return compiled;
 }
 
+function patternsFor(server: string, tool: string) {
+  const key = `${server}\u0000${tool}`;
+  let p = toolPatterns.get(key);
+  if (p === undefined) {
+    p = {
+      bare: distinctive(tool) ? new RegExp(`(?<![\\w.-])${escapeRegExp(tool)}(?![\\w-])`, 'i') : undefined,
+      withServer: new RegExp(
+        `\\b${escapeRegExp(server)}(?:'s| server's| server)?\\s+(?:the\\s+)?[\`'"]?${escapeRegExp(tool)}\\b`,
+        'i',
+      ),
+    };
+    toolPatterns.set(key, p);
+  }
+  return p;
+}
+
+function serverPattern(server: string): RegExp {
+  let p = serverPatterns.get(server);
+  if (p === undefined) {
+    p = new RegExp(`\\b(?:the\\s+)?${escapeRegExp(server)}(?:\\s+server(?:'s)?|'s\\b)`, 'i');
+    serverPatterns.set(server, p);
+  }
+  return p;
+}
+
 function otherReference(sentence: string, scan: Scan, own: string): OtherRef | undefined {
   const compiled = compileNeighbours(scan.neighbours);
-  if (!compiled.any.test(sentence)) return undefined;
-  for (const { server, tools, serverRef } of compiled.servers) {
+  compiled.any.lastIndex = 0;
+  const mentioned = new Set<string>();
+  for (const m of sentence.matchAll(compiled.any)) mentioned.add(m[0].toLowerCase());
+  if (mentioned.size === 0) return undefined;
+  const candidates = [...mentioned].flatMap((w) => compiled.byWord.get(w)?.tools ?? []);
+  for (const { server, tool } of candidates) {
+    if (server === own || scan.ownTools.has(tool)) continue;
+    const { bare, withServer } = patternsFor(server, tool);
+    const m = bare?.exec(sentence) ?? withServer.exec(sentence);
+    if (m) return { index: m.index, length: m[0].length, server, tool };
+  }
+  for (const server of [...mentioned].flatMap((w) => compiled.byWord.get(w)?.servers ?? [])) {
     if (server === own) continue;
-    for (const { tool, bare, withServer } of tools) {
-      if (scan.ownTools.has(tool)) continue;
-      const m = bare?.exec(sentence) ?? withServer.exec(sentence);
-      if (m) return { index: m.index, length: m[0].length, server, tool };
-    }
-    const ref = serverRef.exec(sentence);
+    const ref = serverPattern(server).exec(sentence);
     if (ref) return { index: ref.index, length: ref[0].length, server };
   }
   return undefined;
