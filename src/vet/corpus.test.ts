@@ -1,5 +1,6 @@
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { corpusMarkdown, evaluateCorpus } from './corpus.js';
+import { corpusDir, corpusMarkdown, evaluateCorpus } from './corpus.js';
 
 describe('the labelled corpus', () => {
   const result = evaluateCorpus();
@@ -24,5 +25,15 @@ describe('the labelled corpus', () => {
   it('flags at most 2% of benign descriptions at warn and none at block', () => {
     expect(result.benignAtWarn / result.counts.benign).toBeLessThanOrEqual(0.02);
     expect(result.benignAtBlock).toBe(0);
+  });
+});
+
+describe('the held-out corpus (written after the rules, never used to change them)', () => {
+  it('prints its figures; the targets are reported, not asserted, so the set stays held out', () => {
+    const held = evaluateCorpus(join(corpusDir, 'holdout'));
+    console.log(corpusMarkdown(held));
+    console.log('misses:', held.misses.join(' '));
+    console.log('false positives:', JSON.stringify(held.falsePositives));
+    expect(held.counts.benign).toBe(30);
   });
 });

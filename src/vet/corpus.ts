@@ -19,7 +19,7 @@ export interface CorpusEntry {
   tool: Json;
 }
 
-const corpusDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'vet', 'corpus');
+export const corpusDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'vet', 'corpus');
 
 /** A parameter shorthand: "string" or "string: its description". */
 function schemaOf(params: Record<string, string> | undefined): Json {
@@ -112,8 +112,9 @@ export interface CorpusResult {
   };
 }
 
-export function evaluateCorpus(): CorpusResult {
-  const { entries, neighbours } = loadCorpus();
+/** Evaluate the corpus in `dir` (default: the main corpus; src/vet/corpus/holdout is the held-out set). */
+export function evaluateCorpus(dir: string = corpusDir): CorpusResult {
+  const { entries, neighbours } = loadCorpus(dir);
   const counts: Record<Label, number> = { explicit: 0, implicit: 0, shadowing: 0, benign: 0 };
   const fired = new Map<string, Record<Label, number>>(
     rules.map((r) => [r.id, { explicit: 0, implicit: 0, shadowing: 0, benign: 0 }]),
