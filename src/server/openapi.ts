@@ -110,7 +110,11 @@ export const openApiDocument = {
             },
           },
         },
-        responses: { 201: ok({ type: 'object', properties: { run: { type: 'object' } } }), 400: error, 403: error },
+        responses: {
+          201: ok({ type: 'object', properties: { run: { type: 'object' } } }),
+          400: error,
+          403: error,
+        },
       },
     },
     '/api/v1/agents': {

@@ -152,7 +152,11 @@ const migrations: Record<string, Migration> = {
         .addColumn('source', 'text', (c) => c.notNull())
         .addColumn('report', 'text', (c) => c.notNull())
         .execute();
-      await db.schema.createIndex('vet_runs_server').on('vet_runs').columns(['server', 'vetted_at']).execute();
+      await db.schema
+        .createIndex('vet_runs_server')
+        .on('vet_runs')
+        .columns(['server', 'vetted_at'])
+        .execute();
     },
   },
 };
