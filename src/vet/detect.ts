@@ -397,10 +397,111 @@ function firstMatch(
   return undefined;
 }
 
+/** The literal text a regex fragment must start with (lower-cased), up to its first operator. */
+function literalPrefix(fragment: string): string | undefined {
+  let out = '';
+  for (let i = 0; i < fragment.length; i++) {
+    const c = fragment[i] as string;
+    if (c === '\\') {
+      const next = fragment[i + 1] ?? '';
+      if (/[.()[\]{}?*+|^$\\/-]/.test(next)) {
+        out += next;
+        i++;
+        continue;
+      }
+      break;
+    }
+    if (c === ' ' || '[](){}|.^$+'.includes(c)) break;
+    if (c === '?' || c === '*') {
+      out = out.slice(0, -1);
+      break;
+    }
+    out += c;
+  }
+  return out.length >= 2 ? out.toLowerCase() : undefined;
+}
+
+/** Split at "|" outside groups and character classes. */
+function topLevelAlternatives(source: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let inClass = false;
+  let start = 0;
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i];
+    if (c === '\\') {
+      i++;
+      continue;
+    }
+    if (inClass) {
+      if (c === ']') inClass = false;
+      continue;
+    }
+    if (c === '[') inClass = true;
+    else if (c === '(') depth++;
+    else if (c === ')') depth--;
+    else if (c === '|' && depth === 0) {
+      parts.push(source.slice(start, i));
+      start = i + 1;
+    }
+  }
+  parts.push(source.slice(start));
+  return parts;
+}
+
+/**
+ * Substrings one of which must occur (case-insensitively) in any text the pattern matches,
+ * read off the pattern's first word or first group of words; undefined when that cannot be
+ * told, and the pattern is then always tried. A plain includes() is far cheaper than running
+ * dozens of regexes over every text, most of which match none.
+ */
+export function anchorsOf(pattern: RegExp): string[] | undefined {
+  if (!pattern.flags.includes('i')) return undefined;
+  const branches = topLevelAlternatives(pattern.source);
+  const anchors: string[] = [];
+  for (const branch of branches) {
+    const rest = branch
+      .replace(/^\^/, '')
+      .replace(/^\\W\*/, '')
+      .replace(/^\\b/, '');
+    if (rest.startsWith('(?:')) {
+      let depth = 0;
+      let end = -1;
+      for (let i = 0; i < rest.length; i++) {
+        if (rest[i] === '\\') {
+          i++;
+          continue;
+        }
+        if (rest[i] === '(') depth++;
+        else if (rest[i] === ')' && --depth === 0) {
+          end = i;
+          break;
+        }
+      }
+      if (end < 0 || /[?*]/.test(rest[end + 1] ?? '')) return undefined;
+      for (const alt of topLevelAlternatives(rest.slice(3, end))) {
+        const lit = literalPrefix(alt);
+        if (lit === undefined) return undefined;
+        anchors.push(lit);
+      }
+      continue;
+    }
+    if (rest.startsWith('(')) return undefined;
+    const lit = literalPrefix(rest);
+    if (lit === undefined) return undefined;
+    anchors.push(lit);
+  }
+  return anchors;
+}
+
+interface AnchoredPattern {
+  pattern: RegExp;
+  anchors: readonly string[] | undefined;
+}
+
 interface InstructionCheck {
   rule: string;
-  patterns: readonly RegExp[];
-  any: RegExp;
+  patterns: readonly AnchoredPattern[];
   severity: Severity;
   message: string;
 }
@@ -413,14 +514,13 @@ function check(
 ): InstructionCheck {
   return {
     rule,
-    patterns,
+    patterns: patterns.map((pattern) => ({ pattern, anchors: anchorsOf(pattern) })),
     severity,
     message,
-    any: new RegExp(patterns.map((p) => `(?:${p.source})`).join('|'), 'i'),
   };
 }
 
-const instructionChecks: readonly InstructionCheck[] = [
+export const instructionChecks: readonly InstructionCheck[] = [
   check('instruction.override', overridePatterns, 'block', 'tells the model to drop its own instructions'),
   check(
     'instruction.concealment',
@@ -463,19 +563,26 @@ function instructions(scan: Scan, f: Field) {
     );
     break;
   }
-  // Most texts match no pattern of a group: test the group's union on the whole text first.
-  const live = instructionChecks.filter((c) => c.any.test(text));
+  // Most texts hold none of a pattern's anchor words: skip those patterns without running them.
+  const lower = text.toLowerCase();
+  const live: Array<{ check: InstructionCheck; patterns: RegExp[] }> = [];
+  for (const c of instructionChecks) {
+    const patterns = c.patterns
+      .filter((p) => p.anchors === undefined || p.anchors.some((a) => lower.includes(a)))
+      .map((p) => p.pattern);
+    if (patterns.length > 0) live.push({ check: c, patterns });
+  }
   if (live.length === 0) return;
   for (const s of sentences(text)) {
-    for (const { rule, patterns, severity, message } of live) {
+    for (const { check: c, patterns } of live) {
       const m = firstMatch(s.text, patterns);
       if (m)
         add(
           scan,
           f,
-          rule,
-          severity,
-          message,
+          c.rule,
+          c.severity,
+          c.message,
           evidence(text, s.start + m.index, s.start + m.index + m.length),
         );
     }

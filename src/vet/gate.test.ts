@@ -37,7 +37,10 @@ describe('the pin gate in the catalog view', () => {
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'custos-gate-'));
     lockfile = join(dir, 'custos.lock.json');
-    writeLockfile(lockfile, { lockfileVersion: 1, servers: { files: pinSnapshot(snapshotOf(base), new Date(0), 't') } });
+    writeLockfile(lockfile, {
+      lockfileVersion: 1,
+      servers: { files: pinSnapshot(snapshotOf(base), new Date(0), 't') },
+    });
     gate = new PinGate(lockfile);
   });
   afterEach(() => {
@@ -49,7 +52,10 @@ describe('the pin gate in the catalog view', () => {
     new CatalogView({ get: (n) => ups.find((u) => u.name === n), list: () => ups }, gate);
 
   it('admits pinned definitions unchanged, including reordered copies', () => {
-    const reordered = { ...base, tools: [{ inputSchema: { type: 'object' }, description: 'Read a file.', name: 'read' }] };
+    const reordered = {
+      ...base,
+      tools: [{ inputSchema: { type: 'object' }, description: 'Read a file.', name: 'read' }],
+    };
     const v = view(upstream('files', reordered));
     expect(v.tools(null).map((t) => t.name)).toEqual(['read']);
     expect(v.prompts(null).map((p) => p.name)).toEqual(['summarize']);
@@ -93,8 +99,15 @@ describe('the pin gate in the catalog view', () => {
     writeFileSync(lockfile, '{ not json');
     gate.reload();
     expect(view(upstream('files', base)).tools(null)).toEqual([]);
-    writeLockfile(lockfile, { lockfileVersion: 1, servers: { files: pinSnapshot(snapshotOf(base), new Date(0), 't') } });
+    writeLockfile(lockfile, {
+      lockfileVersion: 1,
+      servers: { files: pinSnapshot(snapshotOf(base), new Date(0), 't') },
+    });
     gate.reload();
-    expect(view(upstream('files', base)).tools(null).map((t) => t.name)).toEqual(['read']);
+    expect(
+      view(upstream('files', base))
+        .tools(null)
+        .map((t) => t.name),
+    ).toEqual(['read']);
   });
 });
