@@ -873,11 +873,11 @@ function annotationsCheck(scan: Scan, tool: Json, f: Field) {
   if (mutatingName(name) !== undefined) {
     add(
       scan,
-      f,
+      { ...f, field: 'name', text: name },
       'annotations.contradiction',
       'warn',
       `readOnlyHint is true but the name "${name}" says it changes something`,
-      { text: name, start: 0, end: 0 },
+      { text: name, start: 0, end: name.length },
     );
     return;
   }

@@ -169,3 +169,26 @@ describe('questionnaire and risk tier', () => {
     expect(() => parseAnswers(allYes(['NOPE-1']), 'a.yaml')).toThrow(/unknown questions/);
   });
 });
+
+describe('the optional judge', () => {
+  it('adds its findings under its own name, never as a deterministic rule', async () => {
+    const judge = {
+      name: 'llm',
+      judge: async (s: ServerSnapshot) =>
+        s.tools.map((t) => ({
+          rule: 'steering',
+          severity: 'warn' as const,
+          message: 'the judge thinks this steers the model',
+          owasp: ['MCP03'],
+          location: { server: s.name, kind: 'tool' as const, name: String(t.name), field: 'description' },
+          evidence: { text: '', start: 0, end: 0 },
+          definitionHash: '',
+        })),
+    };
+    const r = await vetSnapshot(snap([clean]), 'test', [], { now, judge });
+    expect(r.findings.map((f) => f.rule)).toEqual(['judge.llm.steering']);
+    expect(r.judge).toBe('llm');
+    const without = await vetSnapshot(snap([clean]), 'test', [], { now });
+    expect(without.findings).toEqual([]);
+  });
+});
