@@ -1,5 +1,6 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -180,6 +181,36 @@ describe('custos vet and custos servers', () => {
     );
     expect((r.json.risk as { attested: boolean; answered: number }).attested).toBe(true);
     expect((r.json.risk as { answered: number }).answered).toBe(1);
+  });
+
+  it('vets a Streamable HTTP server by URL', async () => {
+    const port = await new Promise<number>((done) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const address = probe.address();
+        probe.close(() => done(typeof address === 'object' && address ? address.port : 0));
+      });
+    });
+    const server: ChildProcess = spawn(process.execPath, [everythingEntry, 'streamableHttp'], {
+      env: { ...process.env, PORT: String(port) },
+      stdio: 'ignore',
+    });
+    try {
+      const url = `http://127.0.0.1:${port}/mcp`;
+      for (let i = 0; i < 200; i++) {
+        const up = await fetch(url, { method: 'GET' }).then(
+          () => true,
+          () => false,
+        );
+        if (up) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const r = await run('vet', '--url', url, '--name', 'everything-http', '--json', '--no-probe');
+      expect(r.code, r.stderr).toBe(0);
+      expect((r.json.server as { name: string; source: string }).source).toContain('Streamable HTTP');
+      expect((r.json.summary as { tools: number }).tools).toBeGreaterThan(5);
+    } finally {
+      server.kill();
+    }
   });
 
   it('rejects bad input with exit code 2', async () => {
