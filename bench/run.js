@@ -11,7 +11,17 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const benchmarks = ['gateway', 'policy', 'merkle', 'tlog', 'checkpoint', 'detect', 'chaos', 'approvals'];
+const benchmarks = [
+  'gateway',
+  'policy',
+  'merkle',
+  'tlog',
+  'checkpoint',
+  'detect',
+  'chaos',
+  'approvals',
+  'vet',
+];
 
 function parseArgs(argv) {
   const options = { only: undefined, quick: false };

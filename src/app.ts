@@ -20,11 +20,13 @@ import { auditRoutes } from './server/admin-audit.js';
 import { consoleDataRoutes } from './server/admin-console.js';
 import { detectRoutes } from './server/admin-detect.js';
 import { userRoutes } from './server/admin-users.js';
+import { vetRoutes } from './server/admin-vet.js';
 import { registerConsoleAssets } from './server/console-assets.js';
 import { registerConsoleLogin, userAuthenticator } from './server/console-auth.js';
 import { buildHttpServer } from './server/http.js';
 import { McpHttp } from './server/mcp-http.js';
 import { openStore, type Store } from './store/index.js';
+import { PinGate } from './vet/index.js';
 
 export interface Custos {
   readonly config: Config;
@@ -191,7 +193,18 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       baseDir: config.baseDir,
     });
     closers.push(() => upstreams.close());
-    const view = new CatalogView(upstreams);
+    // Pins (custos vet pin): definitions that drifted from the approved lockfile are withheld.
+    let onPinsChanged = () => {};
+    const pins =
+      config.vet.lockfile === undefined
+        ? undefined
+        : new PinGate(resolvePath(config.baseDir, config.vet.lockfile), {
+            onChange: () => onPinsChanged(),
+            onError: (error) =>
+              logger.error({ err: error }, 'pin lockfile unreadable; every definition is withheld'),
+          });
+    if (pins) closers.push(() => pins.close());
+    const view = new CatalogView(upstreams, pins);
     const calls = new Histogram({
       name: 'custos_call_duration_seconds',
       help: 'governed calls by method and outcome, from arrival to answer',
@@ -280,6 +293,12 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
           mcp.listChanged('resources', change.server);
       }
     });
+    onPinsChanged = () => {
+      view.invalidate();
+      mcp.listChanged('tools', null);
+      mcp.listChanged('prompts', null);
+      mcp.listChanged('resources', null);
+    };
     upstreams.onNotification((n) => {
       if (n.method === 'notifications/resources/updated') mcp.resourceUpdated(n.server, n.params);
       else if (n.method === 'notifications/message') mcp.logMessage(n.server, n.params);
@@ -342,6 +361,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
                   (await approvals.list({ status: 'pending', limit: 500 })).map((a) => a.id),
               },
             }),
+            vetRoutes({ config, store, upstreams: () => upstreams.list() }),
           ],
           store,
           agents: identity.agents,

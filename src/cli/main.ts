@@ -12,6 +12,7 @@ import { registerEvidenceCommands } from './evidence.js';
 import { registerIncidentCommands } from './incident.js';
 import { registerPolicyCommands } from './policy.js';
 import { registerUserCommands } from './user.js';
+import { registerServersCommand, registerVetCommands } from './vet.js';
 
 /** Resolve when the process is asked to stop. */
 function untilSignal(): Promise<string> {
@@ -90,6 +91,8 @@ export function buildProgram(): Command {
   registerIncidentCommands(program);
   registerApprovalCommands(program);
   registerUserCommands(program);
+  registerVetCommands(program);
+  registerServersCommand(program);
   return program;
 }
 

@@ -265,6 +265,25 @@ export const configSchema = z.strictObject({
       taskTtlSeconds: z.number().int().min(10).max(86_400).default(300),
     })
     .default({ ttlSeconds: 600, taskTtlSeconds: 300 }),
+  /** Vendor risk for MCP servers (src/vet): the pin lockfile the gateway enforces, owners, suppressions. */
+  vet: z
+    .strictObject({
+      /** The pin lockfile (custos vet pin). When set, the gateway hides definitions that drifted from it. */
+      lockfile: z.string().min(1).optional(),
+      /** Suppressions file (rule or definition hash, reason, expiry). */
+      suppressions: z.string().min(1).optional(),
+      /** Accountable owner and vendor answers per server, for the inventory and the risk tier. */
+      servers: z
+        .record(
+          name,
+          z.strictObject({
+            owner: z.email({ error: "owner must be the accountable human's email address" }).optional(),
+            answers: z.string().min(1).optional(),
+          }),
+        )
+        .default({}),
+    })
+    .default({ servers: {} }),
   audit: z
     .strictObject({
       /** Longest wait, in milliseconds, to gather events into one commit. */

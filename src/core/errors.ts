@@ -33,6 +33,7 @@ export type ErrorCode =
   | 'budget_exhausted'
   | 'contained'
   | 'rate_limited'
+  | 'definition_drift'
   | 'upstream_unavailable'
   | 'upstream_error'
   // human approval
@@ -74,6 +75,7 @@ const httpStatus: Record<ErrorCode, number> = {
   budget_exhausted: 429,
   contained: 403,
   rate_limited: 429,
+  definition_drift: 403,
   upstream_unavailable: 502,
   upstream_error: 502,
   approval_pending: 428,

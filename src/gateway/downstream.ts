@@ -373,7 +373,7 @@ export class Downstream {
     const out: Json[] = [];
     for (const upstream of this.deps.view.servers(state.scope)) {
       if (!taskReachesServer(principal.task, upstream.name)) continue;
-      for (const item of upstream.catalog()?.[key] ?? []) {
+      for (const item of this.deps.view.resources(upstream, key)) {
         const name = 'uri' in item ? String(item.uri) : String(item.uriTemplate);
         if (this.deps.policy.canSee(pp, pt, { server: upstream.name, kind: 'resource', name }))
           out.push(item);

@@ -25,4 +25,4 @@ export type {
   UpstreamStatus,
 } from './upstream/types.js';
 export { UpstreamRpcError } from './upstream/types.js';
-export { CatalogView, type UpstreamDirectory } from './view.js';
+export { CatalogView, type DefinitionGate, type GatedKind, type UpstreamDirectory } from './view.js';

@@ -247,6 +247,52 @@ export const openApiDocument = {
   },
   security: [{ admin: [] }, { session: [] }],
   paths: {
+    '/api/v1/vet/servers': {
+      get: {
+        summary: 'Inventory of upstream MCP servers: risk tier, owner, last vetting, pin status (live drift)',
+        responses: {
+          200: ok({
+            type: 'object',
+            properties: {
+              servers: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  properties: {
+                    server: { type: 'string' },
+                    transport: { enum: ['stdio', 'http'] },
+                    owner: { type: ['string', 'null'] },
+                    tier: { type: ['string', 'null'], enum: ['critical', 'high', 'medium', 'low', null] },
+                    verdict: { type: ['string', 'null'] },
+                    lastVetted: { type: ['integer', 'null'], description: 'ms since the Unix epoch' },
+                    pins: { type: 'string' },
+                  },
+                },
+              },
+            },
+          }),
+          401: error,
+          403: error,
+        },
+      },
+    },
+    '/api/v1/vet/runs': {
+      post: {
+        summary: 'Record a vetting (the JSON report of custos vet, schema version 1; see docs/vet.md)',
+        requestBody: {
+          content: {
+            'application/json': {
+              schema: { type: 'object', required: ['report'], properties: { report: { type: 'object' } } },
+            },
+          },
+        },
+        responses: {
+          201: ok({ type: 'object', properties: { run: { type: 'object' } } }),
+          400: error,
+          403: error,
+        },
+      },
+    },
     '/api/v1/agents': {
       get: {
         summary: 'List agents',

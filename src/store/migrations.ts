@@ -382,6 +382,30 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0011_vet': {
+    async up(db: Kysely<unknown>) {
+      // One row per vetting of an MCP server (custos vet): the inventory's risk tier and last vetting.
+      await db.schema
+        .createTable('vet_runs')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('server', 'text', (c) => c.notNull())
+        .addColumn('vetted_at', 'bigint', (c) => c.notNull())
+        .addColumn('verdict', 'text', (c) => c.notNull())
+        .addColumn('tier', 'text', (c) => c.notNull())
+        .addColumn('score', 'integer', (c) => c.notNull())
+        .addColumn('block_count', 'integer', (c) => c.notNull())
+        .addColumn('warn_count', 'integer', (c) => c.notNull())
+        .addColumn('info_count', 'integer', (c) => c.notNull())
+        .addColumn('source', 'text', (c) => c.notNull())
+        .addColumn('report', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('vet_runs_server')
+        .on('vet_runs')
+        .columns(['server', 'vetted_at'])
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

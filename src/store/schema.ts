@@ -308,6 +308,21 @@ export interface UserTokenTable {
   revoked_at: number | null;
 }
 
+export interface VetRunTable {
+  id: string;
+  server: string;
+  vetted_at: number;
+  verdict: string;
+  tier: string;
+  score: number;
+  block_count: number;
+  warn_count: number;
+  info_count: number;
+  source: string;
+  /** The JSON report (docs/vet.md, schema version 1). */
+  report: string;
+}
+
 export interface Database {
   agents: AgentTable;
   agent_credentials: AgentCredentialTable;
@@ -329,4 +344,5 @@ export interface Database {
   users: UserTable;
   user_sessions: UserSessionTable;
   user_tokens: UserTokenTable;
+  vet_runs: VetRunTable;
 }
