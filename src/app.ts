@@ -26,7 +26,7 @@ import { registerConsoleLogin, userAuthenticator } from './server/console-auth.j
 import { buildHttpServer } from './server/http.js';
 import { McpHttp } from './server/mcp-http.js';
 import { openStore, type Store } from './store/index.js';
-import { PinGate } from './vet/index.js';
+import { type Lockfile, PinGate, serverPinsDigest } from './vet/index.js';
 
 export interface Custos {
   readonly config: Config;
@@ -293,7 +293,10 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
           mcp.listChanged('resources', change.server);
       }
     });
+    const auditPins = pins && pinAuditor(store, audit, clock, () => pins.lockfile);
+    await auditPins?.();
     onPinsChanged = () => {
+      auditPins?.().catch((error) => logger.error({ err: error }, 'recording a pin change failed'));
       view.invalidate();
       mcp.listChanged('tools', null);
       mcp.listChanged('prompts', null);
@@ -391,4 +394,63 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     await close().catch(() => {});
     throw error;
   }
+}
+
+/**
+ * Records a `vet/pins` audit event for each server whose approved pins (written by
+ * `custos vet pin` or `custos vet approve`) differ from the last ones recorded, including
+ * changes made while Custos was down. The event's argsHash is the digest of the pin state.
+ */
+function pinAuditor(store: Store, audit: AuditRecorder, clock: Clock, lockfile: () => Lockfile | undefined) {
+  let recorded: Map<string, string> | undefined;
+  let queue = Promise.resolve();
+  const run = async () => {
+    const lock = lockfile();
+    if (lock === undefined) return;
+    if (recorded === undefined) {
+      const rows = await store.db
+        .selectFrom('audit_events')
+        .select(['server', 'args_hash'])
+        .where('agent_id', 'is', null)
+        .where('method', '=', 'vet/pins')
+        .orderBy('seq')
+        .execute();
+      recorded = new Map(rows.map((r) => [r.server ?? '', r.args_hash ?? '']));
+    }
+    for (const [server, pins] of Object.entries(lock.servers)) {
+      const digest = serverPinsDigest(pins);
+      if (recorded.get(server) === digest) continue;
+      const definitions =
+        Object.keys(pins.tools).length +
+        Object.keys(pins.prompts).length +
+        Object.keys(pins.resources).length +
+        Object.keys(pins.resourceTemplates).length;
+      await audit.record({
+        time: clock.now(),
+        agentId: null,
+        owner: pins.pinnedBy,
+        taskId: null,
+        method: 'vet/pins',
+        server,
+        target: null,
+        argsHash: digest,
+        effect: 'allow',
+        policyIds: [],
+        reasons: [
+          `pins approved by ${pins.pinnedBy} at ${pins.pinnedAt}`,
+          `${definitions} definitions pinned`,
+        ],
+        outcome: 'executed',
+        errorCode: null,
+        latencyUs: 0,
+        traceId: null,
+      });
+      recorded.set(server, digest);
+    }
+  };
+  // One run at a time: two lockfile changes in quick succession must not record twice.
+  return () => {
+    queue = queue.then(run, run);
+    return queue;
+  };
 }

@@ -79,6 +79,20 @@ describe('a rug pull in a real upstream is blocked until approved', () => {
         ?.tools.find((x) => x.name === 'get_weather')?.description,
     );
 
+  const pinEvents = () =>
+    t.custos.store.db
+      .selectFrom('audit_events')
+      .select(['owner', 'server', 'args_hash', 'reasons'])
+      .where('method', '=', 'vet/pins')
+      .orderBy('seq')
+      .execute();
+
+  it('records the pins in force at start in the audit log', async () => {
+    const events = await pinEvents();
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ server: 'weather', args_hash: expect.stringMatching(/^sha256:/) });
+  });
+
   it('serves the pinned definitions', async () => {
     expect(await names()).toEqual(['get_time', 'get_weather']);
     const result = await agent.callTool('get_weather', { city: 'Oslo' });
@@ -147,5 +161,11 @@ describe('a rug pull in a real upstream is blocked until approved', () => {
     expect(lock.servers.weather.pinnedBy).toBe('alice@example.com');
     await eventually(async () => (await names()).includes('get_weather'), 'the approved tool to reappear');
     expect((await agent.callTool('get_weather', { city: 'Oslo' })).isError).not.toBe(true);
+    // the approval is in the tamper-evident log, with who approved it
+    await eventually(async () => (await pinEvents()).length === 2, 'the approval in the audit log');
+    const [before, after] = await pinEvents();
+    expect(after?.owner).toBe('alice@example.com');
+    expect(after?.args_hash).not.toBe(before?.args_hash);
+    expect(after?.reasons).toContain('pins approved by alice@example.com');
   });
 });

@@ -54,6 +54,11 @@ export class PinGate {
     return this.#path;
   }
 
+  /** The lockfile in force; undefined when it cannot be read (everything is withheld). */
+  get lockfile(): Lockfile | undefined {
+    return this.#lock;
+  }
+
   /** Re-read the lockfile now (after this process wrote it). */
   reload(): void {
     this.#load();

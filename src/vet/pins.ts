@@ -45,6 +45,11 @@ export function definitionHash(definition: Json, kind?: DefinitionKind): string 
   return `sha256:${canonicalHash(pinnedPart(k, definition))}`;
 }
 
+/** Digest of a server's approved pin state (who pinned it, when, and every definition). */
+export function serverPinsDigest(pins: ServerPins): string {
+  return `sha256:${canonicalHash(pins)}`;
+}
+
 export interface PinnedDefinition {
   hash: string;
   /** The pinned part itself, so a later diff can show what changed. */
