@@ -5,7 +5,13 @@ import { join, resolve as resolvePath } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { ApprovalService, LinkSigner, loadLinkKey, WebhookChannel } from './approvals/index.js';
-import { type AuditExporters, AuditRecorder, startExporters, TransparencyLog } from './audit/index.js';
+import {
+  type AuditExporters,
+  AuditRecorder,
+  ExportStore,
+  startExporters,
+  TransparencyLog,
+} from './audit/index.js';
 import { type Clock, systemClock } from './core/clock.js';
 import type { Config } from './core/config.js';
 import { IdGenerator } from './core/ids.js';
@@ -361,6 +367,12 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
               store,
               agentName: (id) => identity.directory.get(id)?.name,
               exporterStats: () => exporters.stats(),
+              exports: {
+                bundles: new ExportStore(join(config.dataDir, 'exports')),
+                log: auditLog,
+                newId: () => ids.next('exp'),
+                now: () => clock.now(),
+              },
             }),
             detectRoutes(detect),
             approvalRoutes({ approvals, agents: identity.agents }),

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
@@ -277,6 +278,52 @@ describe('decision chains of real traffic (custos audit trace, GET /api/v1/audit
     // The other agent's content is untouched.
     const other = await t.admin<DecisionChain>(`/api/v1/audit/trace/${taskId}`);
     expect(other.steps.some((s) => s.erased)).toBe(false);
+  });
+
+  it('makes an export bundle through the admin API that verifies offline from its downloaded files', async () => {
+    const created = await fetch(`${t.url}/api/v1/audit/exports`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ from: '2020-01-01T00:00:00Z' }),
+    });
+    expect(created.status).toBe(201);
+    const { export: made } = (await created.json()) as {
+      export: {
+        id: string;
+        createdBy: string;
+        verification: { ok: boolean };
+        files: Array<{ name: string }>;
+      };
+    };
+    expect(made).toMatchObject({ createdBy: 'admin-token', verification: { ok: true } });
+    const { exports } = await t.admin<{ exports: Array<{ id: string }> }>('/api/v1/audit/exports');
+    expect(exports.map((e) => e.id)).toContain(made.id);
+    expect(await t.admin(`/api/v1/audit/exports/${made.id}`)).toEqual({ export: made });
+    // Download every file into a new directory, as the console would, and check it with the published key.
+    const dir = mkdtempSync(join(tmpdir(), 'custos-downloaded-'));
+    for (const { name } of made.files) {
+      const file = await fetch(`${t.url}/api/v1/audit/exports/${made.id}/files/${name}`, {
+        headers: { authorization: `Bearer ${t.adminToken}` },
+      });
+      expect(file.status, name).toBe(200);
+      writeFileSync(join(dir, name), Buffer.from(await file.arrayBuffer()));
+    }
+    const cwd = join(t.dataDir, '..');
+    const key = (await run(['--config', configFile, '--data', t.dataDir, 'audit', 'key'], cwd)).stdout.trim();
+    const verified = await run(['audit', 'verify', dir, '--key', key], tmpdir());
+    expect(verified.code, verified.stderr).toBe(0);
+    const unknown = await fetch(`${t.url}/api/v1/audit/exports/${made.id}/files/..%2Fcustos.db`, {
+      headers: { authorization: `Bearer ${t.adminToken}` },
+    });
+    expect(unknown.status).toBe(404);
+    const bad = await fetch(`${t.url}/api/v1/audit/exports`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ from: 'yesterday' }),
+    });
+    expect(bad.status).toBe(400);
+    const doc = await t.admin<{ paths: Record<string, unknown> }>('/api/v1/openapi.json');
+    expect(doc.paths).toHaveProperty(['/api/v1/audit/exports/{id}/files/{name}']);
   });
 
   it('custos audit trace reads the store directly when no server runs', async () => {
