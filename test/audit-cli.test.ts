@@ -207,7 +207,9 @@ describe('custos audit (built CLI against a temp configuration)', () => {
     const cases: Array<[string, (dir: string) => void, string, string[]?]> = [
       [
         'modified event',
-        editLines((ls) => ls.map((l, i) => (i === 6 ? l.replace('"target":"read_file"', '"target":"delete_file"') : l))),
+        editLines((ls) =>
+          ls.map((l, i) => (i === 6 ? l.replace('"target":"read_file"', '"target":"delete_file"') : l)),
+        ),
         'event seq 7: leaf hash does not match its fields',
       ],
       [

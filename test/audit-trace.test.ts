@@ -110,7 +110,7 @@ describe('decision chains of real traffic (custos audit trace, GET /api/v1/audit
       const meta = { 'io.custos/reasoning': 'The invoice is due today.' };
       const pending = await payer.callTool('echo', { message: 'pay 250 to acct-7' }, meta);
       expect(pending.isError).toBe(true);
-      const id = (pending._meta?.['io.custos/approval'] as { id: string }).id;
+      const id = String((pending._meta?.['io.custos/approval'] as { id?: string } | undefined)?.id);
       const approved = await t.admin<{ approval: Approval }>(`/api/v1/approvals/${id}/approve`, {
         method: 'POST',
         body: { reason: 'invoice checked' },
