@@ -58,7 +58,10 @@ function claims(jwt: string): Record<string, unknown> {
   >;
 }
 
-describe('decision chains of real traffic (custos audit trace, GET /api/v1/audit/trace/:id)', () => {
+// Several tests spawn the CLI more than once: under load each run takes seconds.
+describe('decision chains of real traffic (custos audit trace, GET /api/v1/audit/trace/:id)', {
+  timeout: 180_000,
+}, () => {
   let t: TestCustos;
   let taskId: string;
   let payerTask: string;
