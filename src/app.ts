@@ -5,7 +5,13 @@ import { join, resolve as resolvePath } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { ApprovalService, LinkSigner, loadLinkKey, WebhookChannel } from './approvals/index.js';
-import { type AuditExporters, AuditRecorder, startExporters, TransparencyLog } from './audit/index.js';
+import {
+  type AuditExporters,
+  AuditRecorder,
+  ExportStore,
+  startExporters,
+  TransparencyLog,
+} from './audit/index.js';
 import { type Clock, systemClock } from './core/clock.js';
 import type { Config } from './core/config.js';
 import { IdGenerator } from './core/ids.js';
@@ -13,7 +19,7 @@ import { DetectService, loadPlaybooks } from './detect/index.js';
 import { CatalogView, Downstream, Pipeline, serverInfo, TaskBudgets } from './gateway/index.js';
 import { UpstreamRegistry } from './gateway/upstream/index.js';
 import { createIdentityService, type IdentityService, UserService } from './identity/index.js';
-import { PolicyStore } from './policy/index.js';
+import { archivedPolicySetOf, archivePolicySet, PolicyStore } from './policy/index.js';
 import { registerAdmin } from './server/admin.js';
 import { approvalLinkRoutes, approvalRoutes } from './server/admin-approvals.js';
 import { auditRoutes } from './server/admin-audit.js';
@@ -45,6 +51,11 @@ export interface Custos {
 export interface StartOptions {
   logger?: Logger;
   clock?: Clock;
+}
+
+/** Where the policy sets enforced are kept by hash: `<data>/policy-sets/<hash>.json`. */
+export function policySetArchiveDir(dataDir: string): string {
+  return join(dataDir, 'policy-sets');
 }
 
 /** Where the CLI finds a running server for this data directory. */
@@ -145,6 +156,11 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     // Policies first: a broken policy set stops the start before anything listens.
     const policy = await PolicyStore.open(config.policies, { now: () => clock.now() });
     closers.push(() => policy.close());
+    // Every set enforced is kept by its hash, which audit events commit to (docs/audit.md).
+    const policySets = policySetArchiveDir(config.dataDir);
+    const archivePolicies = () =>
+      archivePolicySet(policySets, archivedPolicySetOf(policy.engine.policySet, clock.now()));
+    archivePolicies();
 
     const store = await openStore(config.storage.url, config.baseDir);
     closers.push(() => store.close());
@@ -310,6 +326,11 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     policy.watch({
       onReload: (s) => {
         logger.info({ generation: s.generation, policies: s.policies.length }, 'policies reloaded');
+        try {
+          archivePolicies();
+        } catch (error) {
+          logger.error({ err: error, hash: s.hash }, 'could not archive the policy set in force');
+        }
         mcp.listChanged('tools', null);
       },
       onError: (problems) =>
@@ -346,6 +367,12 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
               store,
               agentName: (id) => identity.directory.get(id)?.name,
               exporterStats: () => exporters.stats(),
+              exports: {
+                bundles: new ExportStore(join(config.dataDir, 'exports')),
+                log: auditLog,
+                newId: () => ids.next('exp'),
+                now: () => clock.now(),
+              },
             }),
             detectRoutes(detect),
             approvalRoutes({ approvals, agents: identity.agents }),

@@ -1,7 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import type { AuditEvent, AuditEventInput } from '../audit/index.js';
 import { listEvents } from '../audit/index.js';
-import { canonicalHash, canonicalJson } from '../core/canonical.js';
+import { callHash } from '../core/call-hash.js';
+import { canonicalJson } from '../core/canonical.js';
 import type { Clock } from '../core/clock.js';
 import type { ApprovalsConfig, ApprovalTierConfig } from '../core/config.js';
 import { CustosError } from '../core/errors.js';
@@ -41,12 +42,12 @@ export interface ApprovalServiceDeps {
 
 /** The SHA-256 of the RFC 8785 canonical JSON of {agent, task, server, tool, arguments}. */
 export function callHashOf(call: Pick<ApprovalCall, 'agent' | 'task' | 'server' | 'tool' | 'arguments'>) {
-  return canonicalHash({
-    agent: call.agent.id,
-    task: call.task?.id ?? null,
+  return callHash({
+    agentId: call.agent.id,
+    taskId: call.task?.id ?? null,
     server: call.server,
     tool: call.tool,
-    arguments: call.arguments ?? null,
+    arguments: call.arguments,
   });
 }
 
@@ -238,6 +239,8 @@ export class ApprovalService {
       errorCode: null,
       latencyUs: 0,
       traceId: null,
+      // Committed in the leaf, so the decision stays linked to the call that consumes it.
+      approvalId: id,
       arguments: {
         approvalId: id,
         decision: input.decision,
@@ -281,6 +284,7 @@ export class ApprovalService {
       errorCode: null,
       latencyUs: 0,
       traceId: null,
+      approvalId: id,
     });
     this.notify(id);
     return this.view((await this.repo.get(id)) ?? row, await this.repo.votes([id]));
@@ -371,6 +375,7 @@ export class ApprovalService {
       errorCode: null,
       latencyUs: 0,
       traceId: null,
+      approvalId: row.approval_id,
     });
     return grantView((await this.repo.grant(id)) ?? row);
   }

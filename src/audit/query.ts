@@ -54,7 +54,17 @@ export function eventFromRow(row: Row): AuditEvent {
     const value = parse(row[key]);
     if (value !== undefined) event[key] = value;
   }
+  // Only where the query read the content row's salt: a committed event without one was erased.
+  if ('salt' in row && row.salt === null && isCommitted(row)) event.erased = true;
   return event;
+}
+
+function isCommitted(row: Row): boolean {
+  return (
+    (row.arguments_hash ?? null) !== null ||
+    (row.reasoning_hash ?? null) !== null ||
+    (row.result_hash ?? null) !== null
+  );
 }
 
 /** The most recent events matching the filter, oldest first. */
@@ -101,7 +111,12 @@ export async function getEvent(store: Store, id: string): Promise<AuditEvent | u
     .selectFrom('audit_events')
     .leftJoin('audit_content', 'audit_content.event_id', 'audit_events.id')
     .selectAll('audit_events')
-    .select(['audit_content.arguments', 'audit_content.reasoning', 'audit_content.result'])
+    .select([
+      'audit_content.salt',
+      'audit_content.arguments',
+      'audit_content.reasoning',
+      'audit_content.result',
+    ])
     .where('audit_events.id', '=', id)
     .executeTakeFirst();
   return row === undefined ? undefined : eventFromRow(row as Row);
