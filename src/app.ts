@@ -222,6 +222,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
         ? loadPlaybooks(resolvePath(config.baseDir, config.detect.playbooks))
         : [],
       logger: logger.child({ part: 'detect' }),
+      audit,
     });
     closers.push(() => detect.close());
     // Kills and resumes made by other processes (the CLI without a server, other replicas).
@@ -252,6 +253,11 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
             }),
           }),
     });
+    // A kill or quarantine cancels the held approvals of what it contains and revokes its grants.
+    detect.onContain(async ({ containment }) => ({
+      action: 'cancel_approvals',
+      detail: { ...(await approvals.cancelContained(containment)) },
+    }));
     const pipeline = new Pipeline({
       clock,
       view,
