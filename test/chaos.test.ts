@@ -126,10 +126,18 @@ describe('chaos: a real SDK agent runs away through Custos to a counting upstrea
       expect(failed.every((e) => e.errorCode === 'contained')).toBe(true);
       expect(rig.arrivals.length).toBeGreaterThanOrEqual(executed);
       expect(rig.arrivals.length).toBeLessThanOrEqual(executed + failed.length);
+      // Only the governed calls count: not the listings, nor the incident's own admin events.
       const counts = await countEvents(rig.custos.store, {
         agentId,
         since: summary.incident.onsetAt,
         until: to,
+        methods: [
+          'tools/call',
+          'resources/read',
+          'prompts/get',
+          'completion/complete',
+          'resources/subscribe',
+        ],
       });
       expect(summary.counts).toEqual({
         executed: counts.executed,

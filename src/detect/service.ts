@@ -880,7 +880,7 @@ export class DetectService {
       .execute();
     const closed: Incident = { ...incident, status: 'closed', closedAt: now, closedBy: by, notes };
     await this.recordAction(id, 'close', 'done', by, null, {});
-    await this.recordIncidentAudit('incident/close', closed, [`closed by ${by}`], { by, note });
+    await this.recordIncidentAudit('incident/close', closed, [`closed by ${by}`], { by, note }, now);
     await this.notify(closed, 'closed');
     return closed;
   }
@@ -1206,12 +1206,13 @@ export class DetectService {
       reasons: string[];
       arguments: Record<string, unknown>;
     },
+    time = this.deps.clock.now(),
   ): Promise<void> {
     const audit = this.deps.audit;
     if (audit === undefined) return;
     const dot = c.scope === 'tool' ? c.target.indexOf('.') : -1;
     await audit.record({
-      time: this.deps.clock.now(),
+      time,
       agentId: fields.agentId,
       owner: null,
       taskId: fields.taskId,
@@ -1235,6 +1236,7 @@ export class DetectService {
     incident: Incident,
     reasons: string[],
     args: Record<string, unknown>,
+    time?: number,
   ): Promise<void> {
     const c: Containment = {
       id: '',
@@ -1247,13 +1249,18 @@ export class DetectService {
       resumeVotes: [],
       liftedAt: null,
     };
-    return this.recordAudit(method, c, {
-      agentId: incident.agentId,
-      taskId: incident.taskId,
-      effect: 'allow',
-      reasons: [`incident ${incident.id}`, ...reasons],
-      arguments: { incident: incident.id, ...args },
-    });
+    return this.recordAudit(
+      method,
+      c,
+      {
+        agentId: incident.agentId,
+        taskId: incident.taskId,
+        effect: 'allow',
+        reasons: [`incident ${incident.id}`, ...reasons],
+        arguments: { incident: incident.id, ...args },
+      },
+      time,
+    );
   }
 
   private async rememberSeen(agentId: string, key: string, time: number): Promise<void> {
