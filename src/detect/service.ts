@@ -1063,7 +1063,7 @@ export class DetectService {
         const hook = this.hooks.openResumeApproval;
         if (hook === undefined)
           return record('noop', {
-            why: 'no approvals engine hook is registered yet: resume with `custos resume --agent`',
+            why: `resume with \`custos resume --agent\` (or the console): it lifts once detect.resume.approvers (${this.deps.config.resume.approvers}) different people asked; the approvals engine's requests are bound to a call the agent retries, and a resume has none`,
             approvers,
           });
         if (on.dryRun)
