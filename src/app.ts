@@ -248,6 +248,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
               url: webhook.url,
               headers: webhook.headers,
               baseUrl: url,
+              retry: { attempts: webhook.attempts, backoffMs: webhook.backoffMs, maxDelayMs: 10_000 },
               onError: (error, approvalId) =>
                 logger.warn({ err: error, approvalId }, 'approval webhook failed'),
             }),

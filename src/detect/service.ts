@@ -921,11 +921,12 @@ export class DetectService {
     event: string,
   ): Promise<void> {
     try {
-      const status = await postWebhook(url, message);
+      const { status, attempts } = await postWebhook(url, message, this.retryPolicy());
       await this.recordAction(incidentId, 'notify', 'done', actor, playbook, {
         event,
         webhook: webhookOrigin(url),
         status,
+        attempts,
       });
     } catch (error) {
       this.deps.logger?.warn({ err: error, incident: incidentId }, 'incident webhook failed');
@@ -933,8 +934,14 @@ export class DetectService {
         event,
         webhook: webhookOrigin(url),
         error: errorMessage(error),
+        attempts: (error as { attempts?: number }).attempts ?? 1,
       });
     }
+  }
+
+  private retryPolicy() {
+    const n = this.deps.config.notify;
+    return { attempts: n.attempts, backoffMs: n.backoffMs, maxDelayMs: 10_000 };
   }
 
   // ---------------------------------------------------------------- playbooks
@@ -1047,13 +1054,18 @@ export class DetectService {
           `Custos playbook ${playbook.name} ran${agentId ? ` for agent ${agentId}` : ''}${on.incidentId ? ` (incident ${on.incidentId})` : ''}`;
         if (on.dryRun) return record('dry-run', { would: `post to ${webhookOrigin(url)}`, text });
         try {
-          const status = await postWebhook(url, {
-            text,
-            blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }],
-          });
-          return record('done', { webhook: webhookOrigin(url), status });
+          const { status, attempts } = await postWebhook(
+            url,
+            { text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] },
+            this.retryPolicy(),
+          );
+          return record('done', { webhook: webhookOrigin(url), status, attempts });
         } catch (error) {
-          return record('failed', { webhook: webhookOrigin(url), error: errorMessage(error) });
+          return record('failed', {
+            webhook: webhookOrigin(url),
+            error: errorMessage(error),
+            attempts: (error as { attempts?: number }).attempts ?? 1,
+          });
         }
       }
       case 'open_approval': {
