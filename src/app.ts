@@ -330,6 +330,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       ids,
       sessionTtlMs: config.console.sessionHours * 3_600_000,
       sessionIdleMs: config.console.idleMinutes * 60_000,
+      audit,
     });
     const app = buildHttpServer({
       logger,
