@@ -86,7 +86,7 @@ describe('chaos: a real SDK agent runs away through Custos to a counting upstrea
       });
       result = await runaway(rig, { rate: 4000 / 60, ownProcess: true });
       report('4,000 actions/min', result);
-    }, 60_000);
+    }, 180_000);
     afterAll(async () => {
       await rig.close();
     });
@@ -255,7 +255,7 @@ describe('chaos: a real SDK agent runs away through Custos to a counting upstrea
       rig = await startChaosRig({ startCustos, buildConfig, upstreamProcess: true });
       result = await runaway(rig, { rate: 1000, ownProcess: true });
       report('1,000 calls/s', result);
-    }, 60_000);
+    }, 180_000);
     afterAll(async () => {
       await rig.close();
     });
@@ -282,7 +282,7 @@ describe('chaos: a real SDK agent runs away through Custos to a counting upstrea
         },
         upstreamProcess: true,
       });
-    }, 60_000);
+    }, 180_000);
     afterAll(async () => {
       await rig.close();
     });
