@@ -238,6 +238,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
         ? loadPlaybooks(resolvePath(config.baseDir, config.detect.playbooks))
         : [],
       logger: logger.child({ part: 'detect' }),
+      audit,
     });
     closers.push(() => detect.close());
     // Kills and resumes made by other processes (the CLI without a server, other replicas).
@@ -263,11 +264,17 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
               url: webhook.url,
               headers: webhook.headers,
               baseUrl: url,
+              retry: { attempts: webhook.attempts, backoffMs: webhook.backoffMs, maxDelayMs: 10_000 },
               onError: (error, approvalId) =>
                 logger.warn({ err: error, approvalId }, 'approval webhook failed'),
             }),
           }),
     });
+    // A kill or quarantine cancels the held approvals of what it contains and revokes its grants.
+    detect.onContain(async ({ containment }) => ({
+      action: 'cancel_approvals',
+      detail: { ...(await approvals.cancelContained(containment)) },
+    }));
     const pipeline = new Pipeline({
       clock,
       view,
@@ -344,6 +351,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       ids,
       sessionTtlMs: config.console.sessionHours * 3_600_000,
       sessionIdleMs: config.console.idleMinutes * 60_000,
+      audit,
     });
     const app = buildHttpServer({
       logger,

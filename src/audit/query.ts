@@ -11,6 +11,8 @@ export interface EventFilter {
   server?: string;
   /** The tool, prompt or resource (with `server`, one tool). */
   target?: string;
+  /** Only events of these methods (e.g. the governed calls, without listings and admin events). */
+  methods?: readonly string[];
   /** Only events at or after this time (ms). */
   since?: number;
   /** Only events at or before this time (ms). */
@@ -85,6 +87,7 @@ function filtered<Q extends { where: (...args: any[]) => Q }>(query: Q, filter: 
   if (filter.traceId !== undefined) q = q.where('trace_id', '=', filter.traceId);
   if (filter.server !== undefined) q = q.where('server', '=', filter.server);
   if (filter.target !== undefined) q = q.where('target', '=', filter.target);
+  if (filter.methods !== undefined) q = q.where('method', 'in', filter.methods);
   if (filter.since !== undefined) q = q.where('time', '>=', filter.since);
   if (filter.until !== undefined) q = q.where('time', '<=', filter.until);
   if (filter.afterSeq !== undefined) q = q.where('seq', '>', filter.afterSeq);

@@ -182,6 +182,9 @@ const detect = detectors
           .url({ protocol: /^https?$/ })
           .nullable()
           .default(null),
+        /** Tries per message (the first included), with exponential backoff from backoffMs. */
+        attempts: z.number().int().min(1).max(10).default(3),
+        backoffMs: z.number().int().min(0).max(60_000).default(500),
       })
       .prefault({}),
     /** Directory of playbook YAML files (null: none). */
@@ -232,6 +235,9 @@ const approvals = z.strictObject({
     .strictObject({
       url: z.url({ protocol: /^https?$/ }),
       headers: z.record(z.string(), z.string()).default({}),
+      /** Tries per message (the first included), with exponential backoff from backoffMs. */
+      attempts: z.number().int().min(1).max(10).default(3),
+      backoffMs: z.number().int().min(0).max(60_000).default(500),
     })
     .optional(),
 });

@@ -40,6 +40,7 @@ export type ErrorCode =
   | 'approval_pending'
   | 'approval_denied'
   | 'approval_expired'
+  | 'approval_cancelled'
   | 'approval_closed'
   | 'approval_ineligible'
   | 'approval_misconfigured'
@@ -81,6 +82,7 @@ const httpStatus: Record<ErrorCode, number> = {
   approval_pending: 428,
   approval_denied: 403,
   approval_expired: 409,
+  approval_cancelled: 409,
   approval_closed: 409,
   approval_ineligible: 403,
   approval_misconfigured: 500,
