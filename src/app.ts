@@ -160,16 +160,18 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
 
     const store = await openStore(config.storage.url, config.baseDir);
     closers.push(() => store.close());
+    // The vault opens before identity: the token signing private key lives in it.
+    const vault = await Vault.open({ store, clock, dataDir: config.dataDir });
     const identity = await createIdentityService({
       store,
       clock,
+      signingKeySecrets: vault,
       ids,
       issuer: url,
       audience: `${url}/mcp`,
       tokenTtlSeconds: config.tokens.ttlSeconds,
       taskTokenTtlSeconds: config.tokens.taskTtlSeconds,
     });
-    const vault = await Vault.open({ store, clock, dataDir: config.dataDir });
     const bindings = new BindingService({ store, vault, clock, ids }, configBindings(config));
     const createdAgents: Array<{ name: string; clientId: string; clientSecret: string }> = [];
     for (const a of config.agents) {
