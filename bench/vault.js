@@ -45,7 +45,11 @@ export async function run({ quick = false } = {}) {
         { metric: `reveal p50 (${reveals} reveals)`, value: percentile(times, 0.5), unit: 'µs' },
         { metric: 'reveal p99', value: percentile(times, 0.99), unit: 'µs' },
         { metric: `rotate, mean of ${rotations} (one transaction each)`, value: rotateUs, unit: 'µs' },
-        { metric: `master-key rotation of ${SECRETS} secrets (one transaction)`, value: masterMs, unit: 'ms' },
+        {
+          metric: `master-key rotation of ${SECRETS} secrets (one transaction)`,
+          value: masterMs,
+          unit: 'ms',
+        },
       ],
     };
   } finally {
