@@ -35,7 +35,8 @@ export type IdKind =
   | 'grt'
   | 'usr'
   | 'utok'
-  | 'exp';
+  | 'exp'
+  | 'bnd';
 
 /**
  * Ids are a kind prefix plus a time-ordered, ULID-like body, so they sort by creation
