@@ -1,0 +1,10 @@
+export {
+  type BrokerDeps,
+  type BrokerSecrets,
+  type ConnectStart,
+  OAuthBroker,
+  type OAuthCredentialStatus,
+  tokenSecretName,
+} from './broker.js';
+export type { ProviderClient, TokenGrant } from './provider.js';
+export { bearerChallenge, classifyRefusal, type UpstreamRefusal } from './upstream-auth.js';
