@@ -1,0 +1,15 @@
+export {
+  generateMasterKey,
+  loadMasterKeyring,
+  type MasterKeyring,
+  masterKeyEnv,
+  masterKeyPath,
+  parseMasterKey,
+} from './master-key.js';
+export {
+  maxSecretBytes,
+  type SecretMetadata,
+  type SetSecretOptions,
+  Vault,
+  validateSecretName,
+} from './secrets.js';
