@@ -31,8 +31,8 @@ export interface TestOAuthOptions {
   clients: TestOAuthClient[];
   /** Seconds the provider's access tokens live. */
   accessTokenTtl?: number;
-  /** Rotate refresh tokens on every use (refresh token rotation). */
-  rotateRefreshTokens?: boolean;
+  /** Clients whose refresh tokens rotate on every use (refresh token rotation). */
+  rotatingClients?: string[];
 }
 
 async function listen(server: Server): Promise<string> {
@@ -98,7 +98,14 @@ export async function startTestOAuth(options: TestOAuthOptions): Promise<TestOAu
   const issuer = await listen(idp);
   const apiUrl = await listen(apiServer);
   const api = { ok: 0, insufficientScope: 0, invalidToken: 0 };
-  apiServer.on('request', apiHandler(() => issuer, () => apiUrl, api));
+  apiServer.on(
+    'request',
+    apiHandler(
+      () => issuer,
+      () => apiUrl,
+      api,
+    ),
+  );
   const provider = new Provider(issuer, {
     clients: options.clients.map((c) => ({
       response_types: c.grant_types.includes('authorization_code') ? ['code'] : [],
@@ -122,7 +129,8 @@ export async function startTestOAuth(options: TestOAuthOptions): Promise<TestOAu
     },
     issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(type: string): boolean }) =>
       client.grantTypeAllowed('refresh_token'),
-    rotateRefreshToken: () => options.rotateRefreshTokens ?? false,
+    rotateRefreshToken: (ctx: { oidc: { client?: { clientId: string } } }) =>
+      (options.rotatingClients ?? []).includes(ctx.oidc.client?.clientId ?? ''),
     pkce: { required: () => true },
     findAccount: async (_ctx: unknown, id: string) => ({ accountId: id, claims: async () => ({ sub: id }) }),
     cookies: { keys: ['test cookie key for the provider'] },
@@ -134,6 +142,7 @@ export async function startTestOAuth(options: TestOAuthOptions): Promise<TestOAu
   };
   provider.on('grant.success', count);
   provider.on('grant.error', count);
+  provider.on('server_error', (_ctx: unknown, error: Error) => console.error('[test provider] server_error', error));
   idp.on('request', provider.callback());
   return {
     issuer,
@@ -154,7 +163,11 @@ export async function startTestOAuth(options: TestOAuthOptions): Promise<TestOAu
  * follow redirects, submit each form, and return the URL the provider finally redirects to
  * under `callbackPrefix` (the Custos callback), without calling it.
  */
-export async function consentAtProvider(authorizationUrl: string, callbackPrefix: string, login: string): Promise<URL> {
+export async function consentAtProvider(
+  authorizationUrl: string,
+  callbackPrefix: string,
+  login: string,
+): Promise<URL> {
   const cookies = new Map<string, string>();
   const keep = (res: Response) => {
     for (const line of res.headers.getSetCookie()) {
@@ -168,7 +181,11 @@ export async function consentAtProvider(authorizationUrl: string, callbackPrefix
   let init: RequestInit = {};
   for (let step = 0; step < 20; step++) {
     if (url.startsWith(callbackPrefix)) return new URL(url);
-    const res = await fetch(url, { ...init, redirect: 'manual', headers: { ...init.headers, cookie: cookieHeader() } });
+    const res = await fetch(url, {
+      ...init,
+      redirect: 'manual',
+      headers: { ...init.headers, cookie: cookieHeader() },
+    });
     keep(res);
     init = {};
     const location = res.headers.get('location');
@@ -178,10 +195,13 @@ export async function consentAtProvider(authorizationUrl: string, callbackPrefix
     }
     const html = await res.text();
     const action = /<form[^>]*action="([^"]+)"/.exec(html)?.[1];
-    if (action === undefined) throw new Error(`the provider answered ${res.status} without a form: ${html.slice(0, 300)}`);
+    if (action === undefined)
+      throw new Error(`the provider answered ${res.status} without a form: ${html.slice(0, 300)}`);
     const fields = new URLSearchParams();
-    for (const m of html.matchAll(/<input[^>]*name="([^"]+)"[^>]*?(?:value="([^"]*)")?[^>]*>/g)) {
-      fields.set(m[1] ?? '', m[2] ?? '');
+    for (const m of html.matchAll(/<input([^>]*)>/g)) {
+      const attributes = m[1] ?? '';
+      const field = /name="([^"]+)"/.exec(attributes)?.[1];
+      if (field !== undefined) fields.set(field, /value="([^"]*)"/.exec(attributes)?.[1] ?? '');
     }
     if (fields.has('login')) fields.set('login', login);
     if (fields.has('password')) fields.set('password', 'any password: the development provider accepts it');

@@ -1,31 +1,28 @@
 import { randomBytes } from 'node:crypto';
-import { sql } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import * as oidc from 'openid-client';
 import type { AuditEventInput } from '../../audit/index.js';
 import type { Clock } from '../../core/clock.js';
 import type { OAuthConfig, OAuthCredentialConfig } from '../../core/config.js';
 import { CustosError } from '../../core/errors.js';
-import type { OAuthCredentialTable, Store } from '../../store/index.js';
+import type { Database, OAuthCredentialTable, Store } from '../../store/index.js';
+import type { Vault } from '../secrets.js';
 import { openidProvider, type ProviderClient, type TokenGrant } from './provider.js';
 import { sealVerifier, stateHash, unsealVerifier } from './seal.js';
 
 /**
- * What the broker needs of the vault: named secrets, encrypted at rest, whose values no API
- * returns. The broker keeps each credential's token set in one secret (`tokenSecretName`) and
- * reads the client secret a credential names.
+ * What the broker needs of the vault (src/vault/secrets.ts): secrets encrypted at rest, written
+ * inside the broker's own transaction so tokens and the row that says which generation they are
+ * change together.
  */
-export interface BrokerSecrets {
-  read(name: string): Promise<string | undefined>;
-  write(name: string, value: string): Promise<void>;
-  remove(name: string): Promise<void>;
+export type BrokerSecrets = Pick<Vault, 'set' | 'reveal'>;
+
+/** The vault secrets holding a credential's access and refresh tokens. */
+export function tokenSecretNames(credential: string): { access: string; refresh: string } {
+  return { access: `oauth/${credential}/access`, refresh: `oauth/${credential}/refresh` };
 }
 
-/** The vault secret holding a credential's access and refresh tokens. */
-export function tokenSecretName(credential: string): string {
-  return `oauth.${credential}`;
-}
-
-/** What is stored in the token secret (JSON). */
+/** A credential's tokens, as read from the vault. */
 interface StoredTokens {
   access_token: string;
   refresh_token?: string;
@@ -71,7 +68,12 @@ interface CachedToken {
   accessToken: string;
   expiresAt: number | null;
   generation: number;
+  /** When this process last checked the store's generation (another process may have reconnected or disconnected). */
+  checkedAt: number;
 }
+
+/** How long a process trusts its cached token without looking at the store's row (ms). */
+const recheckMs = 2000;
 
 /**
  * The OAuth broker: connects upstream OAuth 2 credentials once (authorization code with PKCE,
@@ -125,7 +127,7 @@ export class OAuthBroker {
           clientSecret: () =>
             settings.clientSecret === undefined
               ? Promise.resolve(undefined)
-              : this.deps.secrets.read(settings.clientSecret),
+              : this.deps.secrets.reveal(settings.clientSecret),
         });
       this.providers.set(name, provider);
     }
@@ -180,7 +182,13 @@ export class OAuthBroker {
         .execute();
       await this.deps.store.db
         .updateTable('oauth_credentials')
-        .set({ status: 'connected', access_expires_at: 0, connected_at: now, connected_by: actor, updated_at: now })
+        .set({
+          status: 'connected',
+          access_expires_at: 0,
+          connected_at: now,
+          connected_by: actor,
+          updated_at: now,
+        })
         .where('name', '=', name)
         .execute();
       this.cache.delete(name);
@@ -223,7 +231,10 @@ export class OAuthBroker {
     this.settings(name);
     const state = callback.searchParams.get('state');
     if (state === null || state === '') {
-      throw new CustosError('oauth_connect_invalid', 'the redirect carries no state; start the connection again');
+      throw new CustosError(
+        'oauth_connect_invalid',
+        'the redirect carries no state; start the connection again',
+      );
     }
     const hash = stateHash(state);
     const open = await this.deps.store.db
@@ -234,12 +245,19 @@ export class OAuthBroker {
       .executeTakeFirst();
     // Spent on first use, whatever happens next: a replayed redirect finds nothing.
     const spent = open
-      ? await this.deps.store.db.deleteFrom('oauth_connects').where('state_hash', '=', hash).executeTakeFirst()
+      ? await this.deps.store.db
+          .deleteFrom('oauth_connects')
+          .where('state_hash', '=', hash)
+          .executeTakeFirst()
       : undefined;
     if (open === undefined || Number(spent?.numDeletedRows ?? 0) !== 1) {
-      throw new CustosError('oauth_connect_invalid', `no open connection of ${name} has this state; start again`, {
-        detail: { credential: name },
-      });
+      throw new CustosError(
+        'oauth_connect_invalid',
+        `no open connection of ${name} has this state; start again`,
+        {
+          detail: { credential: name },
+        },
+      );
     }
     if (open.expires_at <= this.deps.clock.now()) {
       throw new CustosError('oauth_connect_invalid', `the connection of ${name} expired; start again`, {
@@ -248,9 +266,13 @@ export class OAuthBroker {
     }
     const refused = callback.searchParams.get('error');
     if (refused !== null) {
-      throw new CustosError('oauth_connect_invalid', `the provider refused the connection of ${name} (${refused})`, {
-        detail: { credential: name, providerError: refused },
-      });
+      throw new CustosError(
+        'oauth_connect_invalid',
+        `the provider refused the connection of ${name} (${refused})`,
+        {
+          detail: { credential: name, providerError: refused },
+        },
+      );
     }
     const verifier = unsealVerifier(state, open.sealed_verifier);
     const grant = await this.provider(name).exchangeCode(callback, {
@@ -271,24 +293,28 @@ export class OAuthBroker {
   async disconnect(name: string, actor: string): Promise<OAuthCredentialStatus> {
     this.settings(name);
     const now = this.deps.clock.now();
-    await this.deps.secrets.remove(tokenSecretName(name));
-    await this.deps.store.db
-      .updateTable('oauth_credentials')
-      .set({
-        status: 'disconnected',
-        generation: sql<number>`generation + 1`,
-        scope: null,
-        access_expires_at: null,
-        has_refresh_token: 0,
-        lease_holder: null,
-        lease_until: null,
-        connected_at: null,
-        connected_by: null,
-        last_error: null,
-        updated_at: now,
-      })
-      .where('name', '=', name)
-      .execute();
+    const secrets = tokenSecretNames(name);
+    await this.deps.store.db.transaction().execute(async (trx) => {
+      // Deleted here rather than through Vault.delete, which also drops bindings naming the secret.
+      await trx.deleteFrom('vault_secrets').where('name', 'in', [secrets.access, secrets.refresh]).execute();
+      await trx
+        .updateTable('oauth_credentials')
+        .set({
+          status: 'disconnected',
+          generation: sql<number>`generation + 1`,
+          scope: null,
+          access_expires_at: null,
+          has_refresh_token: 0,
+          lease_holder: null,
+          lease_until: null,
+          connected_at: null,
+          connected_by: null,
+          last_error: null,
+          updated_at: now,
+        })
+        .where('name', '=', name)
+        .execute();
+    });
     this.cache.delete(name);
     await this.record('oauth/disconnect', name, actor, [`disconnected by ${actor}`]);
     return this.get(name);
@@ -302,7 +328,13 @@ export class OAuthBroker {
    */
   async accessToken(name: string): Promise<string> {
     const cached = this.cache.get(name);
-    if (cached !== undefined && this.fresh(name, cached.expiresAt)) return cached.accessToken;
+    if (
+      cached !== undefined &&
+      this.fresh(name, cached.expiresAt) &&
+      this.deps.clock.now() - cached.checkedAt < recheckMs
+    ) {
+      return cached.accessToken;
+    }
     let flight = this.flights.get(name);
     if (flight === undefined) {
       flight = this.renew(name).finally(() => this.flights.delete(name));
@@ -342,6 +374,7 @@ export class OAuthBroker {
         row = await this.row(name);
       }
       if (row === undefined || row.status !== 'connected') {
+        this.cache.delete(name);
         throw new CustosError(
           'oauth_not_connected',
           row?.status === 'reconnect_required'
@@ -352,6 +385,11 @@ export class OAuthBroker {
       }
       const now = this.deps.clock.now();
       if (row.generation > 0 && this.fresh(name, row.access_expires_at)) {
+        const cached = this.cache.get(name);
+        if (cached?.generation === row.generation) {
+          cached.checkedAt = now;
+          return cached;
+        }
         const stored = await this.readTokens(name);
         if (stored !== undefined) return this.remember(name, stored.access_token, row);
       }
@@ -398,7 +436,8 @@ export class OAuthBroker {
         grant = await this.provider(name).refresh(previous.refresh_token);
       }
     } catch (error) {
-      const code = error instanceof CustosError ? (error.detail?.providerError as string | undefined) : undefined;
+      const code =
+        error instanceof CustosError ? (error.detail?.providerError as string | undefined) : undefined;
       if (code === 'invalid_grant' && settings.grant === 'authorization_code') {
         // The refresh token is dead (revoked, expired, or reused): only a human can fix that.
         await this.markReconnect(name, 'invalid_grant');
@@ -454,13 +493,8 @@ export class OAuthBroker {
     const settings = this.settings(name);
     const now = this.deps.clock.now();
     const refreshToken = grant.refreshToken ?? previous?.refresh_token;
-    const tokens: StoredTokens = {
-      access_token: grant.accessToken,
-      ...(refreshToken === undefined ? {} : { refresh_token: refreshToken }),
-      token_type: grant.tokenType,
-    };
     const expiresAt = grant.expiresIn === undefined ? null : now + grant.expiresIn * 1000;
-    await this.deps.secrets.write(tokenSecretName(name), JSON.stringify(tokens));
+    const secrets = tokenSecretNames(name);
     const common = {
       status: 'connected' as const,
       scope: grant.scope ?? (settings.scopes.join(' ') || null),
@@ -471,53 +505,62 @@ export class OAuthBroker {
       last_error: null,
       updated_at: now,
     };
-    let generation: number;
-    if (how.lease) {
-      const updated = await this.deps.store.db
-        .updateTable('oauth_credentials')
-        .set({
-          ...common,
-          generation: sql<number>`generation + 1`,
-          refreshed_at: now,
-          refresh_count: sql<number>`refresh_count + 1`,
-        })
-        .where('name', '=', name)
-        .where('lease_holder', '=', this.holder)
-        .executeTakeFirst();
-      if (Number(updated.numUpdatedRows) !== 1) {
-        throw new CustosError('oauth_refresh_failed', `the refresh lease of ${name} was lost`, {
-          detail: { credential: name },
+    const metadata = { credential: name };
+    const generation = await this.deps.store.db.transaction().execute(async (trx: Kysely<Database>) => {
+      await this.deps.secrets.set(secrets.access, grant.accessToken, {
+        db: trx,
+        kind: 'oauth_access_token',
+        metadata: { ...metadata, expiresAt },
+      });
+      if (grant.refreshToken !== undefined) {
+        await this.deps.secrets.set(secrets.refresh, grant.refreshToken, {
+          db: trx,
+          kind: 'oauth_refresh_token',
+          metadata,
         });
+      } else if (refreshToken === undefined) {
+        await trx.deleteFrom('vault_secrets').where('name', '=', secrets.refresh).execute();
       }
-      generation = (how.generation ?? 0) + 1;
-    } else {
-      const existing = await this.row(name);
-      if (existing === undefined) {
-        await this.deps.store.db
-          .insertInto('oauth_credentials')
-          .values({
-            ...emptyRow(name, settings.grant, 'connected', now),
-            ...common,
-            generation: 1,
-            connected_at: now,
-            connected_by: how.connectedBy ?? null,
-          })
-          .execute();
-        generation = 1;
-      } else {
-        await this.deps.store.db
+      if (how.lease) {
+        // Fenced by the lease: a refresher that lost it (a lease that lapsed) writes nothing.
+        const updated = await trx
           .updateTable('oauth_credentials')
           .set({
             ...common,
             generation: sql<number>`generation + 1`,
-            connected_at: now,
-            connected_by: how.connectedBy ?? null,
+            refreshed_at: now,
+            refresh_count: sql<number>`refresh_count + 1`,
           })
           .where('name', '=', name)
-          .execute();
-        generation = existing.generation + 1;
+          .where('lease_holder', '=', this.holder)
+          .executeTakeFirst();
+        if (Number(updated.numUpdatedRows) !== 1) {
+          throw new CustosError('oauth_refresh_failed', `the refresh lease of ${name} was lost`, {
+            detail: { credential: name },
+          });
+        }
+        return (how.generation ?? 0) + 1;
       }
-    }
+      const existing = await trx
+        .selectFrom('oauth_credentials')
+        .select('generation')
+        .where('name', '=', name)
+        .executeTakeFirst();
+      const fields = { ...common, connected_at: now, connected_by: how.connectedBy ?? null };
+      if (existing === undefined) {
+        await trx
+          .insertInto('oauth_credentials')
+          .values({ ...emptyRow(name, settings.grant, 'connected', now), ...fields, generation: 1 })
+          .execute();
+        return 1;
+      }
+      await trx
+        .updateTable('oauth_credentials')
+        .set({ ...fields, generation: existing.generation + 1 })
+        .where('name', '=', name)
+        .execute();
+      return existing.generation + 1;
+    });
     return this.remember(name, grant.accessToken, { generation, access_expires_at: expiresAt });
   }
 
@@ -526,15 +569,26 @@ export class OAuthBroker {
     accessToken: string,
     row: Pick<OAuthCredentialTable, 'generation' | 'access_expires_at'>,
   ): CachedToken {
-    const cached = { accessToken, expiresAt: row.access_expires_at, generation: row.generation };
+    const cached = {
+      accessToken,
+      expiresAt: row.access_expires_at,
+      generation: row.generation,
+      checkedAt: this.deps.clock.now(),
+    };
     this.cache.set(name, cached);
     return cached;
   }
 
   private async readTokens(name: string): Promise<StoredTokens | undefined> {
-    const text = await this.deps.secrets.read(tokenSecretName(name));
-    if (text === undefined) return undefined;
-    return JSON.parse(text) as StoredTokens;
+    const secrets = tokenSecretNames(name);
+    const access = await this.deps.secrets.reveal(secrets.access);
+    if (access === undefined) return undefined;
+    const refresh = await this.deps.secrets.reveal(secrets.refresh);
+    return {
+      access_token: access,
+      ...(refresh === undefined ? {} : { refresh_token: refresh }),
+      token_type: 'Bearer',
+    };
   }
 
   private async record(method: string, name: string, actor: string, reasons: string[]): Promise<void> {

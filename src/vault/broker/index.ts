@@ -4,7 +4,7 @@ export {
   type ConnectStart,
   OAuthBroker,
   type OAuthCredentialStatus,
-  tokenSecretName,
+  tokenSecretNames,
 } from './broker.js';
 export type { ProviderClient, TokenGrant } from './provider.js';
 export { bearerChallenge, classifyRefusal, type UpstreamRefusal } from './upstream-auth.js';

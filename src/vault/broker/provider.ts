@@ -16,7 +16,10 @@ export interface TokenGrant {
 /** The token requests the broker makes of a provider. */
 export interface ProviderClient {
   authorizationUrl(parameters: { redirectUri: string; state: string; codeChallenge: string }): Promise<URL>;
-  exchangeCode(callback: URL, checks: { redirectUri: string; state: string; verifier: string }): Promise<TokenGrant>;
+  exchangeCode(
+    callback: URL,
+    checks: { redirectUri: string; state: string; verifier: string },
+  ): Promise<TokenGrant>;
   refresh(refreshToken: string): Promise<TokenGrant>;
   clientCredentials(): Promise<TokenGrant>;
 }
@@ -43,13 +46,20 @@ function grantOf(response: oidc.TokenEndpointResponse & oidc.TokenEndpointRespon
 export function providerError(credential: string, error: unknown): CustosError {
   if (error instanceof CustosError) return error;
   const oauthCode =
-    error instanceof oidc.ResponseBodyError ? error.error : error instanceof oidc.AuthorizationResponseError ? error.error : undefined;
+    error instanceof oidc.ResponseBodyError
+      ? error.error
+      : error instanceof oidc.AuthorizationResponseError
+        ? error.error
+        : undefined;
   return new CustosError(
     'oauth_refresh_failed',
     oauthCode === undefined
       ? `the OAuth provider of ${credential} did not answer`
       : `the OAuth provider of ${credential} refused the request (${oauthCode})`,
-    { detail: { credential, ...(oauthCode === undefined ? {} : { providerError: oauthCode }) }, cause: error },
+    {
+      detail: { credential, ...(oauthCode === undefined ? {} : { providerError: oauthCode }) },
+      cause: error,
+    },
   );
 }
 
@@ -63,7 +73,8 @@ export function openidProvider(
   options: { clientSecret: () => Promise<string | undefined>; timeoutSeconds: number },
 ): ProviderClient {
   let configuration: Promise<oidc.Configuration> | undefined;
-  const extra = (): Record<string, string> => (settings.resource === undefined ? {} : { resource: settings.resource });
+  const extra = (): Record<string, string> =>
+    settings.resource === undefined ? {} : { resource: settings.resource };
 
   const configure = (): Promise<oidc.Configuration> => {
     configuration ??= (async () => {
@@ -128,10 +139,14 @@ export function openidProvider(
     })().catch((error: unknown) => {
       configuration = undefined;
       if (error instanceof CustosError) throw error;
-      throw new CustosError('oauth_refresh_failed', `the OAuth provider of ${name} did not answer discovery`, {
-        detail: { credential: name },
-        cause: error,
-      });
+      throw new CustosError(
+        'oauth_refresh_failed',
+        `the OAuth provider of ${name} did not answer discovery`,
+        {
+          detail: { credential: name },
+          cause: error,
+        },
+      );
     });
     return configuration;
   };
@@ -180,7 +195,9 @@ export function openidProvider(
     async clientCredentials() {
       const config = await configure();
       try {
-        return grantOf(await oidc.clientCredentialsGrant(config, { ...(scope === '' ? {} : { scope }), ...extra() }));
+        return grantOf(
+          await oidc.clientCredentialsGrant(config, { ...(scope === '' ? {} : { scope }), ...extra() }),
+        );
       } catch (error) {
         throw providerError(name, error);
       }

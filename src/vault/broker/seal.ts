@@ -33,7 +33,9 @@ export function unsealVerifier(state: string, sealed: string): string {
   const decipher = createDecipheriv('aes-256-gcm', keyOf(state), raw.subarray(0, 12));
   decipher.setAuthTag(raw.subarray(raw.length - 16));
   try {
-    return Buffer.concat([decipher.update(raw.subarray(12, raw.length - 16)), decipher.final()]).toString('utf8');
+    return Buffer.concat([decipher.update(raw.subarray(12, raw.length - 16)), decipher.final()]).toString(
+      'utf8',
+    );
   } catch (error) {
     throw new CustosError('oauth_connect_invalid', 'the connection record does not open with this state', {
       cause: error,

@@ -26,7 +26,8 @@ export function bearerChallenge(header: string | null | undefined): Record<strin
 export function classifyRefusal(status: number, wwwAuthenticate: string | null | undefined): UpstreamRefusal {
   if (status !== 401 && status !== 403) return { kind: 'other' };
   const challenge = bearerChallenge(wwwAuthenticate);
-  if (challenge?.error === 'insufficient_scope') return { kind: 'insufficient_scope', scope: challenge.scope ?? null };
+  if (challenge?.error === 'insufficient_scope')
+    return { kind: 'insufficient_scope', scope: challenge.scope ?? null };
   if (status === 401) return { kind: 'invalid_token' };
   return { kind: 'other' };
 }
