@@ -19,6 +19,7 @@ import { approvalLinkRoutes, approvalRoutes } from './server/admin-approvals.js'
 import { auditRoutes } from './server/admin-audit.js';
 import { consoleDataRoutes } from './server/admin-console.js';
 import { detectRoutes } from './server/admin-detect.js';
+import { oauthCallbackRoutes, oauthRoutes } from './server/admin-oauth.js';
 import { userRoutes } from './server/admin-users.js';
 import { vetRoutes } from './server/admin-vet.js';
 import { registerConsoleAssets } from './server/console-assets.js';
@@ -26,6 +27,7 @@ import { registerConsoleLogin, userAuthenticator } from './server/console-auth.j
 import { buildHttpServer } from './server/http.js';
 import { McpHttp } from './server/mcp-http.js';
 import { openStore, type Store } from './store/index.js';
+import { OAuthBroker, Vault } from './vault/index.js';
 import { type Lockfile, PinGate, serverPinsDigest } from './vet/index.js';
 
 export interface Custos {
@@ -37,6 +39,9 @@ export interface Custos {
   readonly upstreams: UpstreamRegistry;
   readonly detect: DetectService;
   readonly approvals: ApprovalService;
+  readonly vault: Vault;
+  /** The OAuth broker: upstream OAuth 2 credentials connected once and kept fresh. */
+  readonly oauth: OAuthBroker;
   /** Agents from the configuration that were created on this start, with their one-time secrets. */
   readonly createdAgents: ReadonlyArray<{ name: string; clientId: string; clientSecret: string }>;
   close(): Promise<void>;
@@ -188,6 +193,16 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     closers.push(() => audit.close());
     audit.onDurable((events) => exporters.write(events));
 
+    const vault = await Vault.open({ store, clock, dataDir: config.dataDir });
+    const oauth = new OAuthBroker({
+      store,
+      clock,
+      secrets: vault,
+      config: config.oauth,
+      baseUrl: url,
+      audit,
+    });
+
     const upstreams = new UpstreamRegistry(config.servers, {
       logger: logger.child({ part: 'upstream' }),
       baseDir: config.baseDir,
@@ -336,6 +351,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       },
       admin: (server) => {
         approvalLinkRoutes(approvals)(server);
+        oauthCallbackRoutes(oauth, url)(server);
         registerConsoleLogin(server, { users, url, clock, settings: config.console });
         registerConsoleAssets(server);
         registerAdmin(server, {
@@ -365,6 +381,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
               },
             }),
             vetRoutes({ config, store, upstreams: () => upstreams.list() }),
+            oauthRoutes(oauth),
           ],
           store,
           agents: identity.agents,
@@ -389,7 +406,20 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     writeFileSync(runtimeFilePath(config.dataDir), JSON.stringify(runtime), { mode: 0o600 });
     closers.push(() => rmSync(runtimeFilePath(config.dataDir), { force: true }));
 
-    return { config, url, store, identity, policy, upstreams, detect, approvals, createdAgents, close };
+    return {
+      config,
+      url,
+      store,
+      identity,
+      policy,
+      upstreams,
+      detect,
+      approvals,
+      vault,
+      oauth,
+      createdAgents,
+      close,
+    };
   } catch (error) {
     await close().catch(() => {});
     throw error;

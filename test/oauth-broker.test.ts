@@ -174,9 +174,7 @@ await describeEachStore('oauth_broker', (current) => {
     const refreshes = oauth.grants.refresh_token ?? 0;
     // Inside the 60 s skew of the 300 s token: every caller needs a fresh one.
     clock.advance(250_000);
-    const tokens = await Promise.all(
-      Array.from({ length: 50 }, (_, i) => pick(i).accessToken('tickets')),
-    );
+    const tokens = await Promise.all(Array.from({ length: 50 }, (_, i) => pick(i).accessToken('tickets')));
     expect((oauth.grants.refresh_token ?? 0) - refreshes).toBe(1);
     expect(new Set(tokens).size).toBe(1);
     expect(tokens[0]).not.toBe(before[0]);
@@ -226,17 +224,13 @@ await describeEachStore('oauth_broker', (current) => {
   it('client credentials: obtained on first use, one grant for 50 concurrent calls at each expiry', async () => {
     const grants = () => oauth.grants.client_credentials ?? 0;
     const before = grants();
-    const first = await Promise.all(
-      Array.from({ length: 50 }, (_, i) => pick(i).accessToken('machine')),
-    );
+    const first = await Promise.all(Array.from({ length: 50 }, (_, i) => pick(i).accessToken('machine')));
     expect(new Set(first).size).toBe(1);
     expect(grants() - before).toBe(1);
     const ok = await fetch(`${oauth.apiUrl}/status`, { headers: { authorization: `Bearer ${first[0]}` } });
     expect(ok.status).toBe(200);
     clock.advance(250_000);
-    const second = await Promise.all(
-      Array.from({ length: 50 }, (_, i) => pick(i).accessToken('machine')),
-    );
+    const second = await Promise.all(Array.from({ length: 50 }, (_, i) => pick(i).accessToken('machine')));
     expect(new Set(second).size).toBe(1);
     expect(second[0]).not.toBe(first[0]);
     expect(grants() - before).toBe(2);

@@ -10,6 +10,7 @@ import { type GlobalOptions, readConfig } from './context.js';
 import { runDemo } from './demo.js';
 import { registerEvidenceCommands } from './evidence.js';
 import { registerIncidentCommands } from './incident.js';
+import { registerOAuthCommands } from './oauth.js';
 import { registerPolicyCommands } from './policy.js';
 import { registerUserCommands } from './user.js';
 import { registerServersCommand, registerVetCommands } from './vet.js';
@@ -92,6 +93,7 @@ export function buildProgram(): Command {
   registerApprovalCommands(program);
   registerUserCommands(program);
   registerVetCommands(program);
+  registerOAuthCommands(program);
   registerServersCommand(program);
   return program;
 }

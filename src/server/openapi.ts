@@ -1,4 +1,5 @@
 import { detectPaths } from './openapi-detect.js';
+import { oauthPaths } from './openapi-oauth.js';
 
 /** The admin API, described for people and for generated clients (OpenAPI 3.1). */
 const agentRef = {
@@ -758,5 +759,6 @@ export const openApiDocument = {
       get: { summary: 'Upstream MCP servers and their status', responses: { 200: ok({ type: 'object' }) } },
     },
     ...detectPaths,
+    ...oauthPaths,
   },
 } as const;

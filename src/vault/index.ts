@@ -13,3 +13,13 @@ export {
   Vault,
   validateSecretName,
 } from './secrets.js';
+export {
+  type BrokerSecrets,
+  bearerChallenge,
+  classifyRefusal,
+  type ConnectStart,
+  OAuthBroker,
+  type OAuthCredentialStatus,
+  tokenSecretNames,
+  type UpstreamRefusal,
+} from './broker/index.js';

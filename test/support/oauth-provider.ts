@@ -142,7 +142,9 @@ export async function startTestOAuth(options: TestOAuthOptions): Promise<TestOAu
   };
   provider.on('grant.success', count);
   provider.on('grant.error', count);
-  provider.on('server_error', (_ctx: unknown, error: Error) => console.error('[test provider] server_error', error));
+  provider.on('server_error', (_ctx: unknown, error: Error) =>
+    console.error('[test provider] server_error', error),
+  );
   idp.on('request', provider.callback());
   return {
     issuer,
