@@ -7,10 +7,11 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 import { ApprovalService, LinkSigner, loadLinkKey, WebhookChannel } from './approvals/index.js';
 import { type AuditExporters, AuditRecorder, startExporters, TransparencyLog } from './audit/index.js';
 import { type Clock, systemClock } from './core/clock.js';
-import type { Config } from './core/config.js';
+import { type Config, type CredentialConfig, isStdioServer, type ServerConfig } from './core/config.js';
+import { CustosError } from './core/errors.js';
 import { IdGenerator } from './core/ids.js';
 import { DetectService, loadPlaybooks } from './detect/index.js';
-import { CatalogView, Downstream, Pipeline, serverInfo, TaskBudgets } from './gateway/index.js';
+import { ApiUpstream, CatalogView, Downstream, Pipeline, serverInfo, TaskBudgets } from './gateway/index.js';
 import { UpstreamRegistry } from './gateway/upstream/index.js';
 import { createIdentityService, type IdentityService, UserService } from './identity/index.js';
 import { PolicyStore } from './policy/index.js';
@@ -21,13 +22,22 @@ import { consoleDataRoutes } from './server/admin-console.js';
 import { detectRoutes } from './server/admin-detect.js';
 import { oauthCallbackRoutes, oauthRoutes } from './server/admin-oauth.js';
 import { userRoutes } from './server/admin-users.js';
+import { vaultRoutes } from './server/admin-vault.js';
 import { vetRoutes } from './server/admin-vet.js';
 import { registerConsoleAssets } from './server/console-assets.js';
 import { registerConsoleLogin, userAuthenticator } from './server/console-auth.js';
 import { buildHttpServer } from './server/http.js';
 import { McpHttp } from './server/mcp-http.js';
+import { registerProxy } from './server/proxy.js';
 import { openStore, type Store } from './store/index.js';
-import { OAuthBroker, Vault } from './vault/index.js';
+import {
+  type BindInput,
+  BindingService,
+  deleteAgentBindings,
+  OAuthBroker,
+  parseHeaderTemplate,
+  Vault,
+} from './vault/index.js';
 import { type Lockfile, PinGate, serverPinsDigest } from './vet/index.js';
 
 export interface Custos {
@@ -42,6 +52,7 @@ export interface Custos {
   readonly vault: Vault;
   /** The OAuth broker: upstream OAuth 2 credentials connected once and kept fresh. */
   readonly oauth: OAuthBroker;
+  readonly bindings: BindingService;
   /** Agents from the configuration that were created on this start, with their one-time secrets. */
   readonly createdAgents: ReadonlyArray<{ name: string; clientId: string; clientSecret: string }>;
   close(): Promise<void>;
@@ -162,6 +173,8 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       tokenTtlSeconds: config.tokens.ttlSeconds,
       taskTokenTtlSeconds: config.tokens.taskTtlSeconds,
     });
+    const vault = await Vault.open({ store, clock, dataDir: config.dataDir });
+    const bindings = new BindingService({ store, vault, clock, ids }, configBindings(config));
     const createdAgents: Array<{ name: string; clientId: string; clientSecret: string }> = [];
     for (const a of config.agents) {
       if ((await identity.agents.get(a.name)) !== undefined) continue;
@@ -193,7 +206,6 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     closers.push(() => audit.close());
     audit.onDurable((events) => exporters.write(events));
 
-    const vault = await Vault.open({ store, clock, dataDir: config.dataDir });
     const oauth = new OAuthBroker({
       store,
       clock,
@@ -203,9 +215,15 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       audit,
     });
 
-    const upstreams = new UpstreamRegistry(config.servers, {
+    const headersFor = async (kind: 'server' | 'api', target: string, agentId: string | null) => {
+      const found = await bindings.resolve(kind, target, agentId);
+      const headers = found.filter((c) => c.inject === 'header');
+      return headers.length === 0 ? undefined : Object.fromEntries(headers.map((c) => [c.field, c.value]));
+    };
+    const upstreams = new UpstreamRegistry(await withStdioCredentials(config.servers, bindings), {
       logger: logger.child({ part: 'upstream' }),
       baseDir: config.baseDir,
+      credentialsFor: (server) => () => headersFor('server', server, null),
     });
     closers.push(() => upstreams.close());
     // Pins (custos vet pin): definitions that drifted from the approved lockfile are withheld.
@@ -239,6 +257,12 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       logger: logger.child({ part: 'detect' }),
     });
     closers.push(() => detect.close());
+    // The revoke_bindings playbook step: an agent's own upstream bindings go; shared ones stay.
+    detect.useHooks({
+      revokeBindings: async (agentId) => ({
+        revoked: await store.db.transaction().execute((trx) => deleteAgentBindings(trx, agentId)),
+      }),
+    });
     // Kills and resumes made by other processes (the CLI without a server, other replicas).
     const detectRefresher = setInterval(() => {
       detect.refresh().catch((error) => logger.warn({ err: error }, 'containment refresh failed'));
@@ -282,6 +306,13 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
           throw error;
         }),
       observe: (method, outcome, seconds) => calls.observe({ method, outcome }, seconds),
+      credentials: { headersFor },
+    });
+    const apis = new Map(
+      Object.entries(config.apis).map(([name, api]) => [name, new ApiUpstream(name, api)]),
+    );
+    closers.push(async () => {
+      for (const api of apis.values()) await api.close();
     });
     const downstream = new Downstream({ clock, view, pipeline, policy });
     const allowedHosts = isLoopback(host)
@@ -350,6 +381,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
         return { ready: true, detail: { upstreams: statuses } };
       },
       admin: (server) => {
+        registerProxy(server, { pipeline, apis, now: () => clock.now() });
         approvalLinkRoutes(approvals)(server);
         oauthCallbackRoutes(oauth, url)(server);
         registerConsoleLogin(server, { users, url, clock, settings: config.console });
@@ -382,6 +414,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
             }),
             vetRoutes({ config, store, upstreams: () => upstreams.list() }),
             oauthRoutes(oauth),
+            vaultRoutes({ vault, bindings, agents: identity.agents }),
           ],
           store,
           agents: identity.agents,
@@ -417,6 +450,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       approvals,
       vault,
       oauth,
+      bindings,
       createdAgents,
       close,
     };
@@ -424,6 +458,68 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     await close().catch(() => {});
     throw error;
   }
+}
+
+/** The vault bindings custos.yaml declares (servers.*.credential, apis.*.credential), shared by every agent. */
+export function configBindings(config: Config): BindInput[] {
+  const out: BindInput[] = [];
+  const add = (targetKind: 'server' | 'api', target: string, stdio: boolean, c: CredentialConfig) => {
+    const secret = typeof c === 'string' ? c : c.secret;
+    if (typeof c !== 'string' && c.env !== undefined) {
+      out.push({ secret, targetKind, target, inject: 'env', field: c.env });
+      return;
+    }
+    if (stdio) {
+      throw new CustosError(
+        'config_invalid',
+        `configuration is invalid:\n  servers.${target}.credential: a stdio server takes its credential in an environment variable (fix: { secret: ${secret}, env: VAR })`,
+      );
+    }
+    const header = parseHeaderTemplate(
+      typeof c === 'string' || c.header === undefined ? 'Authorization: Bearer {{secret}}' : c.header,
+    );
+    out.push({
+      secret,
+      targetKind,
+      target,
+      inject: 'header',
+      field: header.field,
+      template: header.template,
+    });
+  };
+  for (const [name, server] of Object.entries(config.servers)) {
+    if (server.credential !== undefined) add('server', name, isStdioServer(server), server.credential);
+  }
+  for (const [name, api] of Object.entries(config.apis)) {
+    if (api.credential !== undefined) add('api', name, false, api.credential);
+  }
+  return out;
+}
+
+/**
+ * Stdio servers get their env bindings at spawn (one process serves every agent, so only
+ * shared bindings apply). A rotation reaches a stdio server when it is next spawned.
+ */
+async function withStdioCredentials(
+  servers: Readonly<Record<string, ServerConfig>>,
+  bindings: BindingService,
+): Promise<Record<string, ServerConfig>> {
+  const out: Record<string, ServerConfig> = {};
+  for (const [name, server] of Object.entries(servers)) {
+    if (!isStdioServer(server)) {
+      out[name] = server;
+      continue;
+    }
+    // A missing secret leaves the variable unset (the server refuses its callers) rather than stopping Custos.
+    const env = (await bindings.resolve('server', name, null).catch(() => [])).filter(
+      (c) => c.inject === 'env',
+    );
+    out[name] =
+      env.length === 0
+        ? server
+        : { ...server, env: { ...server.env, ...Object.fromEntries(env.map((c) => [c.field, c.value])) } };
+  }
+  return out;
 }
 
 /**

@@ -1,4 +1,14 @@
 export {
+  type BindInput,
+  type Binding,
+  BindingService,
+  type BindingTargetKind,
+  deleteAgentBindings,
+  fillTemplate,
+  parseHeaderTemplate,
+  type ResolvedCredential,
+} from './bindings.js';
+export {
   generateMasterKey,
   loadMasterKeyring,
   type MasterKeyring,
