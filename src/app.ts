@@ -174,7 +174,16 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       taskTokenTtlSeconds: config.tokens.taskTtlSeconds,
     });
     const vault = await Vault.open({ store, clock, dataDir: config.dataDir });
-    const bindings = new BindingService({ store, vault, clock, ids }, configBindings(config));
+    // The broker records connections in the audit log, which opens below; nothing connects before it listens.
+    const oauth = new OAuthBroker({
+      store,
+      clock,
+      secrets: vault,
+      config: config.oauth,
+      baseUrl: url,
+      audit: { record: (event) => audit.record(event) },
+    });
+    const bindings = new BindingService({ store, vault, clock, ids, oauth }, configBindings(config));
     const createdAgents: Array<{ name: string; clientId: string; clientSecret: string }> = [];
     for (const a of config.agents) {
       if ((await identity.agents.get(a.name)) !== undefined) continue;
@@ -205,15 +214,6 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     });
     closers.push(() => audit.close());
     audit.onDurable((events) => exporters.write(events));
-
-    const oauth = new OAuthBroker({
-      store,
-      clock,
-      secrets: vault,
-      config: config.oauth,
-      baseUrl: url,
-      audit,
-    });
 
     const headersFor = async (kind: 'server' | 'api', target: string, agentId: string | null) => {
       const found = await bindings.resolve(kind, target, agentId);
@@ -306,7 +306,12 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
           throw error;
         }),
       observe: (method, outcome, seconds) => calls.observe({ method, outcome }, seconds),
-      credentials: { headersFor },
+      credentials: {
+        headersFor,
+        rejected: (headers) => {
+          for (const value of Object.values(headers)) oauth.invalidateToken(value.replace(/^Bearer\s+/i, ''));
+        },
+      },
     });
     const apis = new Map(
       Object.entries(config.apis).map(([name, api]) => [name, new ApiUpstream(name, api)]),

@@ -1,3 +1,4 @@
+import { isCustosError } from '../core/errors.js';
 import type { AuditEvent, AuditRecorder } from '../audit/index.js';
 import type { Clock } from '../core/clock.js';
 import type { Principal } from '../identity/index.js';
@@ -96,6 +97,9 @@ export class Pipeline {
         outcome = { kind: 'executed', result: ctx.result };
       } catch (error) {
         outcome = { kind: 'failed', error };
+        if (ctx.credentials !== undefined && isCustosError(error) && error.code === 'upstream_token_rejected') {
+          this.deps.credentials?.rejected?.(ctx.credentials);
+        }
       }
     }
     this.deps.contain?.finish(ctx, outcome);

@@ -359,6 +359,17 @@ export class OAuthBroker {
       .execute();
   }
 
+  /** `invalidate` for whichever credential holds this access token (the gateway knows only the header). */
+  invalidateToken(accessToken: string): void {
+    for (const [name, cached] of this.cache) {
+      if (cached.accessToken === accessToken) {
+        this.invalidate(name, accessToken).catch(() => {
+          // The row keeps its expiry; the token is out of this process's cache either way.
+        });
+      }
+    }
+  }
+
   private async renew(name: string): Promise<CachedToken> {
     const settings = this.settings(name);
     const deadline = this.deps.clock.now() + this.leaseMs + 5000;

@@ -7,4 +7,4 @@ export {
   tokenSecretNames,
 } from './broker.js';
 export type { ProviderClient, TokenGrant } from './provider.js';
-export { bearerChallenge, classifyRefusal, type UpstreamRefusal } from './upstream-auth.js';
+export { bearerChallenge, classifyRefusal, type UpstreamRefusal } from '../../core/bearer-challenge.js';
