@@ -290,13 +290,13 @@ const oauthCredential = z
   })
   .superRefine((c, ctx) => {
     if (c.issuer === undefined && c.tokenEndpoint === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['issuer'], message: 'give an issuer (discovery) or a tokenEndpoint' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['issuer'],
+        message: 'give an issuer (discovery) or a tokenEndpoint',
+      });
     }
-    if (
-      c.grant === 'authorization_code' &&
-      c.issuer === undefined &&
-      c.authorizationEndpoint === undefined
-    ) {
+    if (c.grant === 'authorization_code' && c.issuer === undefined && c.authorizationEndpoint === undefined) {
       ctx.addIssue({
         code: 'custom',
         path: ['authorizationEndpoint'],

@@ -1,5 +1,5 @@
-import { classifyRefusal } from '../core/bearer-challenge.js';
 import { Pool } from 'undici';
+import { classifyRefusal } from '../core/bearer-challenge.js';
 import { canonicalJson, sha256Hex } from '../core/canonical.js';
 import type { ApiConfig } from '../core/config.js';
 import { CustosError } from '../core/errors.js';

@@ -1,6 +1,6 @@
-import { isCustosError } from '../core/errors.js';
 import type { AuditEvent, AuditRecorder } from '../audit/index.js';
 import type { Clock } from '../core/clock.js';
+import { isCustosError } from '../core/errors.js';
 import type { Principal } from '../identity/index.js';
 import type { CallContext, CallOutcome, Verdict } from './context.js';
 import { type ApprovalPort, approve } from './stages/approve.js';
@@ -97,7 +97,11 @@ export class Pipeline {
         outcome = { kind: 'executed', result: ctx.result };
       } catch (error) {
         outcome = { kind: 'failed', error };
-        if (ctx.credentials !== undefined && isCustosError(error) && error.code === 'upstream_token_rejected') {
+        if (
+          ctx.credentials !== undefined &&
+          isCustosError(error) &&
+          error.code === 'upstream_token_rejected'
+        ) {
           this.deps.credentials?.rejected?.(ctx.credentials);
         }
       }

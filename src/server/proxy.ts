@@ -61,7 +61,8 @@ export function registerProxy(app: FastifyInstance, deps: ProxyDeps): void {
       if (
         outcome.kind === 'failed' &&
         outcome.error instanceof CustosError &&
-        (outcome.error.code === 'upstream_insufficient_scope' || outcome.error.code === 'upstream_token_rejected')
+        (outcome.error.code === 'upstream_insufficient_scope' ||
+          outcome.error.code === 'upstream_token_rejected')
       ) {
         return sendError(reply, outcome.error);
       }

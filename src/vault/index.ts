@@ -9,6 +9,16 @@ export {
   type ResolvedCredential,
 } from './bindings.js';
 export {
+  type BrokerSecrets,
+  bearerChallenge,
+  type ConnectStart,
+  classifyRefusal,
+  OAuthBroker,
+  type OAuthCredentialStatus,
+  tokenSecretNames,
+  type UpstreamRefusal,
+} from './broker/index.js';
+export {
   generateMasterKey,
   loadMasterKeyring,
   type MasterKeyring,
@@ -23,13 +33,3 @@ export {
   Vault,
   validateSecretName,
 } from './secrets.js';
-export {
-  type BrokerSecrets,
-  bearerChallenge,
-  classifyRefusal,
-  type ConnectStart,
-  OAuthBroker,
-  type OAuthCredentialStatus,
-  tokenSecretNames,
-  type UpstreamRefusal,
-} from './broker/index.js';

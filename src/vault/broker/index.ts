@@ -1,3 +1,4 @@
+export { bearerChallenge, classifyRefusal, type UpstreamRefusal } from '../../core/bearer-challenge.js';
 export {
   type BrokerDeps,
   type BrokerSecrets,
@@ -7,4 +8,3 @@ export {
   tokenSecretNames,
 } from './broker.js';
 export type { ProviderClient, TokenGrant } from './provider.js';
-export { bearerChallenge, classifyRefusal, type UpstreamRefusal } from '../../core/bearer-challenge.js';
