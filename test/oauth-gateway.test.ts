@@ -157,6 +157,29 @@ describe('OAuth broker through the gateway (/proxy)', { timeout: 60_000 }, () =>
     expect(events).toContainEqual({ method: 'oauth/connect', target: 'tickets', owner: 'admin token' });
   });
 
+  it('the tokens appear nowhere in plaintext: logs, audit records, admin answers, the database file', async () => {
+    const names = tokenSecretNames('tickets');
+    const tokens = [await t.custos.vault.reveal(names.access), await t.custos.vault.reveal(names.refresh)];
+    const listed = JSON.stringify(await t.admin('/api/v1/oauth/credentials'));
+    const audit = JSON.stringify([
+      await t.custos.store.db.selectFrom('audit_events').selectAll().execute(),
+      await t.custos.store.db.selectFrom('audit_content').selectAll().execute(),
+    ]);
+    const logs = JSON.stringify(t.logs);
+    const { readFileSync, existsSync } = await import('node:fs');
+    const files = [t.dbFile, `${t.dbFile}-wal`]
+      .filter((f) => existsSync(f))
+      .map((f) => readFileSync(f).toString('latin1'));
+    for (const token of tokens) {
+      expect(token).toBeTruthy();
+      const value = token ?? '';
+      expect(listed).not.toContain(value);
+      expect(audit).not.toContain(value);
+      expect(logs).not.toContain(value);
+      for (const file of files) expect(file.includes(value)).toBe(false);
+    }
+  });
+
   it('reports insufficient_scope as such, distinct from a rejected token', async () => {
     const write = await call('tickets', '/items', 'POST');
     expect(write.status).toBe(403);
