@@ -28,6 +28,7 @@ export function classifyRefusal(status: number, wwwAuthenticate: string | null |
   const challenge = bearerChallenge(wwwAuthenticate);
   if (challenge?.error === 'insufficient_scope')
     return { kind: 'insufficient_scope', scope: challenge.scope ?? null };
-  if (status === 401) return { kind: 'invalid_token' };
+  // Only an explicit RFC 6750 error: a bare 401 (an API key refused, say) passes through unchanged.
+  if (status === 401 && challenge?.error === 'invalid_token') return { kind: 'invalid_token' };
   return { kind: 'other' };
 }

@@ -33,7 +33,8 @@ describe('RFC 6750 challenges', () => {
       scope: 'write',
     });
     expect(classifyRefusal(401, 'Bearer error="invalid_token"')).toEqual({ kind: 'invalid_token' });
-    expect(classifyRefusal(401, undefined)).toEqual({ kind: 'invalid_token' });
+    expect(classifyRefusal(401, undefined)).toEqual({ kind: 'other' });
+    expect(classifyRefusal(401, 'Bearer realm="api"')).toEqual({ kind: 'other' });
     expect(classifyRefusal(403, undefined)).toEqual({ kind: 'other' });
     expect(classifyRefusal(500, 'Bearer error="insufficient_scope"')).toEqual({ kind: 'other' });
   });
