@@ -258,6 +258,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     });
     closers.push(() => detect.close());
     // The revoke_bindings playbook step: an agent's own upstream bindings go; shared ones stay.
+    // biome-ignore lint/correctness/useHookAtTopLevel: DetectService.useHooks is not a React hook
     detect.useHooks({
       revokeBindings: async (agentId) => ({
         revoked: await store.db.transaction().execute((trx) => deleteAgentBindings(trx, agentId)),

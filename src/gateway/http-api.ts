@@ -119,8 +119,9 @@ export class ApiUpstream implements Upstream {
     }
   }
 
-  close(): Promise<void> {
-    return this.#pool.close();
+  async close(): Promise<void> {
+    if (this.#pool.closed || this.#pool.destroyed) return;
+    await this.#pool.close();
   }
 }
 

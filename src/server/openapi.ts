@@ -233,6 +233,115 @@ const approvalReply = {
   409: error,
 };
 
+const secretMetadata = {
+  type: 'object',
+  description: 'a secret without its value: no route ever returns a value',
+  properties: {
+    name: { type: 'string' },
+    kind: { type: 'string' },
+    version: { type: 'integer' },
+    metadata: { type: 'object' },
+    masterKeyId: { type: 'string' },
+    createdAt: { type: 'integer' },
+    updatedAt: { type: 'integer' },
+  },
+} as const;
+const binding = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    secret: { type: 'string', description: 'the secret name, never its value' },
+    targetKind: { enum: ['server', 'api'] },
+    target: { type: 'string' },
+    agentId: { type: ['string', 'null'], description: 'null: shared by every agent' },
+    inject: { enum: ['header', 'env'] },
+    field: { type: 'string' },
+    template: { type: 'string' },
+    source: { enum: ['store', 'config'] },
+  },
+} as const;
+const nameParam = { name: 'name', in: 'path', required: true, schema: { type: 'string' } } as const;
+/** The vault (docs/vault.md): metadata only. */
+const vaultPaths = {
+  '/api/v1/vault/secrets': {
+    get: {
+      summary: 'List secrets (metadata only; admin or auditor)',
+      responses: {
+        200: ok({ type: 'object', properties: { secrets: { type: 'array', items: secretMetadata } } }),
+        403: error,
+      },
+    },
+  },
+  '/api/v1/vault/secrets/{name}': {
+    put: {
+      summary: 'Create or replace a secret (admin); answers with metadata, never the value',
+      parameters: [nameParam],
+      requestBody: {
+        required: true,
+        content: {
+          'application/json': {
+            schema: {
+              type: 'object',
+              required: ['value'],
+              properties: { value: { type: 'string' }, kind: { type: 'string' } },
+            },
+          },
+        },
+      },
+      responses: {
+        200: ok({ type: 'object', properties: { secret: secretMetadata } }),
+        400: error,
+        403: error,
+      },
+    },
+    delete: {
+      summary: 'Delete a secret and its bindings (admin)',
+      parameters: [nameParam],
+      responses: { 200: ok({ type: 'object' }), 403: error, 404: error },
+    },
+  },
+  '/api/v1/vault/bindings': {
+    get: {
+      summary: 'List bindings from the store and the configuration',
+      responses: {
+        200: ok({ type: 'object', properties: { bindings: { type: 'array', items: binding } } }),
+        403: error,
+      },
+    },
+    post: {
+      summary:
+        'Bind a secret to a server or API: header template (default Authorization: Bearer {{secret}}) or env; shared or for one agent',
+      requestBody: {
+        required: true,
+        content: {
+          'application/json': {
+            schema: {
+              type: 'object',
+              required: ['secret'],
+              properties: {
+                secret: { type: 'string' },
+                server: { type: 'string' },
+                api: { type: 'string' },
+                agent: { type: 'string', description: 'agent name or id; absent: shared' },
+                header: { type: 'string', example: 'X-Api-Key: {{secret}}' },
+                env: { type: 'string' },
+              },
+            },
+          },
+        },
+      },
+      responses: { 200: ok({ type: 'object', properties: { binding } }), 400: error, 403: error, 404: error },
+    },
+  },
+  '/api/v1/vault/bindings/{id}': {
+    delete: {
+      summary: 'Remove a binding (admin)',
+      parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+      responses: { 200: ok({ type: 'object' }), 403: error, 404: error },
+    },
+  },
+} as const;
+
 export const openApiDocument = {
   openapi: '3.1.0',
   info: { title: 'Custos admin API', version: '1' },
@@ -758,6 +867,7 @@ export const openApiDocument = {
     '/api/v1/servers': {
       get: { summary: 'Upstream MCP servers and their status', responses: { 200: ok({ type: 'object' }) } },
     },
+    ...vaultPaths,
     ...detectPaths,
     ...oauthPaths,
   },
