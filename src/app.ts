@@ -26,6 +26,7 @@ import { approvalLinkRoutes, approvalRoutes } from './server/admin-approvals.js'
 import { auditRoutes } from './server/admin-audit.js';
 import { consoleDataRoutes } from './server/admin-console.js';
 import { detectRoutes } from './server/admin-detect.js';
+import { oauthCallbackRoutes, oauthRoutes } from './server/admin-oauth.js';
 import { userRoutes } from './server/admin-users.js';
 import { vaultRoutes } from './server/admin-vault.js';
 import { vetRoutes } from './server/admin-vet.js';
@@ -39,6 +40,7 @@ import {
   type BindInput,
   BindingService,
   deleteAgentBindings,
+  OAuthBroker,
   parseHeaderTemplate,
   Vault,
 } from './vault/index.js';
@@ -54,6 +56,8 @@ export interface Custos {
   readonly detect: DetectService;
   readonly approvals: ApprovalService;
   readonly vault: Vault;
+  /** The OAuth broker: upstream OAuth 2 credentials connected once and kept fresh. */
+  readonly oauth: OAuthBroker;
   readonly bindings: BindingService;
   /** Agents from the configuration that were created on this start, with their one-time secrets. */
   readonly createdAgents: ReadonlyArray<{ name: string; clientId: string; clientSecret: string }>;
@@ -188,7 +192,16 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       tokenTtlSeconds: config.tokens.ttlSeconds,
       taskTokenTtlSeconds: config.tokens.taskTtlSeconds,
     });
-    const bindings = new BindingService({ store, vault, clock, ids }, configBindings(config));
+    // The broker records connections in the audit log, which opens below; nothing connects before it listens.
+    const oauth = new OAuthBroker({
+      store,
+      clock,
+      secrets: vault,
+      config: config.oauth,
+      baseUrl: url,
+      audit: { record: (event) => audit.record(event) },
+    });
+    const bindings = new BindingService({ store, vault, clock, ids, oauth }, configBindings(config));
     const createdAgents: Array<{ name: string; clientId: string; clientSecret: string }> = [];
     for (const a of config.agents) {
       if ((await identity.agents.get(a.name)) !== undefined) continue;
@@ -319,7 +332,12 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
           throw error;
         }),
       observe: (method, outcome, seconds) => calls.observe({ method, outcome }, seconds),
-      credentials: { headersFor },
+      credentials: {
+        headersFor,
+        rejected: (headers) => {
+          for (const value of Object.values(headers)) oauth.invalidateToken(value.replace(/^Bearer\s+/i, ''));
+        },
+      },
     });
     const apis = new Map(
       Object.entries(config.apis).map(([name, api]) => [name, new ApiUpstream(name, api)]),
@@ -402,6 +420,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       admin: (server) => {
         registerProxy(server, { pipeline, apis, now: () => clock.now() });
         approvalLinkRoutes(approvals)(server);
+        oauthCallbackRoutes(oauth, url)(server);
         registerConsoleLogin(server, { users, url, clock, settings: config.console });
         registerConsoleAssets(server);
         registerAdmin(server, {
@@ -437,6 +456,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
               },
             }),
             vetRoutes({ config, store, upstreams: () => upstreams.list() }),
+            oauthRoutes(oauth),
             vaultRoutes({ vault, bindings, agents: identity.agents }),
           ],
           store,
@@ -472,6 +492,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       detect,
       approvals,
       vault,
+      oauth,
       bindings,
       createdAgents,
       close,

@@ -1,4 +1,5 @@
 import { detectPaths } from './openapi-detect.js';
+import { oauthPaths } from './openapi-oauth.js';
 
 /** The admin API, described for people and for generated clients (OpenAPI 3.1). */
 const agentRef = {
@@ -978,5 +979,6 @@ export const openApiDocument = {
     },
     ...vaultPaths,
     ...detectPaths,
+    ...oauthPaths,
   },
 } as const;
