@@ -159,6 +159,45 @@ describe('vault: credentials injected into Streamable HTTP MCP servers', () => {
     expect(after.map((r) => r.authorization)).not.toContain('Bearer shared-v1');
   });
 
+  it.each(eras)(
+    'an upstream refusing the injected credential on a call is reported distinctly (%s agent)',
+    async (flavour) => {
+      await withAgent(connectAgent(flavour, `${t.url}/mcp`, alpha), async (agent) => {
+        for (const server of upstreams()) server.requireScope = 'tickets:write';
+        try {
+          for (const tool of ['legacy-echo', 'modern-echo']) {
+            const error = await agent.callTool(tool, { message: `mark-${++marker}-scope` }).then(
+              () => undefined,
+              (e: unknown) => e as { message: string; data?: { code?: string } },
+            );
+            expect(error?.data?.code).toBe('upstream_insufficient_scope');
+            expect(error?.message).toContain('tickets:write');
+          }
+        } finally {
+          for (const server of upstreams()) server.requireScope = undefined;
+        }
+        // The shared secret is now one the upstreams no longer accept (401 invalid_token).
+        for (const server of upstreams()) server.accepted = new Set(['Bearer beta-v1']);
+        try {
+          for (const tool of ['legacy-echo', 'modern-echo']) {
+            const error = await agent.callTool(tool, { message: `mark-${++marker}-rejected` }).then(
+              () => undefined,
+              (e: unknown) => e as { message: string; data?: { code?: string } },
+            );
+            expect(error?.data?.code).toBe('upstream_token_rejected');
+          }
+        } finally {
+          for (const server of upstreams()) server.accepted = new Set(['Bearer shared-v2', 'Bearer beta-v1']);
+        }
+        // Both were refusals of one call, not of the connection: the next call goes through.
+        const ok = await agent.callTool('modern-echo', { message: 'after' });
+        expect(textOf(ok)).toBe('modern: after');
+        const ok2 = await agent.callTool('legacy-echo', { message: 'after' });
+        expect(textOf(ok2)).toBe('legacy: after');
+      });
+    },
+  );
+
   it('a missing secret fails the call with credential_missing and sends nothing', async () => {
     await t.custos.vault.delete('mcp-shared');
     for (const flavour of eras) {
