@@ -1,7 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AgentClient, connectAgent, type Flavour, textOf } from './support/agents.js';
 import { eventually, startTestCustos, type TestCustos } from './support/custos.js';
-import { type RecordingMcpServer, type SeenRequest, startRecordingMcpServer } from './support/recording-mcp-http.js';
+import {
+  type RecordingMcpServer,
+  type SeenRequest,
+  startRecordingMcpServer,
+} from './support/recording-mcp-http.js';
 
 /**
  * Vault injection into real Streamable HTTP MCP servers: one serving 2025-11-25 (Custos takes
@@ -60,7 +64,11 @@ describe('vault: credentials injected into Streamable HTTP MCP servers', () => {
     t = await startTestCustos({
       servers: {
         legacy: { url: legacy.url, credential: 'mcp-shared', timeout: 20 },
-        modern: { url: modern.url, credential: { secret: 'mcp-shared', header: 'Authorization: Bearer {{secret}}' }, timeout: 20 },
+        modern: {
+          url: modern.url,
+          credential: { secret: 'mcp-shared', header: 'Authorization: Bearer {{secret}}' },
+          timeout: 20,
+        },
       },
       policies,
       agents: [
@@ -75,13 +83,17 @@ describe('vault: credentials injected into Streamable HTTP MCP servers', () => {
     await t.restart();
     alpha = await t.token('alpha');
     beta = await t.token('beta');
-    await eventually(async () => {
-      const token = alpha;
-      return withAgent(connectAgent('sdk2-legacy', `${t.url}/mcp`, token), async (agent) => {
-        const names = (await agent.listTools()).map((tool) => tool.name);
-        return names.includes('legacy-echo') && names.includes('modern-echo');
-      });
-    }, 'both upstreams ready', 30_000);
+    await eventually(
+      async () => {
+        const token = alpha;
+        return withAgent(connectAgent('sdk2-legacy', `${t.url}/mcp`, token), async (agent) => {
+          const names = (await agent.listTools()).map((tool) => tool.name);
+          return names.includes('legacy-echo') && names.includes('modern-echo');
+        });
+      },
+      'both upstreams ready',
+      30_000,
+    );
   }, 90_000);
 
   afterAll(async () => {
@@ -97,22 +109,25 @@ describe('vault: credentials injected into Streamable HTTP MCP servers', () => {
     expect(ready('modern')).toBe('2026-07-28');
   });
 
-  it.each(eras)('sends the shared secret on every request, never the agent token (%s agent)', async (flavour) => {
-    const marks = await callBoth(flavour, alpha);
-    expect(carrying(legacy, marks.legacy).map((r) => r.authorization)).toEqual(['Bearer shared-v1']);
-    expect(carrying(modern, marks.modern).map((r) => r.authorization)).toEqual(['Bearer shared-v1']);
-    for (const server of upstreams()) {
-      // Connection-level requests (initialize or discover, listings) and calls alike.
-      const rpcs = server.seen.map((r) => r.rpc).join(' ');
-      expect(rpcs).toContain('tools/list');
-      expect(rpcs).toContain('tools/call');
-      expect(new Set(server.seen.map((r) => r.authorization))).toEqual(new Set(['Bearer shared-v1']));
-      const everything = JSON.stringify(server.seen);
-      expect(everything).not.toContain(alpha);
-      expect(everything).not.toContain(beta);
-    }
-    expect(legacy.seen.some((r) => r.rpc === 'initialize')).toBe(true);
-  });
+  it.each(eras)(
+    'sends the shared secret on every request, never the agent token (%s agent)',
+    async (flavour) => {
+      const marks = await callBoth(flavour, alpha);
+      expect(carrying(legacy, marks.legacy).map((r) => r.authorization)).toEqual(['Bearer shared-v1']);
+      expect(carrying(modern, marks.modern).map((r) => r.authorization)).toEqual(['Bearer shared-v1']);
+      for (const server of upstreams()) {
+        // Connection-level requests (initialize or discover, listings) and calls alike.
+        const rpcs = server.seen.map((r) => r.rpc).join(' ');
+        expect(rpcs).toContain('tools/list');
+        expect(rpcs).toContain('tools/call');
+        expect(new Set(server.seen.map((r) => r.authorization))).toEqual(new Set(['Bearer shared-v1']));
+        const everything = JSON.stringify(server.seen);
+        expect(everything).not.toContain(alpha);
+        expect(everything).not.toContain(beta);
+      }
+      expect(legacy.seen.some((r) => r.rpc === 'initialize')).toBe(true);
+    },
+  );
 
   it('a per-agent binding gives that agent its own value on its calls; others keep the shared one', async () => {
     await t.custos.vault.set('beta-own', 'beta-v1');

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import { createServer, type Server as HttpServer, type IncomingMessage } from 'node:http';
 import { createMcpHandler, Server } from '@modelcontextprotocol/server';
 
 /** One HTTP request the server received: what Custos sent, headers included. */

@@ -2,7 +2,7 @@ import { StringDecoder } from 'node:string_decoder';
 import type { Dispatcher, Pool } from 'undici';
 import { CustosError } from '../../core/errors.js';
 import { isJson } from './catalog.js';
-import { cancelled, type RequestContext, timedOut, unavailable } from './errors.js';
+import { cancelled, type RequestContext, refusedCredential, timedOut, unavailable } from './errors.js';
 import { type Json, UpstreamRpcError } from './types.js';
 
 /** What a request on a session needs besides its method and params. */
@@ -239,7 +239,17 @@ class SessionExchange implements Dispatcher.DispatchHandler {
       return;
     }
     if (statusCode < 200 || statusCode >= 300) {
-      this.#abort(this.#httpError(statusCode));
+      const challenge = headers['www-authenticate'];
+      const refused =
+        this.options.headers === undefined
+          ? undefined
+          : refusedCredential(
+              this.options.context.server,
+              this.options.context.method,
+              statusCode,
+              Array.isArray(challenge) ? challenge.join(', ') : challenge,
+            );
+      this.#abort(refused ?? this.#httpError(statusCode));
       return;
     }
     const type = headers['content-type'];
