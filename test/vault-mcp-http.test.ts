@@ -174,6 +174,27 @@ describe('vault: credentials injected into Streamable HTTP MCP servers', () => {
     expect(after.map((r) => r.authorization)).not.toContain('Bearer shared-v1');
   });
 
+  it('a cancellation the agent sends reaches the upstream with the call credential', async () => {
+    const from = { legacy: legacy.seen.length, modern: modern.seen.length };
+    await withAgent(connectAgent('sdk2-legacy', `${t.url}/mcp`, alpha), async (agent) => {
+      for (const tool of ['legacy-slow', 'modern-slow']) {
+        const controller = new AbortController();
+        const call = agent.callTool(tool, {}, undefined, { signal: controller.signal });
+        const server = tool.startsWith('legacy') ? legacy : modern;
+        await eventually(() => server.seen.some((r) => r.body.includes(tool)), `${tool} reached`);
+        controller.abort('the agent changed its mind');
+        await expect(call).rejects.toThrow();
+      }
+    });
+    const cancel = await eventually(
+      () => legacy.seen.slice(from.legacy).find((r) => r.rpc === 'notifications/cancelled'),
+      'the cancellation reaching the 2025-era upstream',
+    );
+    expect(cancel.authorization).toBe('Bearer shared-v2');
+    const after = [...legacy.seen.slice(from.legacy), ...modern.seen.slice(from.modern)];
+    expect(new Set(after.map((r) => r.authorization))).toEqual(new Set(['Bearer shared-v2']));
+  });
+
   it.each(eras)(
     'an upstream refusing the injected credential on a call is reported distinctly (%s agent)',
     async (flavour) => {

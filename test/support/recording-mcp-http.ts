@@ -45,11 +45,20 @@ export async function startRecordingMcpServer(
           inputSchema: { type: 'object', properties: { message: { type: 'string' } } },
           annotations: { readOnlyHint: true },
         },
+        {
+          name: `${name}-slow`,
+          description: 'answers after two seconds',
+          inputSchema: { type: 'object', properties: {} },
+          annotations: { readOnlyHint: true },
+        },
       ],
     }));
-    server.setRequestHandler('tools/call', (request) => ({
-      content: [{ type: 'text', text: `${name}: ${String(request.params.arguments?.message ?? '')}` }],
-    }));
+    server.setRequestHandler('tools/call', async (request) => {
+      if (request.params.name === `${name}-slow`) await new Promise((r) => setTimeout(r, 2000));
+      return {
+        content: [{ type: 'text', text: `${name}: ${String(request.params.arguments?.message ?? '')}` }],
+      };
+    });
     return server;
   };
   const handler = createMcpHandler(factory, era === 'modern' ? { legacy: 'reject' } : {});
