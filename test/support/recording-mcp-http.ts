@@ -48,7 +48,7 @@ export async function startRecordingMcpServer(
         {
           name: `${name}-slow`,
           description: 'answers after two seconds',
-          inputSchema: { type: 'object', properties: {} },
+          inputSchema: { type: 'object', properties: { message: { type: 'string' } } },
           annotations: { readOnlyHint: true },
         },
       ],
