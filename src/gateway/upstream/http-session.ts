@@ -94,10 +94,14 @@ export class HttpSession implements DirectRequests {
     this.#options.pool.dispatch({ path: this.#options.path, method: 'POST', headers, body }, handler);
   }
 
-  /** Send a notification or a response, fire and forget. @internal */
-  post(message: Json): void {
+  /**
+   * Send a notification or a response, fire and forget, with the credential headers of the
+   * request it concerns (a cancellation must reach an upstream that checks every request).
+   * @internal
+   */
+  post(message: Json, extra?: Readonly<Record<string, string>>): void {
     try {
-      this.dispatch(JSON.stringify(message), ignoreAnswer);
+      this.dispatch(JSON.stringify(message), ignoreAnswer, extra);
     } catch {
       // Best effort: the request it concerns has failed already.
     }
@@ -186,11 +190,10 @@ class SessionExchange implements Dispatcher.DispatchHandler {
       why === 'timeout'
         ? `timed out after ${this.options.timeoutMs} ms`
         : describeReason(this.options.signal?.reason);
-    this.session.post({
-      jsonrpc: '2.0',
-      method: 'notifications/cancelled',
-      params: { requestId: this.id, reason },
-    });
+    this.session.post(
+      { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: this.id, reason } },
+      this.options.headers,
+    );
     const error = why === 'timeout' ? timedOut(this.options.context) : cancelled(this.options.context);
     this.#abort(error);
   }
@@ -354,6 +357,7 @@ class SessionExchange implements Dispatcher.DispatchHandler {
       method === 'ping'
         ? { jsonrpc: '2.0', id, result: {} }
         : { jsonrpc: '2.0', id, error: { code: -32601, message: `Method not found: ${method}` } },
+      this.options.headers,
     );
   }
 
