@@ -4,6 +4,7 @@
  * docs/approvals.md describes it for users.
  */
 export { argumentsMatch, compilePattern } from './grants.js';
+export { approvalsOffboardStep } from './offboard.js';
 export { type LinkClaim, LinkSigner, loadLinkKey } from './links.js';
 export { type ApprovalFilter, ApprovalRepository } from './repository.js';
 export { ApprovalService, type ApprovalServiceDeps, callHashOf, voterOf } from './service.js';

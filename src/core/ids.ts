@@ -34,7 +34,8 @@ export type IdKind =
   | 'apr'
   | 'grt'
   | 'usr'
-  | 'utok';
+  | 'utok'
+  | 'rev';
 
 /**
  * Ids are a kind prefix plus a time-ordered, ULID-like body, so they sort by creation

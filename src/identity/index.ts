@@ -5,11 +5,13 @@ export {
   AgentService,
   type AgentServiceOptions,
   type AgentStatus,
+  type ChangeOptions,
   type CredentialInfo,
   type CredentialKind,
   type CredentialSpec,
   type IssuedCredential,
   type NewAgent,
+  type OffboardReport,
 } from './agents.js';
 export {
   type AuthenticatedClient,
@@ -30,6 +32,18 @@ export {
   type UserTokenInfo,
   userRoles,
 } from './humans.js';
+export {
+  dayMs,
+  defaultExpiryRules,
+  type ExpiryRules,
+  type LifecycleAudit,
+  type LifecycleAuditTransaction,
+  type LifecycleVerb,
+  lifecycleEvent,
+  type OffboardStep,
+  type OffboardSubject,
+  unrecordedLifecycle,
+} from './lifecycle.js';
 export { type JwksDocument, type SigningKey, SigningKeys, signingAlgorithm } from './keys.js';
 export {
   type AuthorizationServerMetadata,
@@ -48,6 +62,17 @@ export {
   type TokenSuccess,
   tokenResponseHeaders,
 } from './oauth.js';
+export { findOrphans, type Orphan, type OrphanReason } from './orphans.js';
+export {
+  AccessReview,
+  type AccessReviewOptions,
+  type AgentReach,
+  type Attestation,
+  type BindingReach,
+  type ReachSources,
+  type ServerReach,
+  type ToolAccess,
+} from './review.js';
 export { type OidcIdentity, OidcLogin, type OidcSettings } from './oidc.js';
 export { createIdentityService, type IdentityOptions, type IdentityService } from './service.js';
 export { parseTaskScope, type TaskGrant, type TaskReach, taskAllows, taskReachesServer } from './tasks.js';

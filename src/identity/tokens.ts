@@ -136,6 +136,8 @@ export class TokenService {
     const iat = Math.floor(this.clock.now() / 1000);
     let exp = iat + (options.ttlSeconds ?? this.ttlSeconds);
     if (options.notAfter !== undefined) exp = Math.min(exp, Math.floor(options.notAfter / 1000));
+    // A token never outlives its agent: at the agent's expiry it stops, whatever the lifetime.
+    if (agent.expiresAt !== null) exp = Math.min(exp, Math.floor(agent.expiresAt / 1000));
     if (exp <= iat) throw new CustosError('invalid_grant', 'the token would expire immediately');
     const tokenId = randomBytes(16).toString('base64url');
     const claims: Record<string, unknown> = { client_id: agent.id, owner: agent.owner, epoch: agent.epoch };

@@ -1,4 +1,5 @@
 import { detectPaths } from './openapi-detect.js';
+import { lifecyclePaths } from './openapi-lifecycle.js';
 
 /** The admin API, described for people and for generated clients (OpenAPI 3.1). */
 const agentRef = {
@@ -37,6 +38,7 @@ const agent = {
     epoch: { type: 'integer' },
     createdAt: { type: 'integer', description: 'ms since the Unix epoch' },
     expiresAt: { type: ['integer', 'null'] },
+    statusReason: { type: ['string', 'null'], description: 'why a suspended agent is suspended: expired or manual' },
   },
 };
 const event = {
@@ -318,7 +320,8 @@ export const openApiDocument = {
                   owner: { type: 'string', format: 'email' },
                   purpose: { type: 'string' },
                   environment: { type: 'string' },
-                  expiresAt: { type: ['integer', 'null'] },
+                  expiresAt: { type: ['integer', 'null'], description: 'ms; null or absent: the default expiry' },
+                  expiresInDays: { type: 'integer', minimum: 1 },
                 },
               },
             },
@@ -357,9 +360,21 @@ export const openApiDocument = {
     },
     '/api/v1/agents/{ref}/offboard': {
       post: {
-        summary: 'Offboard: revoke credentials and end access for good',
+        summary:
+          'Offboard in one transaction: epoch bumped, credentials deleted, offboarding steps run (approvals cancelled, bindings deleted), one audit event',
         parameters: [agentRef],
-        responses: { 200: ok({ type: 'object', properties: { agent } }), 404: error },
+        responses: {
+          200: ok({
+            type: 'object',
+            properties: {
+              agent,
+              changed: { type: 'boolean' },
+              credentialsDeleted: { type: 'integer' },
+              steps: { type: 'object', additionalProperties: { type: 'object' } },
+            },
+          }),
+          404: error,
+        },
       },
     },
     '/api/v1/audit/events': {
@@ -758,5 +773,6 @@ export const openApiDocument = {
       get: { summary: 'Upstream MCP servers and their status', responses: { 200: ok({ type: 'object' }) } },
     },
     ...detectPaths,
+    ...lifecyclePaths,
   },
 } as const;

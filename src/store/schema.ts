@@ -10,6 +10,8 @@ export interface AgentTable {
   created_at: number;
   updated_at: number;
   expires_at: number | null;
+  /** Why the agent is suspended (0013_lifecycle): 'expired' (renewing lifts it), 'manual', or null. */
+  status_reason?: string | null;
 }
 
 export interface AgentCredentialTable {
@@ -323,6 +325,22 @@ export interface VetRunTable {
   report: string;
 }
 
+/** A reviewer's attestation of one agent's reach (0013_lifecycle). */
+export interface AccessReviewTable {
+  id: string;
+  agent_id: string;
+  /** Email of the person who attests. */
+  reviewer: string;
+  /** Who recorded it (a user's email or admin-token). */
+  actor: string;
+  note: string | null;
+  /** Hex SHA-256 of the RFC 8785 JSON of the reach attested. */
+  reach_digest: string;
+  /** JSON of the reach attested. */
+  reach: string;
+  created_at: number;
+}
+
 export interface Database {
   agents: AgentTable;
   agent_credentials: AgentCredentialTable;
@@ -345,4 +363,5 @@ export interface Database {
   user_sessions: UserSessionTable;
   user_tokens: UserTokenTable;
   vet_runs: VetRunTable;
+  access_reviews: AccessReviewTable;
 }
