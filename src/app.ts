@@ -19,12 +19,7 @@ import { IdGenerator } from './core/ids.js';
 import { DetectService, loadPlaybooks } from './detect/index.js';
 import { CatalogView, Downstream, Pipeline, serverInfo, TaskBudgets } from './gateway/index.js';
 import { UpstreamRegistry } from './gateway/upstream/index.js';
-import {
-  AccessReview,
-  createIdentityService,
-  type IdentityService,
-  UserService,
-} from './identity/index.js';
+import { AccessReview, createIdentityService, type IdentityService, UserService } from './identity/index.js';
 import { PolicyStore } from './policy/index.js';
 import { registerAdmin } from './server/admin.js';
 import { approvalLinkRoutes, approvalRoutes } from './server/admin-approvals.js';
@@ -208,7 +203,11 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     for (const { expiresDays, ...a } of config.agents) {
       if ((await identity.agents.get(a.name)) !== undefined) continue;
       const added = await identity.agents.add(
-        { ...a, ...(expiresDays === undefined ? {} : { expiresInDays: expiresDays }), credential: { kind: 'client_secret' } },
+        {
+          ...a,
+          ...(expiresDays === undefined ? {} : { expiresInDays: expiresDays }),
+          credential: { kind: 'client_secret' },
+        },
         { by: 'custos.yaml' },
       );
       createdAgents.push({ name: a.name, clientId: added.clientId, clientSecret: added.clientSecret ?? '' });
@@ -217,7 +216,8 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     const sweep = () =>
       identity.agents.expireDue().then(
         (expired) => {
-          for (const a of expired) logger.info({ agent: a.name, agentId: a.id }, 'agent expired and suspended');
+          for (const a of expired)
+            logger.info({ agent: a.name, agentId: a.id }, 'agent expired and suspended');
         },
         (error) => logger.warn({ err: error }, 'expiry sweep failed'),
       );

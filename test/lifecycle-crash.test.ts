@@ -102,7 +102,10 @@ for (const kind of ['sqlite', 'postgres'] as const) {
           stringify({
             storage: { url },
             policies: './policies',
-            approvals: { holdSeconds: 0, tiers: { money: { approvers: ['alice@example.com'], ttlSeconds: 3600 } } },
+            approvals: {
+              holdSeconds: 0,
+              tiers: { money: { approvers: ['alice@example.com'], ttlSeconds: 3600 } },
+            },
           }),
         );
         const added = await runCli(
@@ -124,9 +127,13 @@ for (const kind of ['sqlite', 'postgres'] as const) {
             store,
             clock: systemClock,
             ids,
-            config: buildConfig({ approvals: { tiers: { money: { approvers: ['alice@example.com'] } } } }, dir, {
-              env: {},
-            }).approvals,
+            config: buildConfig(
+              { approvals: { tiers: { money: { approvers: ['alice@example.com'] } } } },
+              dir,
+              {
+                env: {},
+              },
+            ).approvals,
             audit: recorder,
             annotationsOf: () => ({ approval: 'money' }),
           });
@@ -142,7 +149,8 @@ for (const kind of ['sqlite', 'postgres'] as const) {
             },
             ['money'],
           );
-          if (gate.kind !== 'stop' || gate.code !== 'approval_pending') throw new Error('approval not pending');
+          if (gate.kind !== 'stop' || gate.code !== 'approval_pending')
+            throw new Error('approval not pending');
           approvalId = gate.approval.id as string;
           await recorder.close();
           await log.close();
@@ -165,10 +173,14 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       async function state() {
         const store = await openStore(url);
         try {
-          const agent = await store.db.selectFrom('agents').selectAll().where('id', '=', agentId).executeTakeFirstOrThrow();
+          const agent = await store.db
+            .selectFrom('agents')
+            .selectAll()
+            .where('id', '=', agentId)
+            .executeTakeFirstOrThrow();
           const credentials = await store.db
             .selectFrom('agent_credentials')
-            .select(['id', 'secret_hash'])
+            .select(['id', 'secret_hash', 'revoked_at'])
             .where('agent_id', '=', agentId)
             .execute();
           const approval = await store.db
@@ -176,14 +188,18 @@ for (const kind of ['sqlite', 'postgres'] as const) {
             .select('status')
             .where('id', '=', approvalId)
             .executeTakeFirstOrThrow();
-          const events = (await listEvents(store, { agentId, limit: 1000 })).filter((e) => e.method === 'agents/offboard');
+          const events = (await listEvents(store, { agentId, limit: 1000 })).filter(
+            (e) => e.method === 'agents/offboard',
+          );
           const log = await TransparencyLog.open(store, { clock: systemClock, readOnly: true });
           const verified = await verifyLive(store, log);
           await log.close();
           return {
             status: agent.status,
             epoch: Number(agent.epoch),
-            credentials: credentials.length,
+            // Credentials that could still authenticate: secret material present, not revoked.
+            credentials: credentials.filter((c) => c.secret_hash !== null && c.revoked_at === null).length,
+            erased: credentials.filter((c) => c.secret_hash === null).length,
             approval: approval.status,
             offboardEvents: events.length,
             verified: verified.ok,
@@ -193,7 +209,15 @@ for (const kind of ['sqlite', 'postgres'] as const) {
         }
       }
 
-      const none = { status: 'active', epoch: 0, credentials: 2, approval: 'pending', offboardEvents: 0, verified: true };
+      const none = {
+        status: 'active',
+        epoch: 0,
+        credentials: 2,
+        erased: 0,
+        approval: 'pending',
+        offboardEvents: 0,
+        verified: true,
+      };
 
       for (const point of ['epoch', 'credentials', 'approvals', 'before-commit']) {
         it(`a SIGKILL at ${point} leaves none of it`, async () => {
@@ -208,13 +232,14 @@ for (const kind of ['sqlite', 'postgres'] as const) {
         expect(result.code, result.stderr).toBe(0);
         expect(JSON.parse(result.stdout)).toMatchObject({
           changed: true,
-          credentialsDeleted: 2,
+          credentialsErased: 2,
           steps: { approvals: { cancelled: [approvalId] } },
         });
         expect(await state()).toEqual({
           status: 'offboarded',
           epoch: 1,
           credentials: 0,
+          erased: 2,
           approval: 'cancelled',
           offboardEvents: 1,
           verified: true,

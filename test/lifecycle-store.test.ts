@@ -18,7 +18,12 @@ import { describeEachStore } from './support/stores.js';
 
 const day = 86_400_000;
 const approvalsConfig = buildConfig(
-  { approvals: { holdSeconds: 0, tiers: { payments: { approvers: ['alice@example.com'], ttlSeconds: 3600 } } } },
+  {
+    approvals: {
+      holdSeconds: 0,
+      tiers: { payments: { approvers: ['alice@example.com'], ttlSeconds: 3600 } },
+    },
+  },
   '/tmp',
   { env: {} },
 ).approvals;
@@ -39,7 +44,7 @@ permit (principal, action == Action::"call_tool", resource in Server::"bank")
 when { principal.name like "pay*" && resource.name == "transfer" };
 @id("small-refunds")
 permit (principal, action == Action::"call_tool", resource in Server::"bank")
-when { principal.name like "pay*" && resource.name == "refund" && context.arguments has amount && context.arguments.amount < 100 };
+when { principal.name like "pay*" && resource.name == "refund" && context.arguments has path && context.arguments.path like "/refunds/*" };
 `,
     },
   ],
@@ -103,7 +108,11 @@ await describeEachStore('lifecycle', (current) => {
     expect(await agents.get('pay-long')).toBeUndefined();
     expect(await eventsOf(added.agent.id)).toEqual(['agents/onboard']);
     const [event] = await listEvents(current().store, { agentId: added.agent.id, limit: 1 });
-    expect(event).toMatchObject({ method: 'agents/onboard', target: 'pay-default', owner: 'alice@example.com' });
+    expect(event).toMatchObject({
+      method: 'agents/onboard',
+      target: 'pay-default',
+      owner: 'alice@example.com',
+    });
   });
 
   it('caps an access token at the agent’s expiry', async () => {
@@ -120,8 +129,12 @@ await describeEachStore('lifecycle', (current) => {
   });
 
   it('suspends agents past expiry in the sweep with agents/expire; renew lifts it, a manual suspension stays', async () => {
-    const a = (await agents.add({ name: 'pay-exp', owner: 'alice@example.com', purpose: 'p', expiresInDays: 1 })).agent;
-    const b = (await agents.add({ name: 'pay-exp2', owner: 'alice@example.com', purpose: 'p', expiresInDays: 1 })).agent;
+    const a = (
+      await agents.add({ name: 'pay-exp', owner: 'alice@example.com', purpose: 'p', expiresInDays: 1 })
+    ).agent;
+    const b = (
+      await agents.add({ name: 'pay-exp2', owner: 'alice@example.com', purpose: 'p', expiresInDays: 1 })
+    ).agent;
     await agents.suspend(b.id, { by: 'carol@example.com' });
     expect(await agents.expireDue()).toEqual([]);
     clock.advance(day + 1);
@@ -163,15 +176,30 @@ await describeEachStore('lifecycle', (current) => {
       ['payments'],
     );
     expect(gate).toMatchObject({ kind: 'stop', code: 'approval_pending' });
-    const before = await store.db.selectFrom('agent_credentials').select('id').where('agent_id', '=', agent.id).execute();
+    const before = await store.db
+      .selectFrom('agent_credentials')
+      .select('id')
+      .where('agent_id', '=', agent.id)
+      .execute();
     expect(before).toHaveLength(2);
 
     const report = await agents.offboardWithReport(agent.name, { by: 'alice@example.com' });
-    expect(report).toMatchObject({ changed: true, credentialsDeleted: 2 });
+    expect(report).toMatchObject({ changed: true, credentialsErased: 2 });
     expect(report.agent).toMatchObject({ status: 'offboarded', epoch: agent.epoch + 1 });
     expect((report.steps.approvals as { cancelled: string[] }).cancelled).toHaveLength(1);
     expect(
-      await store.db.selectFrom('agent_credentials').select('id').where('agent_id', '=', agent.id).execute(),
+      await store.db
+        .selectFrom('agent_credentials')
+        .select(['secret_hash', 'public_jwk'])
+        .where('agent_id', '=', agent.id)
+        .where((eb) =>
+          eb.or([
+            eb('secret_hash', 'is not', null),
+            eb('public_jwk', 'is not', null),
+            eb('revoked_at', 'is', null),
+          ]),
+        )
+        .execute(),
     ).toEqual([]);
     const open = await store.db
       .selectFrom('approvals')
@@ -185,7 +213,11 @@ await describeEachStore('lifecycle', (current) => {
     expect(offboard[0]?.reasons[0]).toBe('offboard by alice@example.com');
     // Twice is a no-op: no second event.
     expect((await agents.offboardWithReport(agent.id)).changed).toBe(false);
-    expect((await listEvents(store, { agentId: agent.id, limit: 100 })).filter((e) => e.method === 'agents/offboard')).toHaveLength(1);
+    expect(
+      (await listEvents(store, { agentId: agent.id, limit: 100 })).filter(
+        (e) => e.method === 'agents/offboard',
+      ),
+    ).toHaveLength(1);
     expect(await verifyLive(store, log)).toMatchObject({ ok: true });
   });
 
@@ -351,7 +383,9 @@ await describeEachStore('lifecycle', (current) => {
     const other = reach.find((r) => r.agent.name === 'other-review')!;
     expect(other.servers.filter((s) => s.catalogKnown)).toEqual([]);
 
-    await expect(review.attest(['pay-review'], { reviewer: 'not an email', actor: 'admin token' })).rejects.toMatchObject({
+    await expect(
+      review.attest(['pay-review'], { reviewer: 'not an email', actor: 'admin token' }),
+    ).rejects.toMatchObject({
       code: 'bad_request',
     });
     const [attested] = await review.attest(['pay-review'], {

@@ -4,8 +4,8 @@
  * docs/approvals.md describes it for users.
  */
 export { argumentsMatch, compilePattern } from './grants.js';
-export { approvalsOffboardStep } from './offboard.js';
 export { type LinkClaim, LinkSigner, loadLinkKey } from './links.js';
+export { approvalsOffboardStep } from './offboard.js';
 export { type ApprovalFilter, ApprovalRepository } from './repository.js';
 export { ApprovalService, type ApprovalServiceDeps, callHashOf, voterOf } from './service.js';
 export type {

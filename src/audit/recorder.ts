@@ -64,7 +64,9 @@ export class AuditRecorder {
    * Group commits wait while it runs (seqs are assigned from the log's frontier, so only one
    * writer may hold it), and it waits for a batch being written. Keep the work short.
    */
-  async transaction<T>(work: (trx: Transaction<Database>, audit: AuditTransaction) => Promise<T>): Promise<T> {
+  async transaction<T>(
+    work: (trx: Transaction<Database>, audit: AuditTransaction) => Promise<T>,
+  ): Promise<T> {
     if (this.closed) throw new CustosError('store_unavailable', 'the audit log is closed');
     // Claim the writer's slot: wait for any batch or other transaction, then take it in the same turn.
     while (this.flushing) await this.flushing.catch(() => {});
@@ -89,7 +91,8 @@ export class AuditRecorder {
     try {
       const result = await this.store.db.transaction().execute(async (trx) => {
         const write = async () => {
-          if (written) throw new CustosError('internal', 'the events of this transaction were already written');
+          if (written)
+            throw new CustosError('internal', 'the events of this transaction were already written');
           written = true;
           if (events.length === 0) return;
           const base = this.log.nextSeq;

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import type { AddedAgent, Agent, OffboardReport, Orphan } from '../identity/index.js';
-import { findOrphans } from '../identity/index.js';
 import { systemClock } from '../core/clock.js';
 import { CustosError } from '../core/errors.js';
+import type { AddedAgent, Agent, OffboardReport, Orphan } from '../identity/index.js';
+import { findOrphans } from '../identity/index.js';
 import {
   agentService,
   callAdmin,
@@ -60,22 +60,30 @@ async function lifecycle(
   const path = `/agents/${encodeURIComponent(ref)}/${action}`;
   const body = action === 'renew' && options.days !== undefined ? { days: options.days } : undefined;
   let result: { agent: Agent } & Partial<OffboardReport>;
-  if (server) result = await callAdmin<{ agent: Agent } & Partial<OffboardReport>>(server, 'POST', path, body);
+  if (server)
+    result = await callAdmin<{ agent: Agent } & Partial<OffboardReport>>(server, 'POST', path, body);
   else
     result = await withLifecycle(config, async (agents) => {
       const by = { by: offlineActor };
       if (action === 'offboard') return agents.offboardWithReport(ref, by);
       if (action === 'renew')
-        return { agent: await agents.renew(ref, { ...by, ...(options.days === undefined ? {} : { days: options.days }) }) };
+        return {
+          agent: await agents.renew(ref, {
+            ...by,
+            ...(options.days === undefined ? {} : { days: options.days }),
+          }),
+        };
       return { agent: await agents[action](ref, by) };
     });
   if (options.json) return printJson(result);
   const { agent } = result;
-  if (action === 'renew') console.log(`${agent.name} (${agent.id}) renewed until ${formatTime(agent.expiresAt)}; ${agent.status}`);
+  if (action === 'renew')
+    console.log(`${agent.name} (${agent.id}) renewed until ${formatTime(agent.expiresAt)}; ${agent.status}`);
   else console.log(`${agent.name} (${agent.id}) is now ${agent.status}`);
   if (action === 'offboard' && result.changed) {
-    console.log(`  credentials deleted  ${result.credentialsDeleted}`);
-    for (const [name, step] of Object.entries(result.steps ?? {})) console.log(`  ${name.padEnd(20)} ${JSON.stringify(step)}`);
+    console.log(`  credentials erased  ${result.credentialsErased}`);
+    for (const [name, step] of Object.entries(result.steps ?? {}))
+      console.log(`  ${name.padEnd(20)} ${JSON.stringify(step)}`);
   }
 }
 
@@ -183,7 +191,7 @@ export function registerAgentCommands(program: Command): void {
 
   agent
     .command('renew <agent>')
-    .description('extend an agent\'s expiry; an agent suspended for expiry works again')
+    .description("extend an agent's expiry; an agent suspended for expiry works again")
     .option('--days <days>', 'days from now (default lifecycle.defaultExpiryDays)', (v) => Number(v))
     .option('--json', 'print JSON')
     .action((ref: string, o: Json & { days?: number }) => {
@@ -195,8 +203,10 @@ export function registerAgentCommands(program: Command): void {
   agent
     .command('orphans')
     .description('agents whose owner is unknown or disabled, who are expired, or idle for N days')
-    .option('--idle-days <days>', 'idle after this many days without activity (default lifecycle.idleDays)', (v) =>
-      Number(v),
+    .option(
+      '--idle-days <days>',
+      'idle after this many days without activity (default lifecycle.idleDays)',
+      (v) => Number(v),
     )
     .option('--json', 'print JSON')
     .action(async (o: Json & { idleDays?: number }) => {
@@ -206,11 +216,20 @@ export function registerAgentCommands(program: Command): void {
         throw new CustosError('usage', '--idle-days must be a positive whole number');
       const server = await runningServer(config);
       const orphans = server
-        ? (await callAdmin<{ orphans: Orphan[] }>(server, 'GET', `/lifecycle/orphans?idleDays=${idleDays}`)).orphans
+        ? (await callAdmin<{ orphans: Orphan[] }>(server, 'GET', `/lifecycle/orphans?idleDays=${idleDays}`))
+            .orphans
         : await withStore(config, (store) => findOrphans(store, systemClock, { idleDays }));
       if (o.json) return printJson({ idleDays, orphans });
       if (orphans.length === 0) return console.log(`no orphans (idle threshold ${idleDays} days)`);
-      printTable(orphans.map(orphanRow), ['id', 'name', 'owner', 'status', 'expires', 'lastActivity', 'reasons']);
+      printTable(orphans.map(orphanRow), [
+        'id',
+        'name',
+        'owner',
+        'status',
+        'expires',
+        'lastActivity',
+        'reasons',
+      ]);
     });
 
   for (const [action, help] of [
@@ -218,7 +237,7 @@ export function registerAgentCommands(program: Command): void {
     ['resume', 'resume a suspended agent (it needs a new token)'],
     [
       'offboard',
-      'offboard an agent for good, in one transaction: tokens ended, credentials deleted, approvals cancelled, bindings deleted',
+      'offboard an agent for good, in one transaction: tokens ended, credentials erased, approvals cancelled, bindings deleted',
     ],
   ] as const) {
     agent

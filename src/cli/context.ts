@@ -109,7 +109,10 @@ export async function withLifecycle<T>(
   work: (agents: AgentService, store: Store, audit: AuditRecorder) => Promise<T>,
 ): Promise<T> {
   if (process.env.CUSTOS_USER_TOKEN)
-    throw new CustosError('usage', 'CUSTOS_USER_TOKEN needs a running Custos server (start it with custos start)');
+    throw new CustosError(
+      'usage',
+      'CUSTOS_USER_TOKEN needs a running Custos server (start it with custos start)',
+    );
   return withStore(config, async (store) => {
     const clock = systemClock;
     const ids = new IdGenerator(clock);

@@ -63,7 +63,11 @@ function printReach(reach: AgentReach): void {
       continue;
     }
     const tools = s.tools.map((t) =>
-      t.access === 'allowed' ? t.tool : t.access === 'approval' ? `${t.tool} (approval: ${t.tier})` : `${t.tool} (conditional)`,
+      t.access === 'allowed'
+        ? t.tool
+        : t.access === 'approval'
+          ? `${t.tool} (approval: ${t.tier})`
+          : `${t.tool} (conditional)`,
     );
     console.log(`  ${s.server}: ${tools.join(', ')}`);
   }
@@ -103,7 +107,10 @@ export function registerReviewCommands(program: Command): void {
   review
     .command('attest <agents...>')
     .description("record that you reviewed these agents' reach as it is now")
-    .option('--reviewer <email>', 'who reviewed (required with the admin token; a user attests as themselves)')
+    .option(
+      '--reviewer <email>',
+      'who reviewed (required with the admin token; a user attests as themselves)',
+    )
     .option('--note <text>', 'a note kept with the attestation')
     .option('--json', 'print JSON')
     .action(async (refs: string[], o: { reviewer?: string; note?: string; json?: boolean }) => {

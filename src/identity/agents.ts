@@ -78,7 +78,7 @@ export interface OffboardReport {
   readonly agent: Agent;
   /** False when the agent was already offboarded (nothing was done). */
   readonly changed: boolean;
-  readonly credentialsDeleted: number;
+  readonly credentialsErased: number;
   readonly steps: Readonly<Record<string, Record<string, unknown>>>;
 }
 
@@ -223,12 +223,14 @@ export class AgentService {
   }
 
   /** The expiry a new agent or a renewal gets: the default, or the one asked for within the maximum. */
-  private expiryOf(asked: { expiresAt?: number | null; expiresInDays?: number | undefined }, now: number): number {
+  private expiryOf(
+    asked: { expiresAt?: number | null; expiresInDays?: number | undefined },
+    now: number,
+  ): number {
     if (asked.expiresAt != null && asked.expiresInDays !== undefined) {
       throw new CustosError('bad_request', 'give expiresAt or expiresInDays, not both');
     }
-    const expiresAt =
-      asked.expiresAt ?? now + (asked.expiresInDays ?? this.expiry.defaultExpiryDays) * dayMs;
+    const expiresAt = asked.expiresAt ?? now + (asked.expiresInDays ?? this.expiry.defaultExpiryDays) * dayMs;
     if (expiresAt <= now) throw new CustosError('bad_request', 'expiresAt: must be in the future');
     if (expiresAt > now + this.expiry.maxExpiryDays * dayMs) {
       throw new CustosError(
@@ -486,15 +488,21 @@ export class AgentService {
   async revokeTokens(ref: string): Promise<Agent> {
     return this.transition(ref, async (trx, agent, now) => {
       if (agent.status === 'offboarded') return false;
-      await this.bump(trx, agent.id, agent.status, now, agent.status === 'suspended' ? agent.statusReason : null);
+      await this.bump(
+        trx,
+        agent.id,
+        agent.status,
+        now,
+        agent.status === 'suspended' ? agent.statusReason : null,
+      );
       return true;
     });
   }
 
   /**
    * Retire an agent for good, atomically: in one transaction the status becomes offboarded,
-   * the epoch moves on (every token dies), every credential is deleted (secret hashes and
-   * keys erased, so no new token), each registered offboarding step runs (pending approvals
+   * the epoch moves on (every token dies), every credential is revoked and its secret hash or key
+   * erased (no new token), each registered offboarding step runs (pending approvals
    * cancelled, per-agent vault bindings deleted), and one agents/offboard event is appended
    * to the audit log. A crash at any point leaves all of it or none of it. Offboarding twice
    * is a no-op.
@@ -505,13 +513,24 @@ export class AgentService {
 
   /** offboard, with what each step removed. */
   async offboardWithReport(ref: string, options: ChangeOptions = {}): Promise<OffboardReport> {
-    let report: Omit<OffboardReport, 'agent'> = { changed: false, credentialsDeleted: 0, steps: {} };
+    let report: Omit<OffboardReport, 'agent'> = { changed: false, credentialsErased: 0, steps: {} };
     const agent = await this.transition(ref, async (trx, current, now, audit) => {
       if (current.status === 'offboarded') return false;
       await this.bump(trx, current.id, 'offboarded', now, null);
       await this.pause?.('epoch');
-      const deleted = await trx.deleteFrom('agent_credentials').where('agent_id', '=', current.id).execute();
-      const credentialsDeleted = deleted.reduce((n, r) => n + Number(r.numDeletedRows), 0);
+      // The rows stay as tombstones (id, kind, times: evidence that they were revoked); the
+      // secret hashes and keys are erased, so nothing can authenticate as the agent again.
+      const erased = await trx
+        .updateTable('agent_credentials')
+        .set((eb) => ({
+          secret_hash: null,
+          public_jwk: null,
+          revoked_at: eb.fn.coalesce('revoked_at', eb.val(now)),
+        }))
+        .where('agent_id', '=', current.id)
+        .where((eb) => eb.or([eb('secret_hash', 'is not', null), eb('public_jwk', 'is not', null)]))
+        .executeTakeFirst();
+      const credentialsErased = Number(erased.numUpdatedRows);
       await this.pause?.('credentials');
       const steps: Record<string, Record<string, unknown>> = {};
       for (const step of this.steps) {
@@ -524,13 +543,13 @@ export class AgentService {
           current,
           now,
           options.by ?? 'system',
-          { epoch: current.epoch + 1, credentialsDeleted, steps },
-          [`${credentialsDeleted} credentials deleted`, ...Object.keys(steps).map((name) => `step ${name}`)],
+          { epoch: current.epoch + 1, credentialsErased, steps },
+          [`${credentialsErased} credentials erased`, ...Object.keys(steps).map((name) => `step ${name}`)],
         ),
       );
       await audit.write();
       await this.pause?.('before-commit');
-      report = { changed: true, credentialsDeleted, steps };
+      report = { changed: true, credentialsErased, steps };
       return true;
     });
     return { agent, ...report };

@@ -32,6 +32,7 @@ export {
   type UserTokenInfo,
   userRoles,
 } from './humans.js';
+export { type JwksDocument, type SigningKey, SigningKeys, signingAlgorithm } from './keys.js';
 export {
   dayMs,
   defaultExpiryRules,
@@ -44,7 +45,6 @@ export {
   type OffboardSubject,
   unrecordedLifecycle,
 } from './lifecycle.js';
-export { type JwksDocument, type SigningKey, SigningKeys, signingAlgorithm } from './keys.js';
 export {
   type AuthorizationServerMetadata,
   accessTokenTypeUri,
@@ -62,6 +62,7 @@ export {
   type TokenSuccess,
   tokenResponseHeaders,
 } from './oauth.js';
+export { type OidcIdentity, OidcLogin, type OidcSettings } from './oidc.js';
 export { findOrphans, type Orphan, type OrphanReason } from './orphans.js';
 export {
   AccessReview,
@@ -73,7 +74,6 @@ export {
   type ServerReach,
   type ToolAccess,
 } from './review.js';
-export { type OidcIdentity, OidcLogin, type OidcSettings } from './oidc.js';
 export { createIdentityService, type IdentityOptions, type IdentityService } from './service.js';
 export { parseTaskScope, type TaskGrant, type TaskReach, taskAllows, taskReachesServer } from './tasks.js';
 export { type IssuedToken, type Principal, TokenService, type TokenServiceOptions } from './tokens.js';

@@ -59,13 +59,24 @@ export async function findOrphans(
     if (status === undefined) reasons.push('owner_unknown');
     else if (status !== 'active') reasons.push('owner_disabled');
     const expiresAt = a.expires_at === null ? null : Number(a.expires_at);
-    if ((expiresAt !== null && expiresAt <= now) || (a.status === 'suspended' && a.status_reason === 'expired')) {
+    if (
+      (expiresAt !== null && expiresAt <= now) ||
+      (a.status === 'suspended' && a.status_reason === 'expired')
+    ) {
       reasons.push('expired');
     }
     const lastActivity = lastOf.get(a.id) ?? null;
     if ((lastActivity ?? Number(a.created_at)) <= idleSince) reasons.push('idle');
     if (reasons.length > 0) {
-      orphans.push({ id: a.id, name: a.name, owner: a.owner, status: a.status, expiresAt, lastActivity, reasons });
+      orphans.push({
+        id: a.id,
+        name: a.name,
+        owner: a.owner,
+        status: a.status,
+        expiresAt,
+        lastActivity,
+        reasons,
+      });
     }
   }
   return orphans;

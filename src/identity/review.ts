@@ -1,5 +1,5 @@
-import type { Clock } from '../core/clock.js';
 import { canonicalHash } from '../core/canonical.js';
+import type { Clock } from '../core/clock.js';
 import { CustosError } from '../core/errors.js';
 import type { IdGenerator } from '../core/ids.js';
 import type { AccessReviewTable, Store } from '../store/index.js';
@@ -103,8 +103,9 @@ export class AccessReview {
 
   /** The reach of every agent not offboarded (of one owner, when given), by name. */
   async list(filter: { owner?: string } = {}): Promise<AgentReach[]> {
-    const agents = (await this.options.agents.list(filter.owner === undefined ? {} : { owner: filter.owner }))
-      .filter((a) => a.status !== 'offboarded');
+    const agents = (
+      await this.options.agents.list(filter.owner === undefined ? {} : { owner: filter.owner })
+    ).filter((a) => a.status !== 'offboarded');
     const last = await this.lastAttestations(agents.map((a) => a.id));
     return Promise.all(agents.map((a) => this.reachOf(a, last.get(a.id) ?? null)));
   }
@@ -133,7 +134,10 @@ export class AccessReview {
     for (const ref of refs) {
       const agent = await this.options.agents.require(ref);
       if (agent.status === 'offboarded') {
-        throw new CustosError('agent_offboarded', `agent "${agent.name}" is offboarded; there is nothing to review`);
+        throw new CustosError(
+          'agent_offboarded',
+          `agent "${agent.name}" is offboarded; there is nothing to review`,
+        );
       }
       reaches.push(await this.reachOf(agent, null));
     }
@@ -163,7 +167,10 @@ export class AccessReview {
           argsHash: row.reach_digest,
           effect: 'allow',
           policyIds: [],
-          reasons: [`reach attested by ${row.reviewer} (recorded by ${row.actor})`, `reach ${row.reach_digest}`],
+          reasons: [
+            `reach attested by ${row.reviewer} (recorded by ${row.actor})`,
+            `reach ${row.reach_digest}`,
+          ],
           outcome: 'executed',
           errorCode: null,
           latencyUs: 0,

@@ -167,6 +167,13 @@ export class TokenService {
     let claims = this.verified.get(token);
     if (claims !== undefined && claims.expiresAt <= now) {
       this.verified.delete(token);
+      // Tokens end at their agent's expiry: say the agent expired, so the client knows a new token will not help.
+      const agent = this.directory.get(claims.agentId);
+      if (agent !== undefined && agent.expiresAt !== null && agent.expiresAt <= now) {
+        throw new CustosError('agent_inactive', 'the agent is not active', {
+          cause: new Error('agent expired'),
+        });
+      }
       throw invalidToken('expired');
     }
     if (claims === undefined) {

@@ -1,5 +1,11 @@
 /** OpenAPI paths of the agent lifecycle routes (renewal, orphans, access reviews). */
-const ref = { name: 'ref', in: 'path', required: true, description: 'agent id or name', schema: { type: 'string' } };
+const ref = {
+  name: 'ref',
+  in: 'path',
+  required: true,
+  description: 'agent id or name',
+  schema: { type: 'string' },
+};
 const error = { description: 'error' };
 const ok = (schema: object) => ({ description: 'ok', content: { 'application/json': { schema } } });
 
@@ -52,16 +58,28 @@ export const lifecyclePaths = {
       summary: "Extend an agent's expiry (days from now; an expiry suspension is lifted)",
       parameters: [ref],
       requestBody: {
-        content: { 'application/json': { schema: { type: 'object', properties: { days: { type: 'integer' } } } } },
+        content: {
+          'application/json': { schema: { type: 'object', properties: { days: { type: 'integer' } } } },
+        },
       },
-      responses: { 200: ok({ type: 'object', properties: { agent: { type: 'object' } } }), 400: error, 404: error, 409: error },
+      responses: {
+        200: ok({ type: 'object', properties: { agent: { type: 'object' } } }),
+        400: error,
+        404: error,
+        409: error,
+      },
     },
   },
   '/api/v1/lifecycle/orphans': {
     get: {
       summary: 'Agents whose owner is unknown or disabled, who are expired, or idle',
       parameters: [{ name: 'idleDays', in: 'query', schema: { type: 'integer' } }],
-      responses: { 200: ok({ type: 'object', properties: { idleDays: { type: 'integer' }, orphans: { type: 'array' } } }) },
+      responses: {
+        200: ok({
+          type: 'object',
+          properties: { idleDays: { type: 'integer' }, orphans: { type: 'array' } },
+        }),
+      },
     },
   },
   '/api/v1/review': {
@@ -89,14 +107,20 @@ export const lifecyclePaths = {
           },
         },
       },
-      responses: { 201: ok({ type: 'object', properties: { agents: { type: 'array', items: reach } } }), 400: error, 403: error },
+      responses: {
+        201: ok({ type: 'object', properties: { agents: { type: 'array', items: reach } } }),
+        400: error,
+        403: error,
+      },
     },
   },
   '/api/v1/review/{ref}/attestations': {
     get: {
       summary: 'Attestations of one agent, newest first',
       parameters: [ref],
-      responses: { 200: ok({ type: 'object', properties: { attestations: { type: 'array', items: attestation } } }) },
+      responses: {
+        200: ok({ type: 'object', properties: { attestations: { type: 'array', items: attestation } } }),
+      },
     },
   },
 };

@@ -38,7 +38,10 @@ const agent = {
     epoch: { type: 'integer' },
     createdAt: { type: 'integer', description: 'ms since the Unix epoch' },
     expiresAt: { type: ['integer', 'null'] },
-    statusReason: { type: ['string', 'null'], description: 'why a suspended agent is suspended: expired or manual' },
+    statusReason: {
+      type: ['string', 'null'],
+      description: 'why a suspended agent is suspended: expired or manual',
+    },
   },
 };
 const event = {
@@ -320,7 +323,10 @@ export const openApiDocument = {
                   owner: { type: 'string', format: 'email' },
                   purpose: { type: 'string' },
                   environment: { type: 'string' },
-                  expiresAt: { type: ['integer', 'null'], description: 'ms; null or absent: the default expiry' },
+                  expiresAt: {
+                    type: ['integer', 'null'],
+                    description: 'ms; null or absent: the default expiry',
+                  },
                   expiresInDays: { type: 'integer', minimum: 1 },
                 },
               },
@@ -361,7 +367,7 @@ export const openApiDocument = {
     '/api/v1/agents/{ref}/offboard': {
       post: {
         summary:
-          'Offboard in one transaction: epoch bumped, credentials deleted, offboarding steps run (approvals cancelled, bindings deleted), one audit event',
+          'Offboard in one transaction: epoch bumped, credentials erased, offboarding steps run (approvals cancelled, bindings deleted), one audit event',
         parameters: [agentRef],
         responses: {
           200: ok({
@@ -369,7 +375,7 @@ export const openApiDocument = {
             properties: {
               agent,
               changed: { type: 'boolean' },
-              credentialsDeleted: { type: 'integer' },
+              credentialsErased: { type: 'integer' },
               steps: { type: 'object', additionalProperties: { type: 'object' } },
             },
           }),
