@@ -13,27 +13,42 @@ import {
 } from './approvals/index.js';
 import { type AuditExporters, AuditRecorder, startExporters, TransparencyLog } from './audit/index.js';
 import { type Clock, systemClock } from './core/clock.js';
-import type { Config } from './core/config.js';
+import { type Config, type CredentialConfig, isStdioServer, type ServerConfig } from './core/config.js';
 import { CustosError } from './core/errors.js';
 import { IdGenerator } from './core/ids.js';
 import { DetectService, loadPlaybooks } from './detect/index.js';
-import { CatalogView, Downstream, Pipeline, serverInfo, TaskBudgets } from './gateway/index.js';
+import { ApiUpstream, CatalogView, Downstream, Pipeline, serverInfo, TaskBudgets } from './gateway/index.js';
 import { UpstreamRegistry } from './gateway/upstream/index.js';
-import { AccessReview, createIdentityService, type IdentityService, UserService } from './identity/index.js';
+import {
+  AccessReview,
+  createIdentityService,
+  type IdentityService,
+  type OffboardStep,
+  UserService,
+} from './identity/index.js';
 import { PolicyStore } from './policy/index.js';
 import { registerAdmin } from './server/admin.js';
 import { approvalLinkRoutes, approvalRoutes } from './server/admin-approvals.js';
 import { auditRoutes } from './server/admin-audit.js';
 import { consoleDataRoutes } from './server/admin-console.js';
 import { detectRoutes } from './server/admin-detect.js';
-import { lifecycleRoutes, reachSources } from './server/admin-lifecycle.js';
+import { bindingsReach, lifecycleRoutes, reachSources } from './server/admin-lifecycle.js';
 import { userRoutes } from './server/admin-users.js';
+import { vaultRoutes } from './server/admin-vault.js';
 import { vetRoutes } from './server/admin-vet.js';
 import { registerConsoleAssets } from './server/console-assets.js';
 import { registerConsoleLogin, userAuthenticator } from './server/console-auth.js';
 import { buildHttpServer } from './server/http.js';
 import { McpHttp } from './server/mcp-http.js';
+import { registerProxy } from './server/proxy.js';
 import { openStore, type Store } from './store/index.js';
+import {
+  type BindInput,
+  BindingService,
+  deleteAgentBindings,
+  parseHeaderTemplate,
+  Vault,
+} from './vault/index.js';
 import { type Lockfile, PinGate, serverPinsDigest } from './vet/index.js';
 
 export interface Custos {
@@ -45,6 +60,8 @@ export interface Custos {
   readonly upstreams: UpstreamRegistry;
   readonly detect: DetectService;
   readonly approvals: ApprovalService;
+  readonly vault: Vault;
+  readonly bindings: BindingService;
   /** Agents from the configuration that were created on this start, with their one-time secrets. */
   readonly createdAgents: ReadonlyArray<{ name: string; clientId: string; clientSecret: string }>;
   close(): Promise<void>;
@@ -53,6 +70,21 @@ export interface Custos {
 export interface StartOptions {
   logger?: Logger;
   clock?: Clock;
+}
+
+/**
+ * What offboarding removes besides the agent's own rows, in order, inside its one transaction:
+ * approvals (pending requests cancelled, grants revoked) and the vault's per-agent bindings.
+ * A capability with per-agent state adds its step here; the CLI uses the same list.
+ */
+export function offboardSteps(): OffboardStep[] {
+  return [
+    approvalsOffboardStep,
+    {
+      name: 'vault',
+      run: async (trx, agent) => ({ bindingsDeleted: await deleteAgentBindings(trx, agent.id) }),
+    },
+  ];
 }
 
 /** Where the CLI finds a running server for this data directory. */
@@ -170,8 +202,10 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       // Lifecycle changes commit with their audit event; the recorder exists from below on.
       audit: { transaction: (work) => recorder().transaction(work) },
       expiry: config.lifecycle,
-      offboardSteps: [approvalsOffboardStep],
+      offboardSteps: offboardSteps(),
     });
+    const vault = await Vault.open({ store, clock, dataDir: config.dataDir });
+    const bindings = new BindingService({ store, vault, clock, ids }, configBindings(config));
     const refresher = setInterval(() => {
       identity.refresh().catch((error) => logger.warn({ err: error }, 'agent refresh failed'));
     }, 2000);
@@ -226,9 +260,15 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     sweeper.unref();
     closers.push(() => clearInterval(sweeper));
 
-    const upstreams = new UpstreamRegistry(config.servers, {
+    const headersFor = async (kind: 'server' | 'api', target: string, agentId: string | null) => {
+      const found = await bindings.resolve(kind, target, agentId);
+      const headers = found.filter((c) => c.inject === 'header');
+      return headers.length === 0 ? undefined : Object.fromEntries(headers.map((c) => [c.field, c.value]));
+    };
+    const upstreams = new UpstreamRegistry(await withStdioCredentials(config.servers, bindings), {
       logger: logger.child({ part: 'upstream' }),
       baseDir: config.baseDir,
+      credentialsFor: (server) => () => headersFor('server', server, null),
     });
     closers.push(() => upstreams.close());
     // Pins (custos vet pin): definitions that drifted from the approved lockfile are withheld.
@@ -262,6 +302,12 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       logger: logger.child({ part: 'detect' }),
     });
     closers.push(() => detect.close());
+    // The revoke_bindings playbook step: an agent's own upstream bindings go; shared ones stay.
+    detect.useHooks({
+      revokeBindings: async (agentId) => ({
+        revoked: await store.db.transaction().execute((trx) => deleteAgentBindings(trx, agentId)),
+      }),
+    });
     // Kills and resumes made by other processes (the CLI without a server, other replicas).
     const detectRefresher = setInterval(() => {
       detect.refresh().catch((error) => logger.warn({ err: error }, 'containment refresh failed'));
@@ -305,6 +351,13 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
           throw error;
         }),
       observe: (method, outcome, seconds) => calls.observe({ method, outcome }, seconds),
+      credentials: { headersFor },
+    });
+    const apis = new Map(
+      Object.entries(config.apis).map(([name, api]) => [name, new ApiUpstream(name, api)]),
+    );
+    closers.push(async () => {
+      for (const api of apis.values()) await api.close();
     });
     const downstream = new Downstream({ clock, view, pipeline, policy });
     const allowedHosts = isLoopback(host)
@@ -373,6 +426,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
         return { ready: true, detail: { upstreams: statuses } };
       },
       admin: (server) => {
+        registerProxy(server, { pipeline, apis, now: () => clock.now() });
         approvalLinkRoutes(approvals)(server);
         registerConsoleLogin(server, { users, url, clock, settings: config.console });
         registerConsoleAssets(server);
@@ -403,6 +457,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
                   clock,
                   servers: () =>
                     upstreams.list().map((u) => ({ name: u.name, tools: u.catalog()?.tools ?? null })),
+                  bindings: bindingsReach((filter) => bindings.list(filter)),
                 }),
               }),
             }),
@@ -421,6 +476,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
               },
             }),
             vetRoutes({ config, store, upstreams: () => upstreams.list() }),
+            vaultRoutes({ vault, bindings, agents: identity.agents }),
           ],
           store,
           agents: identity.agents,
@@ -445,11 +501,86 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     writeFileSync(runtimeFilePath(config.dataDir), JSON.stringify(runtime), { mode: 0o600 });
     closers.push(() => rmSync(runtimeFilePath(config.dataDir), { force: true }));
 
-    return { config, url, store, identity, policy, upstreams, detect, approvals, createdAgents, close };
+    return {
+      config,
+      url,
+      store,
+      identity,
+      policy,
+      upstreams,
+      detect,
+      approvals,
+      vault,
+      bindings,
+      createdAgents,
+      close,
+    };
   } catch (error) {
     await close().catch(() => {});
     throw error;
   }
+}
+
+/** The vault bindings custos.yaml declares (servers.*.credential, apis.*.credential), shared by every agent. */
+export function configBindings(config: Config): BindInput[] {
+  const out: BindInput[] = [];
+  const add = (targetKind: 'server' | 'api', target: string, stdio: boolean, c: CredentialConfig) => {
+    const secret = typeof c === 'string' ? c : c.secret;
+    if (typeof c !== 'string' && c.env !== undefined) {
+      out.push({ secret, targetKind, target, inject: 'env', field: c.env });
+      return;
+    }
+    if (stdio) {
+      throw new CustosError(
+        'config_invalid',
+        `configuration is invalid:\n  servers.${target}.credential: a stdio server takes its credential in an environment variable (fix: { secret: ${secret}, env: VAR })`,
+      );
+    }
+    const header = parseHeaderTemplate(
+      typeof c === 'string' || c.header === undefined ? 'Authorization: Bearer {{secret}}' : c.header,
+    );
+    out.push({
+      secret,
+      targetKind,
+      target,
+      inject: 'header',
+      field: header.field,
+      template: header.template,
+    });
+  };
+  for (const [name, server] of Object.entries(config.servers)) {
+    if (server.credential !== undefined) add('server', name, isStdioServer(server), server.credential);
+  }
+  for (const [name, api] of Object.entries(config.apis)) {
+    if (api.credential !== undefined) add('api', name, false, api.credential);
+  }
+  return out;
+}
+
+/**
+ * Stdio servers get their env bindings at spawn (one process serves every agent, so only
+ * shared bindings apply). A rotation reaches a stdio server when it is next spawned.
+ */
+async function withStdioCredentials(
+  servers: Readonly<Record<string, ServerConfig>>,
+  bindings: BindingService,
+): Promise<Record<string, ServerConfig>> {
+  const out: Record<string, ServerConfig> = {};
+  for (const [name, server] of Object.entries(servers)) {
+    if (!isStdioServer(server)) {
+      out[name] = server;
+      continue;
+    }
+    // A missing secret leaves the variable unset (the server refuses its callers) rather than stopping Custos.
+    const env = (await bindings.resolve('server', name, null).catch(() => [])).filter(
+      (c) => c.inject === 'env',
+    );
+    out[name] =
+      env.length === 0
+        ? server
+        : { ...server, env: { ...server.env, ...Object.fromEntries(env.map((c) => [c.field, c.value])) } };
+  }
+  return out;
 }
 
 /**

@@ -1,7 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'undici';
-import { adminToken, type RuntimeFile, runtimeFilePath } from '../app.js';
-import { approvalsOffboardStep } from '../approvals/index.js';
+import { adminToken, offboardSteps, type RuntimeFile, runtimeFilePath } from '../app.js';
 import { AuditRecorder, TransparencyLog } from '../audit/index.js';
 import { systemClock } from '../core/clock.js';
 import { type Config, loadConfig } from '../core/config.js';
@@ -127,7 +126,7 @@ export async function withLifecycle<T>(
         directory: new AgentDirectory(store),
         audit,
         expiry: config.lifecycle,
-        offboardSteps: [approvalsOffboardStep],
+        offboardSteps: offboardSteps(),
         ...(pause === undefined ? {} : { pause }),
       });
       return await work(agents, store, audit);

@@ -72,7 +72,7 @@ function printReach(reach: AgentReach): void {
     console.log(`  ${s.server}: ${tools.join(', ')}`);
   }
   console.log(
-    `  bindings  ${reach.bindings === null ? 'no vault' : reach.bindings.length === 0 ? 'none' : reach.bindings.map((b) => `${b.name} (${b.scope}, ${b.target})`).join(', ')}`,
+    `  bindings  ${reach.bindings === null ? 'no vault' : reach.bindings.length === 0 ? 'none' : reach.bindings.map((b) => `${b.secret} -> ${b.targetKind} ${b.target} (${b.scope})`).join(', ')}`,
   );
   const last = reach.lastAttestation;
   console.log(

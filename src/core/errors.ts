@@ -45,6 +45,9 @@ export type ErrorCode =
   | 'approval_ineligible'
   | 'approval_misconfigured'
   | 'approval_link_invalid'
+  // vault
+  | 'vault_locked'
+  | 'credential_missing'
   // infrastructure
   | 'store_unavailable'
   | 'internal';
@@ -87,6 +90,8 @@ const httpStatus: Record<ErrorCode, number> = {
   approval_ineligible: 403,
   approval_misconfigured: 500,
   approval_link_invalid: 403,
+  vault_locked: 503,
+  credential_missing: 502,
   store_unavailable: 503,
   internal: 500,
 };

@@ -25,10 +25,13 @@ export interface ServerReach {
   readonly tools: readonly ToolAccess[];
 }
 
-/** A credential binding the vault injects for the agent (never its value). */
+/** A credential binding the vault injects for the agent: the secret's name, never its value. */
 export interface BindingReach {
-  readonly name: string;
+  readonly secret: string;
+  /** 'server' (an MCP server) or 'api' (an HTTP API behind /proxy). */
+  readonly targetKind: string;
   readonly target: string;
+  /** The agent's own binding, or one shared by every agent. */
   readonly scope: 'agent' | 'shared';
 }
 
@@ -67,8 +70,11 @@ export interface ReachSources {
     server: string,
     tool: { name: string; annotations?: Record<string, unknown> },
   ): Omit<ToolAccess, 'tool'> | undefined;
-  /** The agent's bindings; absent when there is no vault. */
-  bindings?(agentId: string): Promise<readonly BindingReach[]>;
+  /**
+   * The bindings injected for the agent: its own, and shared ones of the servers in its reach
+   * (`servers`). Absent when there is no vault.
+   */
+  bindings?(agentId: string, servers: readonly string[]): Promise<readonly BindingReach[]>;
 }
 
 export interface AccessReviewOptions {
@@ -181,7 +187,7 @@ export class AccessReview {
             by: row.actor,
             note,
             servers: reach.servers.map((s) => ({ server: s.server, tools: s.tools.map((t) => t.tool) })),
-            bindings: reach.bindings?.map((b) => b.name) ?? null,
+            bindings: reach.bindings?.map((b) => `${b.secret} -> ${b.targetKind}:${b.target}`) ?? null,
           },
         });
       }
@@ -237,7 +243,8 @@ export class AccessReview {
       if (tools.length > 0) servers.push({ server: server.name, catalogKnown: true, tools });
     }
     servers.sort((a, b) => (a.server < b.server ? -1 : a.server > b.server ? 1 : 0));
-    const bindings = sources.bindings === undefined ? null : [...(await sources.bindings(agent.id))];
+    const reached = servers.filter((s) => s.tools.length > 0).map((s) => s.server);
+    const bindings = sources.bindings === undefined ? null : [...(await sources.bindings(agent.id, reached))];
     const digest = canonicalHash({ servers, bindings });
     return {
       agent: {

@@ -27,7 +27,7 @@ export function reachSources(deps: {
   policy: ReviewPolicy;
   clock: Clock;
   servers(): ReturnType<ReachSources['servers']>;
-  bindings?: (agentId: string) => Promise<readonly BindingReach[]>;
+  bindings?: ReachSources['bindings'];
 }): ReachSources {
   return {
     servers: () => deps.servers(),
@@ -61,6 +61,34 @@ export function reachSources(deps: {
       return tiers.length > 0 ? { access: 'approval', tier: tiers[0]! } : { access: 'allowed' };
     },
     ...(deps.bindings === undefined ? {} : { bindings: deps.bindings }),
+  };
+}
+
+/** The bindings part of a reach, from the vault's binding list (metadata only, never a value). */
+export function bindingsReach(
+  list: (filter: {
+    agentId?: string;
+  }) => Promise<
+    ReadonlyArray<{ secret: string; targetKind: string; target: string; agentId: string | null }>
+  >,
+): NonNullable<ReachSources['bindings']> {
+  return async (agentId, servers) => {
+    const all = await list({});
+    const reached = new Set(servers);
+    return all
+      .filter(
+        (b) =>
+          b.agentId === agentId || (b.agentId === null && b.targetKind === 'server' && reached.has(b.target)),
+      )
+      .map(
+        (b): BindingReach => ({
+          secret: b.secret,
+          targetKind: b.targetKind,
+          target: b.target,
+          scope: b.agentId === null ? 'shared' : 'agent',
+        }),
+      )
+      .sort((a, b) => `${a.target}\u0000${a.secret}`.localeCompare(`${b.target}\u0000${b.secret}`));
   };
 }
 

@@ -1,0 +1,64 @@
+import type { FastifyInstance } from 'fastify';
+import { CustosError } from '../core/errors.js';
+import { type ApiUpstream, type Pipeline, runApiCall } from '../gateway/index.js';
+import { sendError } from './errors.js';
+
+export interface ProxyDeps {
+  pipeline: Pipeline;
+  apis: ReadonlyMap<string, ApiUpstream>;
+  now(): number;
+}
+
+/**
+ * /proxy/<api>/<path>: plain REST calls through the pipeline (authenticate, contain, meter,
+ * authorize as http_request, approve, inject, forward, record). The agent's own
+ * Authorization header authenticates it to Custos and is never forwarded.
+ */
+export function registerProxy(app: FastifyInstance, deps: ProxyDeps): void {
+  app.register(async (scope) => {
+    // Bodies pass through as bytes, whatever their type.
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+    scope.all('/proxy/:api/*', async (request, reply) => {
+      const { api } = request.params as { api: string };
+      const upstream = deps.apis.get(api);
+      const header = request.headers.authorization;
+      const token = typeof header === 'string' && /^bearer /i.test(header) ? header.slice(7).trim() : '';
+      if (token === '') {
+        reply.header('www-authenticate', 'Bearer');
+        return sendError(reply, new CustosError('invalid_token', 'a bearer token is required'));
+      }
+      const principal = await deps.pipeline.authenticate(token);
+      if (upstream === undefined)
+        return sendError(reply, new CustosError('unknown_server', `no API named "${api}"`));
+      const raw = request.url;
+      const prefix = `/proxy/${api}`;
+      const rest = raw.slice(prefix.length);
+      const q = rest.indexOf('?');
+      const path = q < 0 ? rest : rest.slice(0, q);
+      const query = q < 0 ? '' : rest.slice(q + 1);
+      if (path.split('/').some((segment) => segment === '..' || segment === '.')) {
+        return sendError(
+          reply,
+          new CustosError('bad_request', 'the path may not contain "." or ".." segments'),
+        );
+      }
+      const body = Buffer.isBuffer(request.body) ? request.body : undefined;
+      const { response, outcome } = await runApiCall(
+        deps.pipeline,
+        principal,
+        upstream,
+        { method: request.method, path: path === '' ? '/' : path, query, headers: request.headers, body },
+        deps.now(),
+      );
+      if (response !== undefined) {
+        reply.code(response.status).headers(response.headers);
+        return reply.send(response.body);
+      }
+      if (outcome.kind === 'denied') {
+        return sendError(reply, new CustosError(outcome.stop.code, outcome.stop.message));
+      }
+      return sendError(reply, new CustosError('upstream_unavailable', `the API ${api} did not answer`));
+    });
+  });
+}
