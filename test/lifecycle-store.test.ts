@@ -1,5 +1,9 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { ApprovalService, approvalsOffboardStep } from '../src/approvals/index.js';
+import { offboardSteps } from '../src/app.js';
+import { ApprovalService } from '../src/approvals/index.js';
 import { AuditRecorder, listEvents, TransparencyLog, verifyLive } from '../src/audit/index.js';
 import { ManualClock } from '../src/core/clock.js';
 import { buildConfig } from '../src/core/config.js';
@@ -13,7 +17,8 @@ import {
   UserService,
 } from '../src/identity/index.js';
 import { PolicyStore } from '../src/policy/index.js';
-import { reachSources } from '../src/server/admin-lifecycle.js';
+import { bindingsReach, reachSources } from '../src/server/admin-lifecycle.js';
+import { BindingService, Vault } from '../src/vault/index.js';
 import { describeEachStore } from './support/stores.js';
 
 const day = 86_400_000;
@@ -58,6 +63,7 @@ await describeEachStore('lifecycle', (current) => {
   let log: TransparencyLog;
   let approvals: ApprovalService;
   let ids: IdGenerator;
+  let bindings: BindingService;
 
   beforeAll(async () => {
     const { store } = current();
@@ -72,9 +78,25 @@ await describeEachStore('lifecycle', (current) => {
       audience: 'http://127.0.0.1:7400/mcp',
       audit: recorder,
       expiry: { defaultExpiryDays: 90, maxExpiryDays: 365 },
-      offboardSteps: [approvalsOffboardStep],
+      // The steps the server and the CLI register: approvals, then the vault's per-agent bindings.
+      offboardSteps: offboardSteps(),
     });
     agents = identity.agents;
+    const vault = await Vault.open({
+      store,
+      clock,
+      dataDir: mkdtempSync(join(tmpdir(), 'custos-lc-vault-')),
+    });
+    await vault.set('bank-token', 'sentinel-value-never-shown');
+    await vault.set('shared-token', 'another-value');
+    bindings = new BindingService({ store, vault, clock, ids });
+    await bindings.bind({
+      secret: 'shared-token',
+      targetKind: 'server',
+      target: 'bank',
+      inject: 'header',
+      field: 'X-Shared',
+    });
     approvals = new ApprovalService({
       store,
       clock,
@@ -163,6 +185,14 @@ await describeEachStore('lifecycle', (current) => {
     const { store } = current();
     const { agent } = await agents.add({ name: 'pay-off', owner: 'alice@example.com', purpose: 'p' });
     await agents.addCredential(agent.id, { kind: 'client_secret' });
+    await bindings.bind({
+      secret: 'bank-token',
+      targetKind: 'server',
+      target: 'bank',
+      agentId: agent.id,
+      inject: 'header',
+      field: 'Authorization',
+    });
     const gate = await approvals.gate(
       {
         agent: { id: agent.id, name: agent.name, owner: agent.owner },
@@ -187,6 +217,10 @@ await describeEachStore('lifecycle', (current) => {
     expect(report).toMatchObject({ changed: true, credentialsErased: 2 });
     expect(report.agent).toMatchObject({ status: 'offboarded', epoch: agent.epoch + 1 });
     expect((report.steps.approvals as { cancelled: string[] }).cancelled).toHaveLength(1);
+    expect(report.steps.vault).toEqual({ bindingsDeleted: 1 });
+    expect(await bindings.list({ agentId: agent.id })).toEqual([]);
+    // Shared bindings stay.
+    expect((await bindings.list({})).map((b) => b.secret)).toEqual(['shared-token']);
     expect(
       await store.db
         .selectFrom('agent_credentials')
@@ -224,6 +258,14 @@ await describeEachStore('lifecycle', (current) => {
   it('rolls all of it back, audit event included, when a step fails; the log stays whole', async () => {
     const { store } = current();
     const { agent } = await agents.add({ name: 'pay-fail', owner: 'alice@example.com', purpose: 'p' });
+    await bindings.bind({
+      secret: 'bank-token',
+      targetKind: 'server',
+      target: 'bank',
+      agentId: agent.id,
+      inject: 'header',
+      field: 'Authorization',
+    });
     const failing = await createIdentityService({
       store,
       clock,
@@ -232,7 +274,7 @@ await describeEachStore('lifecycle', (current) => {
       audience: 'http://127.0.0.1:7400/mcp',
       audit: recorder,
       offboardSteps: [
-        approvalsOffboardStep,
+        ...offboardSteps(),
         {
           name: 'broken',
           run: async () => {
@@ -249,6 +291,7 @@ await describeEachStore('lifecycle', (current) => {
       await store.db.selectFrom('agent_credentials').select('id').where('agent_id', '=', agent.id).execute(),
     ).toHaveLength(1);
     expect(await eventsOf(agent.id)).toEqual(['agents/onboard']);
+    expect(await bindings.list({ agentId: agent.id })).toHaveLength(1);
     // The next event takes the next seq: no gap, no duplicate.
     const next = await recorder.record({
       time: clock.now(),
@@ -360,12 +403,21 @@ await describeEachStore('lifecycle', (current) => {
           { name: 'bank', tools: catalog },
           { name: 'down', tools: null },
         ],
+        bindings: bindingsReach((filter) => bindings.list(filter)),
       }),
     });
     await agents.add({ name: 'pay-review', owner: 'bob@example.com', purpose: 'p' });
     await agents.add({ name: 'other-review', owner: 'bob@example.com', purpose: 'p' });
     const reach = await review.list({ owner: 'bob@example.com' });
     const pay = reach.find((r) => r.agent.name === 'pay-review')!;
+    await bindings.bind({
+      secret: 'bank-token',
+      targetKind: 'server',
+      target: 'bank',
+      agentId: pay.agent.id,
+      inject: 'header',
+      field: 'Authorization',
+    });
     expect(pay.servers).toEqual([
       {
         server: 'bank',
@@ -378,10 +430,18 @@ await describeEachStore('lifecycle', (current) => {
       },
       { server: 'down', catalogKnown: false, tools: [] },
     ]);
-    expect(pay.bindings).toBeNull();
-    expect(pay.changedSinceAttestation).toBe(true);
+    // Bound after the listing above: the reach now includes it, the shared one of a reached server too.
+    const withBinding = await review.reach('pay-review');
+    expect(withBinding.bindings).toEqual([
+      { secret: 'bank-token', targetKind: 'server', target: 'bank', scope: 'agent' },
+      { secret: 'shared-token', targetKind: 'server', target: 'bank', scope: 'shared' },
+    ]);
+    expect(withBinding.digest).not.toBe(pay.digest);
+    expect(JSON.stringify(withBinding)).not.toContain('sentinel-value-never-shown');
     const other = reach.find((r) => r.agent.name === 'other-review')!;
     expect(other.servers.filter((s) => s.catalogKnown)).toEqual([]);
+    // No reach to bank: the shared binding of bank is not its business.
+    expect(other.bindings).toEqual([]);
 
     await expect(
       review.attest(['pay-review'], { reviewer: 'not an email', actor: 'admin token' }),
@@ -398,7 +458,7 @@ await describeEachStore('lifecycle', (current) => {
     const event = (await listEvents(store, { agentId: pay.agent.id, limit: 100 })).find(
       (e) => e.method === 'review/attest',
     );
-    expect(event?.argsHash).toBe(pay.digest);
+    expect(event?.argsHash).toBe(withBinding.digest);
     // A new tool in the catalog changes the reach: the attestation no longer covers it.
     catalog = [...catalog, { name: 'balance_history' }];
     expect((await review.reach('pay-review')).changedSinceAttestation).toBe(false);
