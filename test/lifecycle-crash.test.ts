@@ -13,6 +13,7 @@ import { buildConfig } from '../src/core/config.js';
 import { IdGenerator } from '../src/core/ids.js';
 import { AgentService } from '../src/identity/index.js';
 import { openStore } from '../src/store/index.js';
+import { BindingService, Vault } from '../src/vault/index.js';
 import { bin, ensureBuilt } from './support/cli.js';
 import { postgresUnavailable, postgresUrl } from './support/stores.js';
 
@@ -152,6 +153,16 @@ for (const kind of ['sqlite', 'postgres'] as const) {
           if (gate.kind !== 'stop' || gate.code !== 'approval_pending')
             throw new Error('approval not pending');
           approvalId = gate.approval.id as string;
+          const vault = await Vault.open({ store, clock: systemClock, dataDir: join(dir, 'data') });
+          await vault.set('bank-token', 'crash-test-secret');
+          await new BindingService({ store, vault, clock: systemClock, ids }).bind({
+            secret: 'bank-token',
+            targetKind: 'server',
+            target: 'bank',
+            agentId,
+            inject: 'header',
+            field: 'Authorization',
+          });
           await recorder.close();
           await log.close();
         } finally {
@@ -188,6 +199,11 @@ for (const kind of ['sqlite', 'postgres'] as const) {
             .select('status')
             .where('id', '=', approvalId)
             .executeTakeFirstOrThrow();
+          const bindings = await store.db
+            .selectFrom('vault_bindings')
+            .select('id')
+            .where('agent_id', '=', agentId)
+            .execute();
           const events = (await listEvents(store, { agentId, limit: 1000 })).filter(
             (e) => e.method === 'agents/offboard',
           );
@@ -201,6 +217,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
             credentials: credentials.filter((c) => c.secret_hash !== null && c.revoked_at === null).length,
             erased: credentials.filter((c) => c.secret_hash === null).length,
             approval: approval.status,
+            bindings: bindings.length,
             offboardEvents: events.length,
             verified: verified.ok,
           };
@@ -215,11 +232,12 @@ for (const kind of ['sqlite', 'postgres'] as const) {
         credentials: 2,
         erased: 0,
         approval: 'pending',
+        bindings: 1,
         offboardEvents: 0,
         verified: true,
       };
 
-      for (const point of ['epoch', 'credentials', 'approvals', 'before-commit']) {
+      for (const point of ['epoch', 'credentials', 'approvals', 'vault', 'before-commit']) {
         it(`a SIGKILL at ${point} leaves none of it`, async () => {
           const output = await offboardAndKill(cli('agent', 'offboard', 'crashy'), point);
           expect(output).toContain(`at ${point}`);
@@ -233,7 +251,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
         expect(JSON.parse(result.stdout)).toMatchObject({
           changed: true,
           credentialsErased: 2,
-          steps: { approvals: { cancelled: [approvalId] } },
+          steps: { approvals: { cancelled: [approvalId] }, vault: { bindingsDeleted: 1 } },
         });
         expect(await state()).toEqual({
           status: 'offboarded',
@@ -241,6 +259,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
           credentials: 0,
           erased: 2,
           approval: 'cancelled',
+          bindings: 0,
           offboardEvents: 1,
           verified: true,
         });
