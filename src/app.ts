@@ -11,7 +11,13 @@ import {
   loadLinkKey,
   WebhookChannel,
 } from './approvals/index.js';
-import { type AuditExporters, AuditRecorder, startExporters, TransparencyLog } from './audit/index.js';
+import {
+  type AuditExporters,
+  AuditRecorder,
+  ExportStore,
+  startExporters,
+  TransparencyLog,
+} from './audit/index.js';
 import { type Clock, systemClock } from './core/clock.js';
 import { type Config, type CredentialConfig, isStdioServer, type ServerConfig } from './core/config.js';
 import { CustosError } from './core/errors.js';
@@ -26,13 +32,14 @@ import {
   type OffboardStep,
   UserService,
 } from './identity/index.js';
-import { PolicyStore } from './policy/index.js';
+import { archivedPolicySetOf, archivePolicySet, PolicyStore } from './policy/index.js';
 import { registerAdmin } from './server/admin.js';
 import { approvalLinkRoutes, approvalRoutes } from './server/admin-approvals.js';
 import { auditRoutes } from './server/admin-audit.js';
 import { consoleDataRoutes } from './server/admin-console.js';
 import { detectRoutes } from './server/admin-detect.js';
 import { bindingsReach, lifecycleRoutes, reachSources } from './server/admin-lifecycle.js';
+import { oauthCallbackRoutes, oauthRoutes } from './server/admin-oauth.js';
 import { userRoutes } from './server/admin-users.js';
 import { vaultRoutes } from './server/admin-vault.js';
 import { vetRoutes } from './server/admin-vet.js';
@@ -46,6 +53,7 @@ import {
   type BindInput,
   BindingService,
   deleteAgentBindings,
+  OAuthBroker,
   parseHeaderTemplate,
   Vault,
 } from './vault/index.js';
@@ -61,6 +69,8 @@ export interface Custos {
   readonly detect: DetectService;
   readonly approvals: ApprovalService;
   readonly vault: Vault;
+  /** The OAuth broker: upstream OAuth 2 credentials connected once and kept fresh. */
+  readonly oauth: OAuthBroker;
   readonly bindings: BindingService;
   /** Agents from the configuration that were created on this start, with their one-time secrets. */
   readonly createdAgents: ReadonlyArray<{ name: string; clientId: string; clientSecret: string }>;
@@ -85,6 +95,11 @@ export function offboardSteps(): OffboardStep[] {
       run: async (trx, agent) => ({ bindingsDeleted: await deleteAgentBindings(trx, agent.id) }),
     },
   ];
+}
+
+/** Where the policy sets enforced are kept by hash: `<data>/policy-sets/<hash>.json`. */
+export function policySetArchiveDir(dataDir: string): string {
+  return join(dataDir, 'policy-sets');
 }
 
 /** Where the CLI finds a running server for this data directory. */
@@ -188,12 +203,20 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     // Policies first: a broken policy set stops the start before anything listens.
     const policy = await PolicyStore.open(config.policies, { now: () => clock.now() });
     closers.push(() => policy.close());
+    // Every set enforced is kept by its hash, which audit events commit to (docs/audit.md).
+    const policySets = policySetArchiveDir(config.dataDir);
+    const archivePolicies = () =>
+      archivePolicySet(policySets, archivedPolicySetOf(policy.engine.policySet, clock.now()));
+    archivePolicies();
 
     const store = await openStore(config.storage.url, config.baseDir);
     closers.push(() => store.close());
+    // The vault opens before identity: the token signing private key lives in it.
+    const vault = await Vault.open({ store, clock, dataDir: config.dataDir });
     const identity = await createIdentityService({
       store,
       clock,
+      signingKeySecrets: vault,
       ids,
       issuer: url,
       audience: `${url}/mcp`,
@@ -204,8 +227,16 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       expiry: config.lifecycle,
       offboardSteps: offboardSteps(),
     });
-    const vault = await Vault.open({ store, clock, dataDir: config.dataDir });
-    const bindings = new BindingService({ store, vault, clock, ids }, configBindings(config));
+    // The broker records connections in the audit log, which opens below; nothing connects before it listens.
+    const oauth = new OAuthBroker({
+      store,
+      clock,
+      secrets: vault,
+      config: config.oauth,
+      baseUrl: url,
+      audit: { record: (event) => audit.record(event) },
+    });
+    const bindings = new BindingService({ store, vault, clock, ids, oauth }, configBindings(config));
     const refresher = setInterval(() => {
       identity.refresh().catch((error) => logger.warn({ err: error }, 'agent refresh failed'));
     }, 2000);
@@ -300,9 +331,11 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
         ? loadPlaybooks(resolvePath(config.baseDir, config.detect.playbooks))
         : [],
       logger: logger.child({ part: 'detect' }),
+      audit,
     });
     closers.push(() => detect.close());
     // The revoke_bindings playbook step: an agent's own upstream bindings go; shared ones stay.
+    // biome-ignore lint/correctness/useHookAtTopLevel: DetectService.useHooks is not a React hook
     detect.useHooks({
       revokeBindings: async (agentId) => ({
         revoked: await store.db.transaction().execute((trx) => deleteAgentBindings(trx, agentId)),
@@ -331,11 +364,17 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
               url: webhook.url,
               headers: webhook.headers,
               baseUrl: url,
+              retry: { attempts: webhook.attempts, backoffMs: webhook.backoffMs, maxDelayMs: 10_000 },
               onError: (error, approvalId) =>
                 logger.warn({ err: error, approvalId }, 'approval webhook failed'),
             }),
           }),
     });
+    // A kill or quarantine cancels the held approvals of what it contains and revokes its grants.
+    detect.onContain(async ({ containment }) => ({
+      action: 'cancel_approvals',
+      detail: { ...(await approvals.cancelContained(containment)) },
+    }));
     const pipeline = new Pipeline({
       clock,
       view,
@@ -351,7 +390,12 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
           throw error;
         }),
       observe: (method, outcome, seconds) => calls.observe({ method, outcome }, seconds),
-      credentials: { headersFor },
+      credentials: {
+        headersFor,
+        rejected: (headers) => {
+          for (const value of Object.values(headers)) oauth.invalidateToken(value.replace(/^Bearer\s+/i, ''));
+        },
+      },
     });
     const apis = new Map(
       Object.entries(config.apis).map(([name, api]) => [name, new ApiUpstream(name, api)]),
@@ -401,6 +445,11 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     policy.watch({
       onReload: (s) => {
         logger.info({ generation: s.generation, policies: s.policies.length }, 'policies reloaded');
+        try {
+          archivePolicies();
+        } catch (error) {
+          logger.error({ err: error, hash: s.hash }, 'could not archive the policy set in force');
+        }
         mcp.listChanged('tools', null);
       },
       onError: (problems) =>
@@ -414,6 +463,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       ids,
       sessionTtlMs: config.console.sessionHours * 3_600_000,
       sessionIdleMs: config.console.idleMinutes * 60_000,
+      audit,
     });
     const app = buildHttpServer({
       logger,
@@ -428,6 +478,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       admin: (server) => {
         registerProxy(server, { pipeline, apis, now: () => clock.now() });
         approvalLinkRoutes(approvals)(server);
+        oauthCallbackRoutes(oauth, url)(server);
         registerConsoleLogin(server, { users, url, clock, settings: config.console });
         registerConsoleAssets(server);
         registerAdmin(server, {
@@ -438,6 +489,12 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
               store,
               agentName: (id) => identity.directory.get(id)?.name,
               exporterStats: () => exporters.stats(),
+              exports: {
+                bundles: new ExportStore(join(config.dataDir, 'exports')),
+                log: auditLog,
+                newId: () => ids.next('exp'),
+                now: () => clock.now(),
+              },
             }),
             detectRoutes(detect),
             approvalRoutes({ approvals, agents: identity.agents }),
@@ -476,6 +533,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
               },
             }),
             vetRoutes({ config, store, upstreams: () => upstreams.list() }),
+            oauthRoutes(oauth),
             vaultRoutes({ vault, bindings, agents: identity.agents }),
           ],
           store,
@@ -511,6 +569,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       detect,
       approvals,
       vault,
+      oauth,
       bindings,
       createdAgents,
       close,

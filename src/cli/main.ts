@@ -10,6 +10,7 @@ import { type GlobalOptions, readConfig } from './context.js';
 import { runDemo } from './demo.js';
 import { registerEvidenceCommands } from './evidence.js';
 import { registerIncidentCommands } from './incident.js';
+import { registerOAuthCommands } from './oauth.js';
 import { registerPolicyCommands } from './policy.js';
 import { registerReviewCommands } from './review.js';
 import { registerSecretCommands } from './secret.js';
@@ -96,6 +97,7 @@ export function buildProgram(): Command {
   registerSecretCommands(program);
   registerReviewCommands(program);
   registerVetCommands(program);
+  registerOAuthCommands(program);
   registerServersCommand(program);
   return program;
 }

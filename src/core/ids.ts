@@ -35,6 +35,7 @@ export type IdKind =
   | 'grt'
   | 'usr'
   | 'utok'
+  | 'exp'
   | 'bnd'
   | 'rev';
 

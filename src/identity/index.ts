@@ -32,7 +32,13 @@ export {
   type UserTokenInfo,
   userRoles,
 } from './humans.js';
-export { type JwksDocument, type SigningKey, SigningKeys, signingAlgorithm } from './keys.js';
+export {
+  type JwksDocument,
+  type PrivateKeyStore,
+  type SigningKey,
+  SigningKeys,
+  signingAlgorithm,
+} from './keys.js';
 export {
   dayMs,
   defaultExpiryRules,

@@ -4,7 +4,7 @@ import type { Store } from '../store/index.js';
 import { AgentService } from './agents.js';
 import { ClientAuthenticator } from './client-auth.js';
 import { AgentDirectory } from './directory.js';
-import { type JwksDocument, SigningKeys } from './keys.js';
+import { type JwksDocument, type PrivateKeyStore, SigningKeys } from './keys.js';
 import type { ExpiryRules, LifecycleAudit, OffboardStep } from './lifecycle.js';
 import {
   type AuthorizationServerMetadata,
@@ -20,6 +20,8 @@ import { type Principal, TokenService } from './tokens.js';
 export interface IdentityOptions {
   store: Store;
   clock: Clock;
+  /** The vault: the token signing private key is kept in it (encrypted at rest). */
+  signingKeySecrets?: PrivateKeyStore;
   ids: IdGenerator;
   /** Authorization server issuer URL, e.g. http://127.0.0.1:7400. */
   issuer: string;
@@ -65,7 +67,7 @@ export interface IdentityService {
 export async function createIdentityService(options: IdentityOptions): Promise<IdentityService> {
   const { store, clock, ids, issuer, audience } = options;
   const directory = new AgentDirectory(store);
-  const keys = new SigningKeys(store, clock);
+  const keys = new SigningKeys(store, clock, options.signingKeySecrets);
   await Promise.all([directory.refresh(), keys.load()]);
   const agents = new AgentService({
     store,
