@@ -12,6 +12,7 @@ import { registerEvidenceCommands } from './evidence.js';
 import { registerIncidentCommands } from './incident.js';
 import { registerOAuthCommands } from './oauth.js';
 import { registerPolicyCommands } from './policy.js';
+import { registerReviewCommands } from './review.js';
 import { registerSecretCommands } from './secret.js';
 import { registerUserCommands } from './user.js';
 import { registerServersCommand, registerVetCommands } from './vet.js';
@@ -94,6 +95,7 @@ export function buildProgram(): Command {
   registerApprovalCommands(program);
   registerUserCommands(program);
   registerSecretCommands(program);
+  registerReviewCommands(program);
   registerVetCommands(program);
   registerOAuthCommands(program);
   registerServersCommand(program);

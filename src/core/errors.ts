@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'unsupported_grant_type'
   | 'agent_inactive'
   | 'agent_offboarded'
+  | 'agent_expired'
   | 'invalid_scope'
   | 'invalid_target'
   // the request path
@@ -73,6 +74,7 @@ const httpStatus: Record<ErrorCode, number> = {
   insufficient_scope: 403,
   unsupported_grant_type: 400,
   agent_inactive: 403,
+  agent_expired: 409,
   agent_offboarded: 409,
   invalid_scope: 400,
   invalid_target: 400,

@@ -5,11 +5,13 @@ export {
   AgentService,
   type AgentServiceOptions,
   type AgentStatus,
+  type ChangeOptions,
   type CredentialInfo,
   type CredentialKind,
   type CredentialSpec,
   type IssuedCredential,
   type NewAgent,
+  type OffboardReport,
 } from './agents.js';
 export {
   type AuthenticatedClient,
@@ -38,6 +40,18 @@ export {
   signingAlgorithm,
 } from './keys.js';
 export {
+  dayMs,
+  defaultExpiryRules,
+  type ExpiryRules,
+  type LifecycleAudit,
+  type LifecycleAuditTransaction,
+  type LifecycleVerb,
+  lifecycleEvent,
+  type OffboardStep,
+  type OffboardSubject,
+  unrecordedLifecycle,
+} from './lifecycle.js';
+export {
   type AuthorizationServerMetadata,
   accessTokenTypeUri,
   buildAuthorizationServerMetadata,
@@ -55,6 +69,17 @@ export {
   tokenResponseHeaders,
 } from './oauth.js';
 export { type OidcIdentity, OidcLogin, type OidcSettings } from './oidc.js';
+export { findOrphans, type Orphan, type OrphanReason } from './orphans.js';
+export {
+  AccessReview,
+  type AccessReviewOptions,
+  type AgentReach,
+  type Attestation,
+  type BindingReach,
+  type ReachSources,
+  type ServerReach,
+  type ToolAccess,
+} from './review.js';
 export { createIdentityService, type IdentityOptions, type IdentityService } from './service.js';
 export { parseTaskScope, type TaskGrant, type TaskReach, taskAllows, taskReachesServer } from './tasks.js';
 export { type IssuedToken, type Principal, TokenService, type TokenServiceOptions } from './tokens.js';

@@ -5,6 +5,7 @@ import { AgentService } from './agents.js';
 import { ClientAuthenticator } from './client-auth.js';
 import { AgentDirectory } from './directory.js';
 import { type JwksDocument, type PrivateKeyStore, SigningKeys } from './keys.js';
+import type { ExpiryRules, LifecycleAudit, OffboardStep } from './lifecycle.js';
 import {
   type AuthorizationServerMetadata,
   buildAuthorizationServerMetadata,
@@ -30,6 +31,12 @@ export interface IdentityOptions {
   tokenTtlSeconds?: number;
   /** Default task token lifetime; 300 by default. */
   taskTokenTtlSeconds?: number;
+  /** Records lifecycle changes in the same transaction (the audit recorder). */
+  audit?: LifecycleAudit;
+  /** Expiry default and maximum (config `lifecycle`). */
+  expiry?: ExpiryRules;
+  /** What offboarding also removes (approvals, vault bindings), in order. */
+  offboardSteps?: readonly OffboardStep[];
 }
 
 /** Everything identity offers the server, the gateway and the CLI, wired together. */
@@ -62,7 +69,15 @@ export async function createIdentityService(options: IdentityOptions): Promise<I
   const directory = new AgentDirectory(store);
   const keys = new SigningKeys(store, clock, options.signingKeySecrets);
   await Promise.all([directory.refresh(), keys.load()]);
-  const agents = new AgentService({ store, clock, ids, directory });
+  const agents = new AgentService({
+    store,
+    clock,
+    ids,
+    directory,
+    ...(options.audit === undefined ? {} : { audit: options.audit }),
+    ...(options.expiry === undefined ? {} : { expiry: options.expiry }),
+    ...(options.offboardSteps === undefined ? {} : { offboardSteps: options.offboardSteps }),
+  });
   const tokens = new TokenService({
     keys,
     directory,

@@ -136,6 +136,8 @@ export class TokenService {
     const iat = Math.floor(this.clock.now() / 1000);
     let exp = iat + (options.ttlSeconds ?? this.ttlSeconds);
     if (options.notAfter !== undefined) exp = Math.min(exp, Math.floor(options.notAfter / 1000));
+    // A token never outlives its agent: at the agent's expiry it stops, whatever the lifetime.
+    if (agent.expiresAt !== null) exp = Math.min(exp, Math.floor(agent.expiresAt / 1000));
     if (exp <= iat) throw new CustosError('invalid_grant', 'the token would expire immediately');
     const tokenId = randomBytes(16).toString('base64url');
     const claims: Record<string, unknown> = { client_id: agent.id, owner: agent.owner, epoch: agent.epoch };
@@ -165,6 +167,13 @@ export class TokenService {
     let claims = this.verified.get(token);
     if (claims !== undefined && claims.expiresAt <= now) {
       this.verified.delete(token);
+      // Tokens end at their agent's expiry: say the agent expired, so the client knows a new token will not help.
+      const agent = this.directory.get(claims.agentId);
+      if (agent !== undefined && agent.expiresAt !== null && agent.expiresAt <= now) {
+        throw new CustosError('agent_inactive', 'the agent is not active', {
+          cause: new Error('agent expired'),
+        });
+      }
       throw invalidToken('expired');
     }
     if (claims === undefined) {
