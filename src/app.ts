@@ -260,8 +260,8 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       audit,
       contain: detect,
       approvals,
-      verifyAccessToken: (token) =>
-        identity.verifyAccessToken(token).catch((error: unknown) => {
+      verifyAccessToken: (token, presentation) =>
+        identity.verifyAccessToken(token, presentation).catch((error: unknown) => {
           // Calls with tokens a quarantine ended are counted on its incident.
           detect.noteRefusedToken(token, error);
           throw error;
@@ -279,7 +279,8 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       : [];
     const mcp = new McpHttp({
       downstream,
-      authenticate: (token) => pipeline.authenticate(token),
+      authenticate: (token, presentation) => pipeline.authenticate(token, presentation),
+      publicBase: url,
       hasServer: (name) => upstreams.get(name) !== undefined,
       resourceMetadataUrl: `${url}/.well-known/oauth-protected-resource/mcp`,
       allowedHosts,

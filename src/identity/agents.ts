@@ -24,6 +24,8 @@ export interface Agent {
   readonly createdAt: number;
   readonly updatedAt: number;
   readonly expiresAt: number | null;
+  /** Its access tokens must be DPoP-bound (RFC 9449); bearer tokens are refused. */
+  readonly requireDpop: boolean;
   /** Status active and not past expiresAt, at the time of reading. */
   readonly active: boolean;
 }
@@ -108,6 +110,7 @@ function toAgent(row: AgentTable, now: number): Agent {
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
     expiresAt,
+    requireDpop: Number(row.require_dpop) === 1,
     active: row.status === 'active' && (expiresAt === null || expiresAt > now),
   };
 }
@@ -175,6 +178,7 @@ export class AgentService {
       created_at: now,
       updated_at: now,
       expires_at: parsed.data.expiresAt,
+      require_dpop: 0,
     };
     const credential = this.credentialRow(row.id, prepared, now);
     try {
@@ -303,6 +307,25 @@ export class AgentService {
         .where('id', '=', agent.id)
         // Never resurrect an agent another process offboarded since we read it.
         .where('status', '=', 'suspended')
+        .execute();
+      return true;
+    });
+  }
+
+  /**
+   * Require (or stop requiring) DPoP-bound access tokens for an agent (RFC 9449). Takes effect
+   * on the agent's next call: once required, its unbound tokens are refused at the gateway and
+   * the token endpoint issues tokens only with a DPoP proof, so a stolen token is useless
+   * without the agent's DPoP key.
+   */
+  async setRequireDpop(ref: string, required: boolean): Promise<Agent> {
+    return this.transition(ref, async (trx, agent, now) => {
+      if (agent.status === 'offboarded') throw this.offboarded(agent);
+      if (agent.requireDpop === required) return false;
+      await trx
+        .updateTable('agents')
+        .set({ require_dpop: required ? 1 : 0, updated_at: now })
+        .where('id', '=', agent.id)
         .execute();
       return true;
     });

@@ -21,6 +21,15 @@ export {
 export { type ClientKeyAlgorithm, type ClientPublicKey, parseClientPublicKey } from './client-keys.js';
 export { AgentDirectory, type AgentView, isAgentViewActive } from './directory.js';
 export {
+  accessTokenHash,
+  type DpopRequest,
+  DpopVerifier,
+  type DpopVerifierOptions,
+  dpopAlgorithms,
+  jwkThumbprint,
+  type VerifiedProof,
+} from './dpop.js';
+export {
   type NewUser,
   passwordCost,
   type User,
@@ -49,6 +58,13 @@ export {
   tokenResponseHeaders,
 } from './oauth.js';
 export { type OidcIdentity, OidcLogin, type OidcSettings } from './oidc.js';
+export { ReplayCache, type ReplayVerdict } from './replay.js';
 export { createIdentityService, type IdentityOptions, type IdentityService } from './service.js';
 export { parseTaskScope, type TaskGrant, type TaskReach, taskAllows, taskReachesServer } from './tasks.js';
-export { type IssuedToken, type Principal, TokenService, type TokenServiceOptions } from './tokens.js';
+export {
+  type IssuedToken,
+  type Principal,
+  type TokenPresentation,
+  TokenService,
+  type TokenServiceOptions,
+} from './tokens.js';

@@ -428,11 +428,14 @@ describe('metadata', () => {
       grant_types_supported: ['client_credentials', grantTypes.tokenExchange],
       token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
       token_endpoint_auth_signing_alg_values_supported: expect.arrayContaining(['EdDSA', 'ES256', 'RS256']),
+      dpop_signing_alg_values_supported: expect.arrayContaining(['EdDSA', 'ES256']),
     });
     expect(identity.protectedResourceMetadata()).toEqual({
       resource: audience,
       authorization_servers: [issuer],
       bearer_methods_supported: ['header'],
+      dpop_signing_alg_values_supported: expect.arrayContaining(['EdDSA', 'ES256']),
+      dpop_bound_access_tokens_required: false,
     });
     expect(identity.protectedResourceMetadata(['server:files']).scopes_supported).toEqual(['server:files']);
   });

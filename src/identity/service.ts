@@ -4,6 +4,7 @@ import type { Store } from '../store/index.js';
 import { AgentService } from './agents.js';
 import { ClientAuthenticator } from './client-auth.js';
 import { AgentDirectory } from './directory.js';
+import { DpopVerifier } from './dpop.js';
 import { type JwksDocument, SigningKeys } from './keys.js';
 import {
   type AuthorizationServerMetadata,
@@ -14,7 +15,7 @@ import {
   TokenEndpoint,
   type TokenEndpointResult,
 } from './oauth.js';
-import { type Principal, TokenService } from './tokens.js';
+import { type Principal, type TokenPresentation, TokenService } from './tokens.js';
 
 export interface IdentityOptions {
   store: Store;
@@ -38,11 +39,12 @@ export interface IdentityService {
   readonly tokens: TokenService;
   readonly tokenEndpoint: TokenEndpoint;
   /** Gateway hot path: see TokenService.verifyAccessToken. */
-  verifyAccessToken(token: string): Promise<Principal>;
-  /** POST /oauth/token. */
+  verifyAccessToken(token: string, presentation?: TokenPresentation): Promise<Principal>;
+  /** POST /oauth/token; `dpopProof` is the DPoP header, if any. */
   handleTokenRequest(
     form: Record<string, string>,
     authorizationHeader?: string,
+    dpopProof?: string,
   ): Promise<TokenEndpointResult>;
   /** GET /oauth/jwks. */
   jwks(): JwksDocument;
@@ -61,12 +63,15 @@ export async function createIdentityService(options: IdentityOptions): Promise<I
   const keys = new SigningKeys(store, clock);
   await Promise.all([directory.refresh(), keys.load()]);
   const agents = new AgentService({ store, clock, ids, directory });
+  // One verifier (one replay cache) for proofs at the token endpoint and at the gateway.
+  const dpop = new DpopVerifier({ clock });
   const tokens = new TokenService({
     keys,
     directory,
     clock,
     issuer,
     audience,
+    dpop,
     ...(options.tokenTtlSeconds === undefined ? {} : { ttlSeconds: options.tokenTtlSeconds }),
   });
   const clients = new ClientAuthenticator({
@@ -83,6 +88,8 @@ export async function createIdentityService(options: IdentityOptions): Promise<I
     directory,
     tokens,
     clients,
+    dpop,
+    tokenEndpoint: oauthEndpoints(issuer).tokenEndpoint,
     ...(options.taskTokenTtlSeconds === undefined ? {} : { taskTtlSeconds: options.taskTokenTtlSeconds }),
   });
   return {
@@ -91,8 +98,9 @@ export async function createIdentityService(options: IdentityOptions): Promise<I
     keys,
     tokens,
     tokenEndpoint,
-    verifyAccessToken: (token) => tokens.verifyAccessToken(token),
-    handleTokenRequest: (form, header) => tokenEndpoint.handleTokenRequest(form, header),
+    verifyAccessToken: (token, presentation) => tokens.verifyAccessToken(token, presentation),
+    handleTokenRequest: (form, header, dpopProof) =>
+      tokenEndpoint.handleTokenRequest(form, header, dpopProof),
     jwks: () => keys.jwks(),
     authorizationServerMetadata: () => buildAuthorizationServerMetadata(issuer),
     protectedResourceMetadata: (scopes) =>

@@ -10,6 +10,8 @@ export interface AgentTable {
   created_at: number;
   updated_at: number;
   expires_at: number | null;
+  /** 1 when the agent's access tokens must be DPoP-bound (migration 0015). */
+  require_dpop: number;
 }
 
 export interface AgentCredentialTable {
