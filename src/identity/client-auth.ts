@@ -202,6 +202,10 @@ export class ClientAuthenticator {
         if (exp * 1000 > now + (this.maxLifetime + assertionClockToleranceSeconds) * 1000) {
           throw invalidClient(`client assertion lives longer than ${this.maxLifetime}s`);
         }
+        // jose checks iat only with maxTokenAge; an assertion from the future is refused here.
+        if (payload.iat !== undefined && (payload.iat - assertionClockToleranceSeconds) * 1000 > now) {
+          throw invalidClient('client assertion issued in the future (iat)');
+        }
         if (payload.iat !== undefined && exp - payload.iat > this.maxLifetime) {
           throw invalidClient(`client assertion lives longer than ${this.maxLifetime}s (exp - iat)`);
         }
