@@ -15,6 +15,7 @@ import { UpstreamRegistry } from './gateway/upstream/index.js';
 import { createIdentityService, type IdentityService, UserService } from './identity/index.js';
 import { PolicyStore } from './policy/index.js';
 import { registerAdmin } from './server/admin.js';
+import { agentAuthRoutes } from './server/admin-agent-auth.js';
 import { approvalLinkRoutes, approvalRoutes } from './server/admin-approvals.js';
 import { auditRoutes } from './server/admin-audit.js';
 import { consoleDataRoutes } from './server/admin-console.js';
@@ -158,10 +159,20 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       taskTokenTtlSeconds: config.tokens.taskTtlSeconds,
     });
     const createdAgents: Array<{ name: string; clientId: string; clientSecret: string }> = [];
-    for (const a of config.agents) {
-      if ((await identity.agents.get(a.name)) !== undefined) continue;
-      const added = await identity.agents.add({ ...a, credential: { kind: 'client_secret' } });
-      createdAgents.push({ name: a.name, clientId: added.clientId, clientSecret: added.clientSecret ?? '' });
+    for (const { requireDpop, ...a } of config.agents) {
+      const existing = await identity.agents.get(a.name);
+      if (existing === undefined) {
+        const added = await identity.agents.add({ ...a, credential: { kind: 'client_secret' } });
+        createdAgents.push({
+          name: a.name,
+          clientId: added.clientId,
+          clientSecret: added.clientSecret ?? '',
+        });
+      }
+      // The configuration is declarative: a stated requireDpop wins over what the store holds.
+      if (requireDpop !== undefined && existing?.status !== 'offboarded') {
+        await identity.agents.setRequireDpop(a.name, requireDpop);
+      }
     }
     const refresher = setInterval(() => {
       identity.refresh().catch((error) => logger.warn({ err: error }, 'agent refresh failed'));
@@ -349,6 +360,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
               exporterStats: () => exporters.stats(),
             }),
             detectRoutes(detect),
+            agentAuthRoutes(identity.agents),
             approvalRoutes({ approvals, agents: identity.agents }),
             userRoutes(users),
             consoleDataRoutes({

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { AddedAgent, Agent } from '../identity/index.js';
+import { registerAgentAuthCommands } from './agent-auth.js';
 import {
   agentService,
   callAdmin,
@@ -33,6 +34,7 @@ function printAgent(agent: Agent, json: boolean | undefined): void {
     ...row(agent),
     purpose: agent.purpose,
     epoch: agent.epoch,
+    dpop: agent.requireDpop ? 'required' : 'optional',
     created: formatTime(agent.createdAt),
   })) {
     console.log(`${k.padEnd(12)} ${v}`);
@@ -146,4 +148,5 @@ export function registerAgentCommands(program: Command): void {
       .option('--json', 'print JSON')
       .action((ref: string, o: Json) => lifecycle(action, ref, { ...program.opts<GlobalOptions>(), ...o }));
   }
+  registerAgentAuthCommands(agent, program);
 }

@@ -35,6 +35,11 @@ const agent = z.strictObject({
   owner: z.email({ error: "owner must be the accountable human's email address" }),
   purpose: z.string().min(1, { error: 'purpose is required: say what the agent is for' }),
   environment: z.string().min(1).default('development'),
+  /**
+   * Require DPoP-bound access tokens (RFC 9449). Applied at every start when set; absent,
+   * the stored setting (`custos agent dpop`) is left as it is.
+   */
+  requireDpop: z.boolean().optional(),
 });
 
 const headers = z.record(z.string(), z.string()).default({});

@@ -1,3 +1,4 @@
+import { agentAuthPaths } from './openapi-agent-auth.js';
 import { detectPaths } from './openapi-detect.js';
 
 /** The admin API, described for people and for generated clients (OpenAPI 3.1). */
@@ -758,5 +759,6 @@ export const openApiDocument = {
       get: { summary: 'Upstream MCP servers and their status', responses: { 200: ok({ type: 'object' }) } },
     },
     ...detectPaths,
+    ...agentAuthPaths,
   },
 } as const;
