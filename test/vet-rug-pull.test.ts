@@ -29,7 +29,8 @@ function custos(args: string[], cwd: string): Promise<{ code: number; stdout: st
   });
 }
 
-describe('a rug pull in a real upstream is blocked until approved', () => {
+// Each step spawns the real CLI and a real upstream; on a loaded 2-core machine that takes seconds.
+describe('a rug pull in a real upstream is blocked until approved', { timeout: 120_000 }, () => {
   let home: string;
   let state: string;
   let lockfile: string;
