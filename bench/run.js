@@ -21,6 +21,7 @@ const benchmarks = [
   'chaos',
   'approvals',
   'vet',
+  'vault',
   'dpop',
 ];
 

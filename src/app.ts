@@ -5,15 +5,22 @@ import { join, resolve as resolvePath } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { ApprovalService, LinkSigner, loadLinkKey, WebhookChannel } from './approvals/index.js';
-import { type AuditExporters, AuditRecorder, startExporters, TransparencyLog } from './audit/index.js';
+import {
+  type AuditExporters,
+  AuditRecorder,
+  ExportStore,
+  startExporters,
+  TransparencyLog,
+} from './audit/index.js';
 import { type Clock, systemClock } from './core/clock.js';
-import type { Config } from './core/config.js';
+import { type Config, type CredentialConfig, isStdioServer, type ServerConfig } from './core/config.js';
+import { CustosError } from './core/errors.js';
 import { IdGenerator } from './core/ids.js';
 import { DetectService, loadPlaybooks } from './detect/index.js';
-import { CatalogView, Downstream, Pipeline, serverInfo, TaskBudgets } from './gateway/index.js';
+import { ApiUpstream, CatalogView, Downstream, Pipeline, serverInfo, TaskBudgets } from './gateway/index.js';
 import { UpstreamRegistry } from './gateway/upstream/index.js';
 import { createIdentityService, type IdentityService, UserService } from './identity/index.js';
-import { PolicyStore } from './policy/index.js';
+import { archivedPolicySetOf, archivePolicySet, PolicyStore } from './policy/index.js';
 import { registerAdmin } from './server/admin.js';
 import { agentAuthRoutes } from './server/admin-agent-auth.js';
 import { approvalLinkRoutes, approvalRoutes } from './server/admin-approvals.js';
@@ -21,12 +28,21 @@ import { auditRoutes } from './server/admin-audit.js';
 import { consoleDataRoutes } from './server/admin-console.js';
 import { detectRoutes } from './server/admin-detect.js';
 import { userRoutes } from './server/admin-users.js';
+import { vaultRoutes } from './server/admin-vault.js';
 import { vetRoutes } from './server/admin-vet.js';
 import { registerConsoleAssets } from './server/console-assets.js';
 import { registerConsoleLogin, userAuthenticator } from './server/console-auth.js';
 import { buildHttpServer } from './server/http.js';
 import { McpHttp } from './server/mcp-http.js';
+import { registerProxy } from './server/proxy.js';
 import { openStore, type Store } from './store/index.js';
+import {
+  type BindInput,
+  BindingService,
+  deleteAgentBindings,
+  parseHeaderTemplate,
+  Vault,
+} from './vault/index.js';
 import { type Lockfile, PinGate, serverPinsDigest } from './vet/index.js';
 
 export interface Custos {
@@ -38,6 +54,8 @@ export interface Custos {
   readonly upstreams: UpstreamRegistry;
   readonly detect: DetectService;
   readonly approvals: ApprovalService;
+  readonly vault: Vault;
+  readonly bindings: BindingService;
   /** Agents from the configuration that were created on this start, with their one-time secrets. */
   readonly createdAgents: ReadonlyArray<{ name: string; clientId: string; clientSecret: string }>;
   close(): Promise<void>;
@@ -46,6 +64,11 @@ export interface Custos {
 export interface StartOptions {
   logger?: Logger;
   clock?: Clock;
+}
+
+/** Where the policy sets enforced are kept by hash: `<data>/policy-sets/<hash>.json`. */
+export function policySetArchiveDir(dataDir: string): string {
+  return join(dataDir, 'policy-sets');
 }
 
 /** Where the CLI finds a running server for this data directory. */
@@ -146,18 +169,27 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     // Policies first: a broken policy set stops the start before anything listens.
     const policy = await PolicyStore.open(config.policies, { now: () => clock.now() });
     closers.push(() => policy.close());
+    // Every set enforced is kept by its hash, which audit events commit to (docs/audit.md).
+    const policySets = policySetArchiveDir(config.dataDir);
+    const archivePolicies = () =>
+      archivePolicySet(policySets, archivedPolicySetOf(policy.engine.policySet, clock.now()));
+    archivePolicies();
 
     const store = await openStore(config.storage.url, config.baseDir);
     closers.push(() => store.close());
+    // The vault opens before identity: the token signing private key lives in it.
+    const vault = await Vault.open({ store, clock, dataDir: config.dataDir });
     const identity = await createIdentityService({
       store,
       clock,
+      signingKeySecrets: vault,
       ids,
       issuer: url,
       audience: `${url}/mcp`,
       tokenTtlSeconds: config.tokens.ttlSeconds,
       taskTokenTtlSeconds: config.tokens.taskTtlSeconds,
     });
+    const bindings = new BindingService({ store, vault, clock, ids }, configBindings(config));
     const createdAgents: Array<{ name: string; clientId: string; clientSecret: string }> = [];
     for (const { requireDpop, ...a } of config.agents) {
       const existing = await identity.agents.get(a.name);
@@ -199,9 +231,15 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     closers.push(() => audit.close());
     audit.onDurable((events) => exporters.write(events));
 
-    const upstreams = new UpstreamRegistry(config.servers, {
+    const headersFor = async (kind: 'server' | 'api', target: string, agentId: string | null) => {
+      const found = await bindings.resolve(kind, target, agentId);
+      const headers = found.filter((c) => c.inject === 'header');
+      return headers.length === 0 ? undefined : Object.fromEntries(headers.map((c) => [c.field, c.value]));
+    };
+    const upstreams = new UpstreamRegistry(await withStdioCredentials(config.servers, bindings), {
       logger: logger.child({ part: 'upstream' }),
       baseDir: config.baseDir,
+      credentialsFor: (server) => () => headersFor('server', server, null),
     });
     closers.push(() => upstreams.close());
     // Pins (custos vet pin): definitions that drifted from the approved lockfile are withheld.
@@ -233,8 +271,16 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
         ? loadPlaybooks(resolvePath(config.baseDir, config.detect.playbooks))
         : [],
       logger: logger.child({ part: 'detect' }),
+      audit,
     });
     closers.push(() => detect.close());
+    // The revoke_bindings playbook step: an agent's own upstream bindings go; shared ones stay.
+    // biome-ignore lint/correctness/useHookAtTopLevel: DetectService.useHooks is not a React hook
+    detect.useHooks({
+      revokeBindings: async (agentId) => ({
+        revoked: await store.db.transaction().execute((trx) => deleteAgentBindings(trx, agentId)),
+      }),
+    });
     // Kills and resumes made by other processes (the CLI without a server, other replicas).
     const detectRefresher = setInterval(() => {
       detect.refresh().catch((error) => logger.warn({ err: error }, 'containment refresh failed'));
@@ -258,11 +304,17 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
               url: webhook.url,
               headers: webhook.headers,
               baseUrl: url,
+              retry: { attempts: webhook.attempts, backoffMs: webhook.backoffMs, maxDelayMs: 10_000 },
               onError: (error, approvalId) =>
                 logger.warn({ err: error, approvalId }, 'approval webhook failed'),
             }),
           }),
     });
+    // A kill or quarantine cancels the held approvals of what it contains and revokes its grants.
+    detect.onContain(async ({ containment }) => ({
+      action: 'cancel_approvals',
+      detail: { ...(await approvals.cancelContained(containment)) },
+    }));
     const pipeline = new Pipeline({
       clock,
       view,
@@ -278,6 +330,13 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
           throw error;
         }),
       observe: (method, outcome, seconds) => calls.observe({ method, outcome }, seconds),
+      credentials: { headersFor },
+    });
+    const apis = new Map(
+      Object.entries(config.apis).map(([name, api]) => [name, new ApiUpstream(name, api)]),
+    );
+    closers.push(async () => {
+      for (const api of apis.values()) await api.close();
     });
     const downstream = new Downstream({ clock, view, pipeline, policy });
     const allowedHosts = isLoopback(host)
@@ -322,6 +381,11 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     policy.watch({
       onReload: (s) => {
         logger.info({ generation: s.generation, policies: s.policies.length }, 'policies reloaded');
+        try {
+          archivePolicies();
+        } catch (error) {
+          logger.error({ err: error, hash: s.hash }, 'could not archive the policy set in force');
+        }
         mcp.listChanged('tools', null);
       },
       onError: (problems) =>
@@ -335,6 +399,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       ids,
       sessionTtlMs: config.console.sessionHours * 3_600_000,
       sessionIdleMs: config.console.idleMinutes * 60_000,
+      audit,
     });
     const app = buildHttpServer({
       logger,
@@ -347,6 +412,13 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
         return { ready: true, detail: { upstreams: statuses } };
       },
       admin: (server) => {
+        registerProxy(server, {
+          pipeline,
+          apis,
+          now: () => clock.now(),
+          publicBase: url,
+          resourceMetadataUrl: `${url}/.well-known/oauth-protected-resource/mcp`,
+        });
         approvalLinkRoutes(approvals)(server);
         registerConsoleLogin(server, { users, url, clock, settings: config.console });
         registerConsoleAssets(server);
@@ -358,6 +430,12 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
               store,
               agentName: (id) => identity.directory.get(id)?.name,
               exporterStats: () => exporters.stats(),
+              exports: {
+                bundles: new ExportStore(join(config.dataDir, 'exports')),
+                log: auditLog,
+                newId: () => ids.next('exp'),
+                now: () => clock.now(),
+              },
             }),
             detectRoutes(detect),
             agentAuthRoutes(identity.agents),
@@ -378,6 +456,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
               },
             }),
             vetRoutes({ config, store, upstreams: () => upstreams.list() }),
+            vaultRoutes({ vault, bindings, agents: identity.agents }),
           ],
           store,
           agents: identity.agents,
@@ -402,11 +481,86 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     writeFileSync(runtimeFilePath(config.dataDir), JSON.stringify(runtime), { mode: 0o600 });
     closers.push(() => rmSync(runtimeFilePath(config.dataDir), { force: true }));
 
-    return { config, url, store, identity, policy, upstreams, detect, approvals, createdAgents, close };
+    return {
+      config,
+      url,
+      store,
+      identity,
+      policy,
+      upstreams,
+      detect,
+      approvals,
+      vault,
+      bindings,
+      createdAgents,
+      close,
+    };
   } catch (error) {
     await close().catch(() => {});
     throw error;
   }
+}
+
+/** The vault bindings custos.yaml declares (servers.*.credential, apis.*.credential), shared by every agent. */
+export function configBindings(config: Config): BindInput[] {
+  const out: BindInput[] = [];
+  const add = (targetKind: 'server' | 'api', target: string, stdio: boolean, c: CredentialConfig) => {
+    const secret = typeof c === 'string' ? c : c.secret;
+    if (typeof c !== 'string' && c.env !== undefined) {
+      out.push({ secret, targetKind, target, inject: 'env', field: c.env });
+      return;
+    }
+    if (stdio) {
+      throw new CustosError(
+        'config_invalid',
+        `configuration is invalid:\n  servers.${target}.credential: a stdio server takes its credential in an environment variable (fix: { secret: ${secret}, env: VAR })`,
+      );
+    }
+    const header = parseHeaderTemplate(
+      typeof c === 'string' || c.header === undefined ? 'Authorization: Bearer {{secret}}' : c.header,
+    );
+    out.push({
+      secret,
+      targetKind,
+      target,
+      inject: 'header',
+      field: header.field,
+      template: header.template,
+    });
+  };
+  for (const [name, server] of Object.entries(config.servers)) {
+    if (server.credential !== undefined) add('server', name, isStdioServer(server), server.credential);
+  }
+  for (const [name, api] of Object.entries(config.apis)) {
+    if (api.credential !== undefined) add('api', name, false, api.credential);
+  }
+  return out;
+}
+
+/**
+ * Stdio servers get their env bindings at spawn (one process serves every agent, so only
+ * shared bindings apply). A rotation reaches a stdio server when it is next spawned.
+ */
+async function withStdioCredentials(
+  servers: Readonly<Record<string, ServerConfig>>,
+  bindings: BindingService,
+): Promise<Record<string, ServerConfig>> {
+  const out: Record<string, ServerConfig> = {};
+  for (const [name, server] of Object.entries(servers)) {
+    if (!isStdioServer(server)) {
+      out[name] = server;
+      continue;
+    }
+    // A missing secret leaves the variable unset (the server refuses its callers) rather than stopping Custos.
+    const env = (await bindings.resolve('server', name, null).catch(() => [])).filter(
+      (c) => c.inject === 'env',
+    );
+    out[name] =
+      env.length === 0
+        ? server
+        : { ...server, env: { ...server.env, ...Object.fromEntries(env.map((c) => [c.field, c.value])) } };
+  }
+  return out;
 }
 
 /**

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { type AuditEventInput, AuditRecorder, TransparencyLog } from '../src/audit/index.js';
+import { generateSignerKey } from '../src/audit/note.js';
 import { systemClock } from '../src/core/clock.js';
 import { IdGenerator } from '../src/core/ids.js';
 import { openStore } from '../src/store/index.js';
@@ -191,6 +192,87 @@ describe('custos audit (built CLI against a temp configuration)', () => {
     }
   });
 
+  it('verify exits 1 naming the first problem precisely for each kind of tampering with a real export', async () => {
+    const bundle = join(home, 'all');
+    const otherKey = generateSignerKey(verifierKey.split('+')[0]!).verifierKey;
+    const editLines = (edit: (lines: string[]) => string[]) => (dir: string) => {
+      const file = join(dir, 'events.jsonl');
+      writeFileSync(file, `${edit(readFileSync(file, 'utf8').trimEnd().split('\n')).join('\n')}\n`);
+    };
+    const editFile = (name: string, edit: (text: string) => string) => (dir: string) => {
+      writeFileSync(join(dir, name), edit(readFileSync(join(dir, name), 'utf8')));
+    };
+    const forged = (line: string, seq: number) =>
+      line.replace(/"seq":\d+/, `"seq":${seq}`).replace(/"id":"evt_\w+"/, '"id":"evt_forged"');
+    const cases: Array<[string, (dir: string) => void, string, string[]?]> = [
+      [
+        'modified event',
+        editLines((ls) =>
+          ls.map((l, i) => (i === 6 ? l.replace('"target":"read_file"', '"target":"delete_file"') : l)),
+        ),
+        'event seq 7: leaf hash does not match its fields',
+      ],
+      [
+        'modified content',
+        editLines((ls) => ls.map((l, i) => (i === 11 ? l.replace('/reports/12.txt', '/etc/shadow') : l))),
+        "event seq 12: arguments do not match the leaf's salted commitment",
+      ],
+      ['removed event', editLines((ls) => ls.filter((_, i) => i !== 8)), 'event seq 9 missing'],
+      ['removed last event', editLines((ls) => ls.slice(0, -1)), 'event seq 30 missing'],
+      [
+        'reordered events',
+        editLines((ls) => [...ls.slice(0, 3), ls[4]!, ls[3]!, ...ls.slice(5)]),
+        'events out of order at line 5: seq 4 after seq 5',
+      ],
+      [
+        'inserted copy of an event',
+        editLines((ls) => [...ls.slice(0, 6), ls[5]!, ...ls.slice(6)]),
+        'event inserted at line 7: seq 6 repeats the line before',
+      ],
+      [
+        'inserted copy of an earlier event',
+        editLines((ls) => [...ls.slice(0, 20), ls[2]!, ...ls.slice(20)]),
+        'event inserted at line 21: seq 3 was already seen',
+      ],
+      [
+        'inserted new event',
+        editLines((ls) => [...ls, forged(ls.at(-1)!, 31)]),
+        'event inserted at line 31: seq 31 is outside the signed export range 1..30',
+      ],
+      [
+        'altered checkpoint',
+        editFile('checkpoints.txt', (text) => text.replace(/\n30\n/, '\n29\n')),
+        'checkpoint 1: bad signature',
+      ],
+      [
+        'altered leaf hash',
+        editFile('leaves.txt', (text) => text.replace(/^[0-9a-f]{64}/m, '0'.repeat(64))),
+        'checkpoint 1: root hash does not match the leaves in leaves.txt (size 30)',
+      ],
+      [
+        'altered manifest',
+        editFile('manifest.txt', (text) => text.replace('events 1 30', 'events 1 29')),
+        'manifest.txt: bad signature',
+      ],
+      ['removed events file', (dir) => rmSync(join(dir, 'events.jsonl')), 'events.jsonl: missing'],
+      [
+        'wrong key',
+        () => {},
+        `checkpoint 1: not signed by the verifier key ${verifierKey.split('+')[0]}`,
+        ['--key', otherKey],
+      ],
+    ];
+    for (const [kind, change, problem, extra] of cases) {
+      const dir = join(home, `tampered-${kind.replaceAll(' ', '-')}`);
+      cpSync(bundle, dir, { recursive: true });
+      change(dir);
+      // As an auditor would: only the directory and the published key, from elsewhere.
+      const result = await custos(['audit', 'verify', dir, ...(extra ?? ['--key', verifierKey])], tmpdir());
+      expect(result.code, `${kind}: ${result.stderr}`).toBe(1);
+      expect(result.stderr, kind).toContain(`custos: verification failed: ${problem}`);
+    }
+  }, 120_000);
+
   it('verify --live passes on the stored log and names the row edited in the database', async () => {
     const live = await run('audit', 'verify', '--live');
     expect(live.code, live.stderr).toBe(0);
@@ -228,7 +310,7 @@ describe('custos audit (built CLI against a temp configuration)', () => {
     expect(verified.code, verified.stdout).toBe(0);
     expect(JSON.parse(verified.stdout)).toMatchObject({ ok: true, events: 30, erased: 30 });
     expect(readFileSync(join(out, 'events.jsonl'), 'utf8')).not.toContain('alice@example.com');
-  });
+  }, 120_000);
 
   it('bad usage exits 2', async () => {
     expect((await run('audit', 'erase-content')).code).toBe(2);
@@ -236,5 +318,5 @@ describe('custos audit (built CLI against a temp configuration)', () => {
     expect((await run('audit', 'verify')).code).toBe(2);
     expect((await run('audit', 'verify', join(home, 'all'), '--live')).code).toBe(2);
     expect(existsSync(join(home, 'never'))).toBe(false);
-  });
+  }, 120_000);
 });

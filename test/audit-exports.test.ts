@@ -285,7 +285,7 @@ describe('audit exports of real traffic: OCSF to a file and a webhook, OpenTelem
       t.logs.some((l) => l.msg === 'audit export dropped records' && l.exporter === 'ocsf-webhook'),
     ).toBe(true);
     const state = await t.admin<{ exporters: Record<string, { delivered: number; dropped: number }> }>(
-      '/api/v1/audit/exports',
+      '/api/v1/audit/exporters',
     );
     expect(Object.keys(state.exporters).sort()).toEqual(['ocsf-file', 'ocsf-webhook', 'otlp']);
     expect(state.exporters['ocsf-webhook']?.dropped).toBeGreaterThan(0);

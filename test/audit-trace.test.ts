@@ -1,8 +1,10 @@
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import type { Approval } from '../src/approvals/index.js';
 import type { DecisionChain } from '../src/audit/index.js';
 import { connectAgent, textOf } from './support/agents.js';
 import { bin, ensureBuilt } from './support/cli.js';
@@ -17,6 +19,16 @@ when { principal.name == "analyst" };
 @id("analyst:no-env")
 forbid (principal, action == Action::"call_tool", resource in Server::"everything")
 when { principal.name == "analyst" && resource.name == "get-env" };
+`,
+  'payer.cedar': `
+@id("payer:list")
+permit (principal, action == Action::"list_tools", resource)
+when { principal.name == "payer" };
+
+@id("payer:echo-approved")
+@approval("quick")
+permit (principal, action == Action::"call_tool", resource in Server::"everything")
+when { principal.name == "payer" && resource.name == "echo" };
 `,
 };
 
@@ -46,9 +58,14 @@ function claims(jwt: string): Record<string, unknown> {
   >;
 }
 
-describe('decision chains of real traffic (custos audit trace, GET /api/v1/audit/trace/:id)', () => {
+// Several tests spawn the CLI more than once: under load each run takes seconds.
+describe('decision chains of real traffic (custos audit trace, GET /api/v1/audit/trace/:id)', {
+  timeout: 180_000,
+}, () => {
   let t: TestCustos;
   let taskId: string;
+  let payerTask: string;
+  let approval: { id: string; callHash: string };
   let configFile: string;
   const traceId = '5b8efff798038103d269b633813fc60c';
 
@@ -57,7 +74,11 @@ describe('decision chains of real traffic (custos audit trace, GET /api/v1/audit
     t = await startTestCustos({
       servers: { everything: everythingServer },
       policies,
-      agents: [{ name: 'analyst', owner: 'dana@example.com' }],
+      agents: [
+        { name: 'analyst', owner: 'dana@example.com' },
+        { name: 'payer', owner: 'erin@example.com' },
+      ],
+      extra: { approvals: { holdSeconds: 0, tiers: { quick: { ttlSeconds: 300 } } } },
     });
     const task = await t.taskToken(await t.token('analyst'), {
       scope: 'server:everything',
@@ -80,6 +101,28 @@ describe('decision chains of real traffic (custos audit trace, GET /api/v1/audit
       expect(refused.isError).toBe(true);
     } finally {
       await agent.close();
+    }
+    // A call that needs a person's approval: pending, approved through the admin API, then retried.
+    const payerToken = await t.taskToken(await t.token('payer'), {
+      scope: 'server:everything',
+      task_purpose: 'pay an invoice',
+    });
+    payerTask = String((claims(payerToken).task as { id: string }).id);
+    const payer = await connectAgent('sdk2-legacy', `${t.url}/mcp`, payerToken);
+    try {
+      const meta = { 'io.custos/reasoning': 'The invoice is due today.' };
+      const pending = await payer.callTool('echo', { message: 'pay 250 to acct-7' }, meta);
+      expect(pending.isError).toBe(true);
+      const id = String((pending._meta?.['io.custos/approval'] as { id?: string } | undefined)?.id);
+      const approved = await t.admin<{ approval: Approval }>(`/api/v1/approvals/${id}/approve`, {
+        method: 'POST',
+        body: { reason: 'invoice checked' },
+      });
+      approval = { id, callHash: approved.approval.callHash };
+      const paid = await payer.callTool('echo', { message: 'pay 250 to acct-7' }, meta);
+      expect(textOf(paid)).toContain('pay 250 to acct-7');
+    } finally {
+      await payer.close();
     }
     // A configuration file for the CLI naming the same database and data directory.
     configFile = join(t.dataDir, '..', 'custos.yaml');
@@ -167,6 +210,123 @@ describe('decision chains of real traffic (custos audit trace, GET /api/v1/audit
     const missing = await run(['--config', configFile, '--data', t.dataDir, 'audit', 'trace', 'nope'], cwd);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('no audit events for task or trace nope');
+  });
+
+  it('links an approved call to its approval: who approved, when, and the exact call hash approved', async () => {
+    const chain = await t.admin<DecisionChain>(`/api/v1/audit/trace/${payerTask}`);
+    expect(chain.steps.map((s) => [s.call.method, s.outcome.outcome, s.outcome.errorCode])).toEqual([
+      ['tools/call', 'denied', 'approval_pending'],
+      ['tools/call', 'executed', null],
+    ]);
+    const paid = chain.steps[1]!;
+    expect(paid.approval).toEqual({
+      approvalId: approval.id,
+      callHash: approval.callHash,
+      callHashMatches: true,
+      decisions: [
+        expect.objectContaining({
+          method: 'approvals/decide',
+          decision: 'approved',
+          by: 'admin-token',
+          callHash: approval.callHash,
+        }),
+      ],
+    });
+    const decidedAt = paid.approval!.decisions[0]!.time;
+    expect(decidedAt).toBeLessThanOrEqual(paid.time);
+    // The leaf of the call commits to the approval id and to the policy set in force.
+    const { event } = await t.admin<{ event: { approvalId: string; policySetHash: string } }>(
+      `/api/v1/audit/events/${paid.eventId}`,
+    );
+    expect(event.approvalId).toBe(approval.id);
+    expect(event.policySetHash).toMatch(/^[0-9a-f]{64}$/);
+
+    const cwd = join(t.dataDir, '..');
+    const text = await run(['--config', configFile, '--data', t.dataDir, 'audit', 'trace', payerTask], cwd);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toContain(`approval:  ${approval.id}`);
+    expect(text.stdout).toContain(`approved by admin-token at ${new Date(decidedAt).toISOString()}`);
+    expect(text.stdout).toContain(`call hash ${approval.callHash} (the hash of this call)`);
+  });
+
+  it('says "(erased)" for content erased with custos audit erase-content, and still names the approver', async () => {
+    const cwd = join(t.dataDir, '..');
+    const erased = await run(
+      [
+        '--config',
+        configFile,
+        '--data',
+        t.dataDir,
+        'audit',
+        'erase-content',
+        '--subject',
+        'erin@example.com',
+      ],
+      cwd,
+    );
+    expect(erased.code, erased.stderr).toBe(0);
+    const chain = await t.admin<DecisionChain>(`/api/v1/audit/trace/${payerTask}`);
+    expect(chain.steps.every((s) => s.erased && s.reasoning === null && s.call.arguments === null)).toBe(
+      true,
+    );
+    expect(chain.steps[1]?.approval?.decisions[0]?.by).toBe('admin-token');
+    const { event } = await t.admin<{ event: { erased?: boolean } }>(
+      `/api/v1/audit/events/${chain.steps[1]!.eventId}`,
+    );
+    expect(event.erased).toBe(true);
+    const text = await run(['--config', configFile, '--data', t.dataDir, 'audit', 'trace', payerTask], cwd);
+    expect(text.stdout).toContain('reasoning: (erased)');
+    expect(text.stdout).toMatch(/arguments: \(erased; sha256 [0-9a-f]{16}\.\.\.\)/);
+    expect(text.stdout).toContain('result:    (erased)');
+    // The other agent's content is untouched.
+    const other = await t.admin<DecisionChain>(`/api/v1/audit/trace/${taskId}`);
+    expect(other.steps.some((s) => s.erased)).toBe(false);
+  });
+
+  it('makes an export bundle through the admin API that verifies offline from its downloaded files', async () => {
+    const created = await fetch(`${t.url}/api/v1/audit/exports`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ from: '2020-01-01T00:00:00Z' }),
+    });
+    expect(created.status).toBe(201);
+    const { export: made } = (await created.json()) as {
+      export: {
+        id: string;
+        createdBy: string;
+        verification: { ok: boolean };
+        files: Array<{ name: string }>;
+      };
+    };
+    expect(made).toMatchObject({ createdBy: 'admin-token', verification: { ok: true } });
+    const { exports } = await t.admin<{ exports: Array<{ id: string }> }>('/api/v1/audit/exports');
+    expect(exports.map((e) => e.id)).toContain(made.id);
+    expect(await t.admin(`/api/v1/audit/exports/${made.id}`)).toEqual({ export: made });
+    // Download every file into a new directory, as the console would, and check it with the published key.
+    const dir = mkdtempSync(join(tmpdir(), 'custos-downloaded-'));
+    for (const { name } of made.files) {
+      const file = await fetch(`${t.url}/api/v1/audit/exports/${made.id}/files/${name}`, {
+        headers: { authorization: `Bearer ${t.adminToken}` },
+      });
+      expect(file.status, name).toBe(200);
+      writeFileSync(join(dir, name), Buffer.from(await file.arrayBuffer()));
+    }
+    const cwd = join(t.dataDir, '..');
+    const key = (await run(['--config', configFile, '--data', t.dataDir, 'audit', 'key'], cwd)).stdout.trim();
+    const verified = await run(['audit', 'verify', dir, '--key', key], tmpdir());
+    expect(verified.code, verified.stderr).toBe(0);
+    const unknown = await fetch(`${t.url}/api/v1/audit/exports/${made.id}/files/..%2Fcustos.db`, {
+      headers: { authorization: `Bearer ${t.adminToken}` },
+    });
+    expect(unknown.status).toBe(404);
+    const bad = await fetch(`${t.url}/api/v1/audit/exports`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ from: 'yesterday' }),
+    });
+    expect(bad.status).toBe(400);
+    const doc = await t.admin<{ paths: Record<string, unknown> }>('/api/v1/openapi.json');
+    expect(doc.paths).toHaveProperty(['/api/v1/audit/exports/{id}/files/{name}']);
   });
 
   it('custos audit trace reads the store directly when no server runs', async () => {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { generateSignerKey } from '../src/audit/note.js';
+import { policySetHash } from '../src/policy/index.js';
 import { connectAgent, textOf } from './support/agents.js';
 import { bin, ensureBuilt } from './support/cli.js';
 import { everythingServer, startTestCustos, type TestCustos } from './support/custos.js';
@@ -46,7 +47,8 @@ interface Index {
   };
 }
 
-describe('custos evidence: packs from real traffic, with a signed manifest', () => {
+// Every test spawns the CLI several times: under load each run takes seconds.
+describe('custos evidence: packs from real traffic, with a signed manifest', { timeout: 240_000 }, () => {
   let t: TestCustos;
   let home: string;
   let configFile: string;
@@ -165,11 +167,36 @@ describe('custos evidence: packs from real traffic, with a signed manifest', () 
     const policySet = JSON.parse(readFileSync(join(out, 'evidence/policy-set.json'), 'utf8')) as {
       setHash: string;
       files: Array<{ name: string }>;
+      sets: unknown[];
     };
     expect(policySet.setHash).toMatch(/^[0-9a-f]{64}$/);
     expect(readFileSync(join(out, 'evidence/policies/analyst.cedar'), 'utf8')).toBe(
       policies['analyst.cedar'],
     );
+    // The hash in the pack is the one the log leaves commit to, and the exact set behind it is
+    // in the pack (archived by the server when it loaded the set) and hashes to its name.
+    const recorded = new Set(
+      readFileSync(join(out, 'evidence/audit-export/events.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((line) => (JSON.parse(line) as { leaf: { policySetHash: string | null } }).leaf.policySetHash)
+        .filter((hash) => hash !== null),
+    );
+    expect([...recorded]).toEqual([policySet.setHash]);
+    expect(policySet.sets).toEqual([
+      {
+        hash: policySet.setHash,
+        inForce: true,
+        recorded: true,
+        file: `evidence/policy-sets/${policySet.setHash}.json`,
+      },
+    ]);
+    expect(existsSync(join(t.dataDir, 'policy-sets', `${policySet.setHash}.json`))).toBe(true);
+    const archived = JSON.parse(
+      readFileSync(join(out, `evidence/policy-sets/${policySet.setHash}.json`), 'utf8'),
+    ) as { schema: { text: string }; policies: Array<{ id: string; text: string }> };
+    expect(policySetHash(archived.schema.text, archived.policies)).toBe(policySet.setHash);
+    expect(archived.policies.map((p) => p.id)).toEqual(['analyst:everything', 'analyst:no-env']);
 
     const verification = JSON.parse(readFileSync(join(out, 'evidence/audit-verification.json'), 'utf8')) as {
       result: { ok: boolean; events: number };

@@ -31,7 +31,7 @@ function custos(args: string[], cwd: string): Promise<Run> {
   });
 }
 
-describe('custos kill, resume, incident and playbook without a running server', { timeout: 120_000 }, () => {
+describe('custos kill, resume, incident and playbook without a running server', { timeout: 240_000 }, () => {
   let home: string;
   const run = (...args: string[]) => custos(['--config', join(home, 'custos.yaml'), ...args], home);
 
@@ -97,6 +97,23 @@ describe('custos kill, resume, incident and playbook without a running server', 
     const second = await run('resume', '--agent', 'etl-bot', '--by', 'erin@example.com');
     expect(second.stdout).toContain('resumed (2 of 2 approvals)');
     expect(JSON.parse((await run('containment', 'list', '--json')).stdout).containments).toEqual([]);
+    // Every step done with the offline CLI is in the audit log, with who did it.
+    expect((await run('incident', 'note', containment.incidentId, 'called the owner')).code).toBe(0);
+    expect((await run('incident', 'close', containment.incidentId, '--note', 'false alarm')).code).toBe(0);
+    const { events } = JSON.parse(
+      (await run('audit', 'tail', '--agent', 'etl-bot', '--json', '--limit', '50')).stdout,
+    );
+    const trail = (events as Array<{ method: string; reasons: string[] }>).map(
+      (e) => `${e.method} ${e.reasons.find((r) => r.startsWith('by ') || r.includes(' by ')) ?? ''}`,
+    );
+    expect(trail).toEqual([
+      'detect/kill by dana@example.com',
+      'incident/open ',
+      'detect/resume resume asked by dana@example.com',
+      'detect/resume resume asked by erin@example.com',
+      'incident/note note by dana@example.com',
+      'incident/close closed by dana@example.com',
+    ]);
     // A manual kill is not a detector finding.
     expect(
       JSON.parse((await run('detection', 'list', '--agent', 'etl-bot', '--json')).stdout).detections,

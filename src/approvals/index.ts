@@ -5,7 +5,7 @@
  */
 export { argumentsMatch, compilePattern } from './grants.js';
 export { type LinkClaim, LinkSigner, loadLinkKey } from './links.js';
-export { type ApprovalFilter, ApprovalRepository } from './repository.js';
+export { type ApprovalFilter, ApprovalRepository, type ContainedScope } from './repository.js';
 export { ApprovalService, type ApprovalServiceDeps, callHashOf, voterOf } from './service.js';
 export type {
   Approval,

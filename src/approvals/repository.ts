@@ -8,6 +8,31 @@ import type {
   Store,
 } from '../store/index.js';
 
+/** What a containment covers: an agent, a task, a server, one tool of a server, or everything. */
+export interface ContainedScope {
+  readonly scope: 'agent' | 'task' | 'server' | 'tool' | 'all';
+  /** Agent id, task id, server, or "server.tool"; ignored for all. */
+  readonly target: string;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: one scope filter for the approvals and grants queries
+function inScope<Q extends { where: (...args: any[]) => Q }>(query: Q, c: ContainedScope): Q {
+  switch (c.scope) {
+    case 'agent':
+      return query.where('agent_id', '=', c.target);
+    case 'task':
+      return query.where('task_id', '=', c.target);
+    case 'server':
+      return query.where('server', '=', c.target);
+    case 'tool': {
+      const dot = c.target.indexOf('.');
+      return query.where('server', '=', c.target.slice(0, dot)).where('tool', '=', c.target.slice(dot + 1));
+    }
+    case 'all':
+      return query;
+  }
+}
+
 export interface ApprovalFilter {
   status?: ApprovalStatus | undefined;
   agentId?: string | undefined;
@@ -153,6 +178,25 @@ export class ApprovalRepository {
       .where('expires_at', '>', now)
       .executeTakeFirst();
     return Number(result.numUpdatedRows) === 1;
+  }
+
+  /** Pending approvals of the calls a containment covers. */
+  pendingIn(c: ContainedScope): Promise<ApprovalTable[]> {
+    return inScope(this.store.db.selectFrom('approvals').selectAll().where('status', '=', 'pending'), c)
+      .orderBy('created_at')
+      .execute();
+  }
+
+  /** Grants in force at `now` that a containment covers. */
+  grantsIn(c: ContainedScope, now: number): Promise<ApprovalGrantTable[]> {
+    return inScope(
+      this.store.db
+        .selectFrom('approval_grants')
+        .selectAll()
+        .where('revoked_at', 'is', null)
+        .where('expires_at', '>', now),
+      c,
+    ).execute();
   }
 
   async insertGrant(row: ApprovalGrantTable): Promise<void> {

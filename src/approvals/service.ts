@@ -1,15 +1,16 @@
 import { performance } from 'node:perf_hooks';
 import type { AuditEvent, AuditEventInput } from '../audit/index.js';
 import { listEvents } from '../audit/index.js';
-import { canonicalHash, canonicalJson } from '../core/canonical.js';
+import { callHash } from '../core/call-hash.js';
+import { canonicalJson } from '../core/canonical.js';
 import type { Clock } from '../core/clock.js';
 import type { ApprovalsConfig, ApprovalTierConfig } from '../core/config.js';
-import { CustosError } from '../core/errors.js';
+import { CustosError, isCustosError } from '../core/errors.js';
 import type { IdGenerator } from '../core/ids.js';
 import type { ApprovalGrantTable, ApprovalTable, ApprovalVoteTable, Store } from '../store/index.js';
 import { argumentsMatch, compilePattern } from './grants.js';
 import type { LinkClaim, LinkSigner } from './links.js';
-import { type ApprovalFilter, ApprovalRepository } from './repository.js';
+import { type ApprovalFilter, ApprovalRepository, type ContainedScope } from './repository.js';
 import type {
   Approval,
   ApprovalCall,
@@ -41,12 +42,12 @@ export interface ApprovalServiceDeps {
 
 /** The SHA-256 of the RFC 8785 canonical JSON of {agent, task, server, tool, arguments}. */
 export function callHashOf(call: Pick<ApprovalCall, 'agent' | 'task' | 'server' | 'tool' | 'arguments'>) {
-  return canonicalHash({
-    agent: call.agent.id,
-    task: call.task?.id ?? null,
+  return callHash({
+    agentId: call.agent.id,
+    taskId: call.task?.id ?? null,
     server: call.server,
     tool: call.tool,
-    arguments: call.arguments ?? null,
+    arguments: call.arguments,
   });
 }
 
@@ -116,13 +117,34 @@ export class ApprovalService {
           progress = setInterval(report, this.deps.progressIntervalMs ?? 5000);
         }
         const settled = await this.hold(pending.id, holdEnd, hold.signal);
-        if (settled === undefined) return this.pendingAnswer(pending);
+        if (settled === undefined) {
+          // A containment aborts the calls it covers: the held call is answered with it at once,
+          // while the containment's listener cancels the request itself.
+          const why = hold.signal?.aborted ? hold.signal.reason : undefined;
+          if (isCustosError(why) && why.code === 'contained') {
+            return {
+              kind: 'stop',
+              code: 'contained',
+              message: `${why.message}; approval ${pending.id} is cancelled and the call was not run`,
+              approval: { id: pending.id, status: 'cancelled', tier: pending.tier },
+            };
+          }
+          return this.pendingAnswer(pending);
+        }
         if (settled.status === 'approved') {
           if (await this.repo.consume(settled.id, this.deps.clock.now()))
             return { kind: 'proceed', approvalId: settled.id };
           continue; // another identical call used it first: look again while the hold lasts
         }
         if (settled.status === 'consumed') continue;
+        if (settled.status === 'cancelled') {
+          return {
+            kind: 'stop',
+            code: 'approval_cancelled',
+            message: `approval ${settled.id} was cancelled${settled.reason ? `: ${settled.reason}` : ''}; the call was not run`,
+            approval: { id: settled.id, status: 'cancelled', reason: settled.reason, tier: settled.tier },
+          };
+        }
         if (settled.status === 'denied') {
           return {
             kind: 'stop',
@@ -238,6 +260,8 @@ export class ApprovalService {
       errorCode: null,
       latencyUs: 0,
       traceId: null,
+      // Committed in the leaf, so the decision stays linked to the call that consumes it.
+      approvalId: id,
       arguments: {
         approvalId: id,
         decision: input.decision,
@@ -281,9 +305,77 @@ export class ApprovalService {
       errorCode: null,
       latencyUs: 0,
       traceId: null,
+      approvalId: id,
     });
     this.notify(id);
     return this.view((await this.repo.get(id)) ?? row, await this.repo.votes([id]));
+  }
+
+  /**
+   * A containment (kill or quarantine) ends what was asked or granted for what it covers:
+   * its pending approvals are cancelled (a held call is answered at once) and its grants
+   * revoked, each recorded in the audit log. Approved but unused approvals need nothing:
+   * the contain stage refuses their retry, and they expire.
+   */
+  async cancelContained(
+    containment: ContainedScope & { readonly id: string; readonly reason: string; readonly actor: string },
+  ): Promise<{ cancelled: string[]; revokedGrants: string[] }> {
+    const now = this.deps.clock.now();
+    const reason = `contained: ${containment.reason} (containment ${containment.id})`;
+    const cancelled: string[] = [];
+    for (const row of await this.repo.pendingIn(containment)) {
+      if (!(await this.repo.close(row.id, 'cancelled', now, reason))) continue;
+      cancelled.push(row.id);
+      this.notify(row.id);
+      await this.deps.audit.record({
+        time: now,
+        agentId: row.agent_id,
+        owner: row.owner,
+        taskId: row.task_id,
+        method: 'approvals/cancel',
+        server: row.server,
+        target: row.tool,
+        argsHash: row.call_hash,
+        effect: 'deny',
+        policyIds: JSON.parse(row.policy_ids) as string[],
+        reasons: [
+          `approval ${row.id}`,
+          `cancelled by containment ${containment.id} (${containment.scope} ${containment.target}) of ${containment.actor}`,
+          `call ${row.call_hash}`,
+        ],
+        outcome: 'executed',
+        errorCode: null,
+        latencyUs: 0,
+        traceId: null,
+      });
+    }
+    const revokedGrants: string[] = [];
+    for (const grant of await this.repo.grantsIn(containment, now)) {
+      if (!(await this.repo.revokeGrant(grant.id, now))) continue;
+      revokedGrants.push(grant.id);
+      await this.deps.audit.record({
+        time: now,
+        agentId: grant.agent_id,
+        owner: null,
+        taskId: grant.task_id,
+        method: 'approvals/revoke-grant',
+        server: grant.server,
+        target: grant.tool,
+        argsHash: null,
+        effect: 'deny',
+        policyIds: [],
+        reasons: [
+          `grant ${grant.id}`,
+          `approval ${grant.approval_id}`,
+          `revoked by containment ${containment.id} (${containment.scope} ${containment.target}) of ${containment.actor}`,
+        ],
+        outcome: 'executed',
+        errorCode: null,
+        latencyUs: 0,
+        traceId: null,
+      });
+    }
+    return { cancelled, revokedGrants };
   }
 
   /** Approvals, newest first, each with the agent's recent activity (10 events; `show` gives 20). */
@@ -371,6 +463,7 @@ export class ApprovalService {
       errorCode: null,
       latencyUs: 0,
       traceId: null,
+      approvalId: row.approval_id,
     });
     return grantView((await this.repo.grant(id)) ?? row);
   }
@@ -572,6 +665,8 @@ export class ApprovalService {
       if (remaining <= 0 || signal?.aborted) return undefined;
       // Decisions in this process wake the call at once; the poll catches other processes.
       await this.waitFor(id, Math.min(remaining, pollMs), signal);
+      // An abort (the client left, or a containment) ends the hold whatever the row says by now.
+      if (signal?.aborted) return undefined;
     }
   }
 

@@ -75,7 +75,14 @@ export type ApprovalGate =
   | { readonly kind: 'proceed'; readonly approvalId: string; readonly grantId?: string }
   | {
       readonly kind: 'stop';
-      readonly code: 'approval_pending' | 'approval_denied' | 'approval_expired' | 'approval_misconfigured';
+      readonly code:
+        | 'approval_pending'
+        | 'approval_denied'
+        | 'approval_expired'
+        | 'approval_cancelled'
+        | 'approval_misconfigured'
+        /** The containment of the agent, task, server or tool ended the hold. */
+        | 'contained';
       readonly message: string;
       /** What the agent sees in `_meta["io.custos/approval"]`. */
       readonly approval: Readonly<Record<string, unknown>>;

@@ -1,5 +1,6 @@
 import { request } from 'undici';
 import type { ApprovalTierConfig } from '../core/config.js';
+import { defaultRetry, type RetryPolicy, withRetry } from '../core/retry.js';
 import type { ApprovalLinkTable } from '../store/index.js';
 import type { LinkSigner } from './links.js';
 import type { Approval } from './types.js';
@@ -9,6 +10,8 @@ export interface WebhookOptions {
   headers: Readonly<Record<string, string>>;
   /** Custos's public base URL, for the decision links. */
   baseUrl: string;
+  /** Tries and backoff per message (default 3 tries from 500 ms). */
+  retry?: RetryPolicy;
   onError(error: unknown, approvalId: string): void;
 }
 
@@ -77,15 +80,18 @@ export class WebhookChannel {
       }
       await saveLinks(rows);
       const body = JSON.stringify(slackMessage(approval, links));
-      const res = await request(this.options.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...this.options.headers },
-        body,
-        headersTimeout: 10_000,
-        bodyTimeout: 10_000,
+      // The same message each try: the links in it were saved once and stay valid.
+      await withRetry(this.options.retry ?? defaultRetry, async () => {
+        const res = await request(this.options.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...this.options.headers },
+          body,
+          headersTimeout: 10_000,
+          bodyTimeout: 10_000,
+        });
+        await res.body.dump();
+        if (res.statusCode >= 300) throw new Error(`webhook answered HTTP ${res.statusCode}`);
       });
-      await res.body.dump();
-      if (res.statusCode >= 300) throw new Error(`webhook answered HTTP ${res.statusCode}`);
     } catch (error) {
       this.options.onError(error, approval.id);
     }

@@ -234,7 +234,7 @@ ${checkpoints.map((c) => c.size).join(', ')}.
 
     npx custos audit verify . --key '${log.verifierKey}'
 
-Get the verifier key from the log operator out of band (\`custos audit key\`), not only from
+(run in this directory; \`npx\` fetches Custos from npm if it is not installed). Get the verifier key from the log operator out of band (\`custos audit key\`), not only from
 key.txt: whoever could change this directory could change key.txt too. The verifier needs
 neither the server nor the database and exits 1 naming the first problem it finds.
 
@@ -254,8 +254,10 @@ neither the server nor the database and exits 1 naming the first problem it find
    argumentsHash, reasoningHash and resultHash.
 
 Each leaf also commits to the policy set in force when the call was decided
-("policySetHash": SHA-256 of the policies and schema; ask the operator for the policy files
-that hash to it) and to the approval the call consumed ("approvalId", or null).
+("policySetHash": SHA-256 of the schema and every policy's id and text; the operator keeps each
+set under <data>/policy-sets/<hash>.json, and \`custos evidence\` packs include them) and to
+the approval the call consumed ("approvalId", or null; the approver's decision is an event with
+method approvals/decide and the same approvalId, whose argsHash is the call hash approved).
 
 Events marked "erased" had their plaintext and salt deleted (crypto-shredding): their
 leaves still verify, their content can no longer be recovered or confirmed. The

@@ -35,7 +35,12 @@ function selectEvents(store: Store) {
     .selectFrom('audit_events')
     .leftJoin('audit_content', 'audit_content.event_id', 'audit_events.id')
     .selectAll('audit_events')
-    .select(['audit_content.arguments', 'audit_content.reasoning', 'audit_content.result']);
+    .select([
+      'audit_content.salt',
+      'audit_content.arguments',
+      'audit_content.reasoning',
+      'audit_content.result',
+    ]);
 }
 
 /**
@@ -65,7 +70,13 @@ export async function loadDecisionChain(
       (q) =>
         q
           .where('audit_events.method', 'like', `${APPROVAL_METHOD_PREFIX}%`)
-          .where('audit_events.target', 'in', approvalIds),
+          // The approvals engine commits the approval id; earlier events named it as the target.
+          .where((eb) =>
+            eb.or([
+              eb('audit_events.approval_id', 'in', approvalIds),
+              eb('audit_events.target', 'in', approvalIds),
+            ]),
+          ),
       limit,
     );
     for (const event of approvals) if (!seen.has(event.id)) events.push(event);

@@ -37,4 +37,6 @@ export interface AuditEvent extends AuditEventInput {
   seq: number;
   policySetHash: string | null;
   approvalId: string | null;
+  /** True when the event's content was erased (`custos audit erase-content`); absent otherwise, or when not read. */
+  erased?: true;
 }

@@ -35,6 +35,7 @@ export const EVIDENCE_FILES = {
   agents: 'evidence/agents.json',
   policySet: 'evidence/policy-set.json',
   policies: 'evidence/policies',
+  policySets: 'evidence/policy-sets',
   auditExport: 'evidence/audit-export',
   auditVerification: 'evidence/audit-verification.json',
   activity: 'evidence/activity-summary.json',
@@ -75,6 +76,14 @@ export interface EvidenceInput {
     count?: number;
     /** The set's hash as the policy engine computes it, when the caller has it. */
     setHash?: { value: string; algorithm: string };
+    /**
+     * The policy set archive (`<data>/policy-sets`): the pack copies every archived set that the
+     * window's events commit to (their policySetHash), and the set in force.
+     */
+    archive?: {
+      directory: string;
+      read(hash: string): { ok: true; text: string } | { ok: false; problem: string };
+    };
   };
   /** Generation time (ms); injected so tests and reruns control it. */
   now: number;
@@ -120,6 +129,8 @@ interface Facts {
   checkpoints: number;
   bundle: { ok: boolean; events: number; detail: string };
   recordedPolicySetHashes: number;
+  /** Of those, how many the pack carries with their exact text (evidence/policy-sets/). */
+  archivedPolicySets: number;
   lifecycleChangesInWindow: number;
 }
 
@@ -214,9 +225,9 @@ const frameworks: Record<Framework, FrameworkSpec> = {
         support: 'partial',
         shows: (f) => [
           `The policy set in force is included with its SHA-256 hash (${f.policySetHash.slice(0, 16)}...), so a reviewer can compare it with the approved version in version control.`,
-          `${f.recordedPolicySetHashes} distinct policy set hashes are recorded in the window's log leaves.`,
+          `${f.recordedPolicySetHashes} distinct policy set hashes are recorded in the window's log leaves; ${f.archivedPolicySets} of them are in evidence/policy-sets/ with their exact text (each file hashes to its name).`,
         ],
-        evidence: [F.policySet, F.policies, F.auditExport],
+        evidence: [F.policySet, F.policies, F.policySets, F.auditExport],
         gaps: [
           'Change approval and testing happen in your change process (e.g. code review of the policy files).',
         ],
@@ -519,18 +530,9 @@ export async function writeEvidencePack(
   for (const f of files) write(out, `${F.policies}/${f.name}`, f.text);
   const policyCount =
     input.policies.count ?? files.reduce((n, f) => n + (f.text.match(/^\s*@id\(/gm)?.length ?? 0), 0);
-  write(
-    out,
-    F.policySet,
-    json({
-      directory: input.policies.directory,
-      setHash: policySetHash,
-      setHashAlgorithm:
-        input.policies.setHash?.algorithm ??
-        'SHA-256 of the RFC 8785 canonical JSON of [{name, sha256}] sorted by name',
-      files: hashed,
-    }),
-  );
+  const setHashAlgorithm =
+    input.policies.setHash?.algorithm ??
+    'SHA-256 of the RFC 8785 canonical JSON of [{name, sha256}] sorted by name';
 
   // The audit export of the window and its offline verification.
   const bundleDir = join(out, F.auditExport);
@@ -575,6 +577,40 @@ export async function writeEvidencePack(
       if (typeof hash === 'string') recordedHashes.add(hash);
     }
   }
+
+  // The exact policy sets behind the hashes the window's leaves commit to, from the archive.
+  const setHashes = [...new Set([policySetHash, ...recordedHashes])].sort();
+  const sets: Array<{
+    hash: string;
+    inForce: boolean;
+    recorded: boolean;
+    file: string | null;
+    problem?: string;
+  }> = [];
+  for (const hash of setHashes) {
+    const read = input.policies.archive?.read(hash) ?? { ok: false, problem: 'no policy set archive given' };
+    const file = `${F.policySets}/${hash}.json`;
+    if (read.ok) write(out, file, read.text);
+    sets.push({
+      hash,
+      inForce: hash === policySetHash,
+      recorded: recordedHashes.has(hash),
+      file: read.ok ? file : null,
+      ...(read.ok ? {} : { problem: read.problem }),
+    });
+  }
+  write(
+    out,
+    F.policySet,
+    json({
+      directory: input.policies.directory,
+      setHash: policySetHash,
+      setHashAlgorithm,
+      files: hashed,
+      // Every set the window's events were decided under, with its text where archived.
+      sets,
+    }),
+  );
 
   // Activity, denials and approvals in the window.
   const events = await eventsInWindow(store, from, to, () => true);
@@ -685,6 +721,7 @@ export async function writeEvidencePack(
     checkpoints: checkpoints.length,
     bundle,
     recordedPolicySetHashes: recordedHashes.size,
+    archivedPolicySets: sets.filter((set) => set.recorded && set.file !== null).length,
     lifecycleChangesInWindow: changed.filter((c) => c.inWindow).length + lifecycleEvents.length,
   };
 
@@ -807,6 +844,9 @@ also be run on its own).
 
 - evidence/agents.json: the agent inventory (owner, purpose, status, credentials; no secrets)
 - evidence/policy-set.json and evidence/policies/: the policy files in force and their hashes
+- evidence/policy-sets/<hash>.json: the exact policy set behind each policySetHash the window's
+  events commit to (schema and every policy's id and text; recompute the hash as policy-set.json
+  says)
 - evidence/audit-export/: the window's audit events with signed checkpoints and proofs
 - evidence/audit-verification.json: the result of verifying that export when the pack was made
 - evidence/activity-summary.json: calls per outcome, agent, method and server

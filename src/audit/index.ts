@@ -13,6 +13,7 @@ export {
   writeEvidencePack,
 } from './evidence.js';
 export { type AuditExporters, type ExportsConfig, startExporters } from './exporters.js';
+export { ExportStore, type StoredExport } from './exports-store.js';
 export type { OcsfSinkStats } from './ocsf.js';
 export { countEvents, type EventFilter, getEvent, listEvents } from './query.js';
 export { AuditRecorder } from './recorder.js';

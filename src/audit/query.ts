@@ -11,6 +11,8 @@ export interface EventFilter {
   server?: string;
   /** The tool, prompt or resource (with `server`, one tool). */
   target?: string;
+  /** Only events of these methods (e.g. the governed calls, without listings and admin events). */
+  methods?: readonly string[];
   /** Only events at or after this time (ms). */
   since?: number;
   /** Only events at or before this time (ms). */
@@ -54,7 +56,17 @@ export function eventFromRow(row: Row): AuditEvent {
     const value = parse(row[key]);
     if (value !== undefined) event[key] = value;
   }
+  // Only where the query read the content row's salt: a committed event without one was erased.
+  if ('salt' in row && row.salt === null && isCommitted(row)) event.erased = true;
   return event;
+}
+
+function isCommitted(row: Row): boolean {
+  return (
+    (row.arguments_hash ?? null) !== null ||
+    (row.reasoning_hash ?? null) !== null ||
+    (row.result_hash ?? null) !== null
+  );
 }
 
 /** The most recent events matching the filter, oldest first. */
@@ -75,6 +87,7 @@ function filtered<Q extends { where: (...args: any[]) => Q }>(query: Q, filter: 
   if (filter.traceId !== undefined) q = q.where('trace_id', '=', filter.traceId);
   if (filter.server !== undefined) q = q.where('server', '=', filter.server);
   if (filter.target !== undefined) q = q.where('target', '=', filter.target);
+  if (filter.methods !== undefined) q = q.where('method', 'in', filter.methods);
   if (filter.since !== undefined) q = q.where('time', '>=', filter.since);
   if (filter.until !== undefined) q = q.where('time', '<=', filter.until);
   if (filter.afterSeq !== undefined) q = q.where('seq', '>', filter.afterSeq);
@@ -101,7 +114,12 @@ export async function getEvent(store: Store, id: string): Promise<AuditEvent | u
     .selectFrom('audit_events')
     .leftJoin('audit_content', 'audit_content.event_id', 'audit_events.id')
     .selectAll('audit_events')
-    .select(['audit_content.arguments', 'audit_content.reasoning', 'audit_content.result'])
+    .select([
+      'audit_content.salt',
+      'audit_content.arguments',
+      'audit_content.reasoning',
+      'audit_content.result',
+    ])
     .where('audit_events.id', '=', id)
     .executeTakeFirst();
   return row === undefined ? undefined : eventFromRow(row as Row);

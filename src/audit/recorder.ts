@@ -97,6 +97,10 @@ export class AuditRecorder {
   }
 
   private async write(batch: Pending[]): Promise<void> {
+    // A backlog of writes delays the checkpoint timer: sign a due checkpoint between batches,
+    // ahead of this one (failures go to the log's onError; the timer retries).
+    const due = this.log.checkpointIfDue();
+    if (due !== undefined) await due;
     const base = this.log.nextSeq;
     const events = batch.map((p, i) => {
       p.event.seq = base + i;

@@ -343,7 +343,11 @@ await describeEachStore('tlog', (current) => {
 
   it('names an inserted event', async () => {
     const dup = await tampered((dir) => editEvents(dir, (ls) => [...ls.slice(0, 6), ls[5]!, ...ls.slice(6)]));
-    expect(dup).toEqual({ ok: false, problem: 'events out of order at line 7: seq 10 after seq 10' });
+    expect(dup).toEqual({ ok: false, problem: 'event inserted at line 7: seq 10 repeats the line before' });
+    const earlier = await tampered((dir) =>
+      editEvents(dir, (ls) => [...ls.slice(0, 8), ls[2]!, ...ls.slice(8)]),
+    );
+    expect(earlier).toEqual({ ok: false, problem: 'event inserted at line 9: seq 7 was already seen' });
     const forged = await tampered((dir) =>
       editEvents(dir, (ls) => [
         ...ls,
@@ -352,7 +356,7 @@ await describeEachStore('tlog', (current) => {
     );
     expect(forged).toEqual({
       ok: false,
-      problem: 'event seq 31 at line 27 is outside the signed export range 5..30',
+      problem: 'event inserted at line 27: seq 31 is outside the signed export range 5..30',
     });
   });
 

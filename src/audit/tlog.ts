@@ -96,12 +96,17 @@ export class TransparencyLog {
   #pending: PendingAppend | undefined;
   #lastSigned: StoredCheckpoint | undefined;
   #signing: Promise<StoredCheckpoint | undefined> = Promise.resolve(undefined);
+  /** Checkpoints requested and not finished yet (checkpointNow calls in the queue). */
+  #signingQueued = 0;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
   /** Commits not yet covered by a checkpoint: tree size after each, and when (performance.now()). */
   #uncovered: { size: number; at: number }[] = [];
   /** How long the last checkpoint took to sign and store (ms). */
   #signingMs = 0;
+  /** When the pending append was prepared, and how long the last one took from prepare to commit (ms). */
+  #preparedAt = 0;
+  #writeMs = 0;
   readonly #clock: Clock;
   readonly #intervalMs: number;
   readonly #random: (n: number) => Buffer;
@@ -274,6 +279,7 @@ export class TransparencyLog {
     }
     const pending: PendingAppend = { baseSize: base, size: base + events.length, leafHashes };
     this.#pending = pending;
+    this.#preparedAt = performance.now();
     return { rows: { audit_events: eventRows, audit_content: contentRows }, pending };
   }
 
@@ -340,7 +346,9 @@ export class TransparencyLog {
     if (this.#pending !== pending) throw new CustosError('internal', 'this append is not the pending one');
     this.#pending = undefined;
     for (const leafHash of pending.leafHashes) this.#frontier.append(leafHash);
-    this.#uncovered.push({ size: this.#frontier.size, at: performance.now() });
+    const now = performance.now();
+    this.#writeMs = now - this.#preparedAt;
+    this.#uncovered.push({ size: this.#frontier.size, at: now });
     this.#scheduleCheckpoint();
   }
 
@@ -372,7 +380,7 @@ export class TransparencyLog {
     if (this.#timer !== undefined || this.#closed || this.options.readOnly) return;
     const now = performance.now();
     const oldest = this.#uncovered[0]?.at ?? now;
-    const lead = Math.min(this.#intervalMs / 2, this.#intervalMs / 10 + 2 * this.#signingMs);
+    const lead = this.#lead();
     this.#timer = setTimeout(
       () => {
         this.#timer = undefined;
@@ -383,6 +391,33 @@ export class TransparencyLog {
     this.#timer.unref();
   }
 
+  /** How early before its deadline a checkpoint starts: a tenth of the interval plus twice the last signing time, at most half the interval. */
+  #lead(): number {
+    return Math.min(this.#intervalMs / 2, this.#intervalMs / 10 + 2 * this.#signingMs);
+  }
+
+  /**
+   * Start signing now if the oldest commit not yet covered by a checkpoint is due (the
+   * timer would fire now or has already). The recorder calls this before each write: under
+   * sustained appends, timers run late behind the writes, and checking between batches
+   * keeps the lag near the interval. Does nothing while a checkpoint is being signed.
+   */
+  checkpointIfDue(): Promise<void> | undefined {
+    if (this.#closed || this.options.readOnly || this.#signingQueued > 0) return undefined;
+    const oldest = this.#uncovered[0];
+    const now = performance.now();
+    // The batch about to be written holds the event loop for about as long as the last one did.
+    if (oldest === undefined || now + this.#writeMs < oldest.at + this.#intervalMs - this.#lead()) {
+      return undefined;
+    }
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    return this.checkpointNow().then(
+      () => {},
+      (error: unknown) => this.options.onError?.(error),
+    );
+  }
+
   /**
    * Sign and store a checkpoint for the committed tree if it grew since the last one.
    * Signing is serialized; the log never signs a size at or below one already stored,
@@ -390,7 +425,13 @@ export class TransparencyLog {
    * Returns the latest checkpoint.
    */
   checkpointNow(): Promise<StoredCheckpoint | undefined> {
-    const next = this.#signing.catch(() => undefined).then(() => this.#signCheckpoint());
+    this.#signingQueued++;
+    const next = this.#signing
+      .catch(() => undefined)
+      .then(() => this.#signCheckpoint())
+      .finally(() => {
+        this.#signingQueued--;
+      });
     this.#signing = next;
     return next;
   }

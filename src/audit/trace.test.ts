@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { callHash } from '../core/call-hash.js';
 import type { AuditEvent } from './events.js';
 import { decisionChain, renderChain, truncate } from './trace.js';
 
@@ -97,7 +98,12 @@ describe('decisionChain', () => {
   it('includes the approval only when the event names one', () => {
     const approved = { ...allowed, approvalId: 'apr-5' } as AuditEvent;
     const [withApproval, without] = decisionChain([approved, { ...denied }]);
-    expect(withApproval?.approval).toEqual({ approvalId: 'apr-5', decisions: [] });
+    expect(withApproval?.approval).toEqual({
+      approvalId: 'apr-5',
+      callHash: null,
+      callHashMatches: null,
+      decisions: [],
+    });
     expect(without).not.toHaveProperty('approval');
   });
 
@@ -136,6 +142,73 @@ describe('decisionChain', () => {
         '              approved by oncall@example.com at 2026-11-28T08:59:59.000Z [seq 9]',
       ].join('\n'),
     );
+  });
+});
+
+describe('decisionChain with the approvals engine', () => {
+  // What the approvals engine records for a decision: the approval id committed, the call hash as argsHash.
+  const hashOfAllowed = callHash({
+    agentId: 'support-bot',
+    taskId: 'task-42',
+    server: 'tickets',
+    tool: 'get_ticket',
+    arguments: { id: 'T-1' },
+  });
+  const decide: AuditEvent = {
+    ...base,
+    id: 'evt-d',
+    seq: 9,
+    time: base.time - 1000,
+    traceId: null,
+    method: 'approvals/decide',
+    argsHash: hashOfAllowed,
+    approvalId: 'apr_5',
+    reasons: ['approval apr_5', 'approve by dana@example.com (usr_1) via console', `call ${hashOfAllowed}`],
+    arguments: {
+      approvalId: 'apr_5',
+      decision: 'approve',
+      approver: { id: 'usr_1', name: 'dana@example.com' },
+    },
+  };
+  const consumer = { ...allowed, approvalId: 'apr_5', reasons: ['approval apr_5'] } as AuditEvent;
+
+  it('names who approved, when, and the call hash approved, and rechecks it against the call', () => {
+    const [step, ...rest] = decisionChain([consumer, decide], { id: 'task-42' });
+    expect(rest).toEqual([]);
+    expect(step?.approval).toEqual({
+      approvalId: 'apr_5',
+      callHash: hashOfAllowed,
+      callHashMatches: true,
+      decisions: [
+        expect.objectContaining({ decision: 'approved', by: 'dana@example.com', time: decide.time, seq: 9 }),
+      ],
+    });
+    const text = renderChain([step!]);
+    expect(text).toContain('approved by dana@example.com at 2026-11-28T08:59:59.000Z [seq 9]');
+    expect(text).toContain(`call hash ${hashOfAllowed} (the hash of this call)`);
+  });
+
+  it('says when the approved hash is not the hash of the call that consumed it', () => {
+    const other = { ...consumer, arguments: { id: 'T-9' } } as AuditEvent;
+    const [step] = decisionChain([other, decide]);
+    expect(step?.approval?.callHashMatches).toBe(false);
+    expect(renderChain([step!])).toContain('(NOT the hash of this call)');
+  });
+
+  it('still names the approver from the committed reasons once the content is erased', () => {
+    const { arguments: _gone, ...erasedDecide } = decide;
+    const { arguments: _a, reasoning: _r, result: _x, ...erasedCall } = consumer;
+    const [step] = decisionChain([
+      { ...erasedCall, erased: true },
+      { ...erasedDecide, erased: true },
+    ]);
+    expect(step?.approval?.decisions[0]?.by).toBe('dana@example.com');
+    expect(step?.approval?.callHashMatches).toBeNull();
+    const text = renderChain([step!]);
+    expect(text).toContain('reasoning: (erased)');
+    expect(text).toMatch(/arguments: \(erased; sha256 c0ffeec0ffeec0ff\.\.\.\)/);
+    expect(text).toContain('result:    (erased)');
+    expect(text).toContain('(not rechecked: the arguments are erased)');
   });
 });
 

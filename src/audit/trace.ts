@@ -1,3 +1,4 @@
+import { callHash } from '../core/call-hash.js';
 import type { AuditEvent } from './events.js';
 
 /**
@@ -17,6 +18,8 @@ export interface ChainStep {
   owner: string | null;
   taskId: string | null;
   traceId: string | null;
+  /** True when the event's content (arguments, reasoning, result) was erased; the leaf still commits to it. */
+  erased: boolean;
   /** The agent's stated reasoning, or null when it gave none or it was erased. */
   reasoning: string | null;
   call: {
@@ -46,6 +49,13 @@ export interface ChainStep {
 /** The approval a call consumed, and who decided it when, from the approval audit events. */
 export interface ChainApproval {
   approvalId: string;
+  /** The call hash the approvers decided on (from the decision events), or null when none is in the log. */
+  callHash: string | null;
+  /**
+   * Whether that hash is the hash of this call (agent, task, server, tool and arguments), recomputed
+   * from the event: null when it cannot be recomputed (no decision event, or the arguments were erased).
+   */
+  callHashMatches: boolean | null;
   /** Oldest first; empty when no approval event for this id is in the log (or in the selection). */
   decisions: ApprovalDecision[];
 }
@@ -61,6 +71,8 @@ export interface ApprovalDecision {
   decision: string;
   /** The person who decided (their email), when the event names one. */
   by: string | null;
+  /** The call hash the decision was about (the approval event's argsHash). */
+  callHash: string | null;
   reasons: readonly string[];
 }
 
@@ -130,16 +142,63 @@ function stringField(value: unknown, ...keys: string[]): string | null {
  */
 export function approvalDecisionOf(event: AuditEvent): ApprovalDecision {
   const fallback =
-    event.method === 'approvals/request' ? 'requested' : event.effect === 'allow' ? 'approved' : 'rejected';
+    event.method === 'approvals/request'
+      ? 'requested'
+      : event.method === 'approvals/cancel'
+        ? 'cancelled'
+        : event.effect === 'allow'
+          ? 'approved'
+          : 'rejected';
+  const approver =
+    event.arguments !== null && typeof event.arguments === 'object'
+      ? (event.arguments as Record<string, unknown>).approver
+      : undefined;
   return {
     seq: event.seq,
     eventId: event.id,
     time: event.time,
     method: event.method,
-    decision: stringField(event.arguments, 'decision', 'status') ?? fallback,
-    by: stringField(event.arguments, 'decidedBy', 'approver', 'by', 'actor'),
+    decision: decisionWord(stringField(event.arguments, 'decision', 'status')) ?? fallback,
+    // The committed reasons first: they name the voter as approval votes do, and survive erasure.
+    by:
+      deciderInReasons(event.reasons) ??
+      stringField(event.arguments, 'decidedBy', 'by', 'actor') ??
+      stringField(approver, 'name', 'email', 'id') ??
+      (typeof approver === 'string' && approver !== '' ? approver : null),
+    callHash: event.argsHash,
     reasons: event.reasons,
   };
+}
+
+/** "approve" and "deny" (the approvals engine's verbs) read as what happened. */
+function decisionWord(value: string | null): string | null {
+  if (value === 'approve') return 'approved';
+  if (value === 'deny') return 'denied';
+  return value;
+}
+
+/**
+ * The decider as the committed reasons name them ("approve by dana@example.com (usr_1) via api",
+ * "cancelled by ..."), so the chain still says who after the event's content was erased.
+ */
+function deciderInReasons(reasons: readonly string[]): string | null {
+  for (const reason of reasons) {
+    const match = /^(?:approve|deny|cancelled|revoked) by (\S+)/.exec(reason);
+    if (match !== null) return match[1]!;
+  }
+  return null;
+}
+
+/** The hash an approval of this call would be bound to, or null when its arguments were erased. */
+function callHashOfEvent(event: AuditEvent, erased: boolean): string | null {
+  if (erased || event.agentId === null || event.target === null) return null;
+  return callHash({
+    agentId: event.agentId,
+    taskId: event.taskId,
+    server: event.server ?? '',
+    tool: event.target,
+    arguments: event.arguments,
+  });
 }
 
 /**
@@ -175,6 +234,7 @@ export function decisionChain(events: readonly AuditEvent[], options: ChainOptio
   return steps.map((event) => {
     const name = [event.server, event.target].filter((part) => part !== null).join('.');
     const reasoning = reasoningText(event.reasoning);
+    const erased = event.erased === true;
     const step: ChainStep = {
       seq: event.seq,
       eventId: event.id,
@@ -183,6 +243,7 @@ export function decisionChain(events: readonly AuditEvent[], options: ChainOptio
       owner: event.owner,
       taskId: event.taskId,
       traceId: event.traceId,
+      erased,
       reasoning: reasoning === null ? null : truncate(reasoning, maxReasoning),
       call: {
         method: event.method,
@@ -199,7 +260,21 @@ export function decisionChain(events: readonly AuditEvent[], options: ChainOptio
       },
     };
     const approvalId = approvalIdOf(event);
-    if (approvalId !== undefined) step.approval = { approvalId, decisions: decisions.get(approvalId) ?? [] };
+    if (approvalId !== undefined) {
+      // An approval event standing as its own step (no call in the selection consumed it) is its decision.
+      const recorded = isApprovalEvent(event)
+        ? [approvalDecisionOf(event)]
+        : (decisions.get(approvalId) ?? []);
+      // The hash the approvers saw: every decision on one approval is about the same call.
+      const approved = recorded.find((d) => d.callHash !== null)?.callHash ?? null;
+      const own = approved === null || isApprovalEvent(event) ? null : callHashOfEvent(event, erased);
+      step.approval = {
+        approvalId,
+        callHash: approved,
+        callHashMatches: own === null ? null : own === approved,
+        decisions: recorded,
+      };
+    }
     return step;
   });
 }
@@ -227,15 +302,17 @@ function renderStep(step: ChainStep, index: number): string[] {
   lines.push(`${index + 1}. [seq ${step.seq}] ${new Date(step.time).toISOString()}  ${who}${owner}`);
   const indent = '   ';
 
-  lines.push(...field('reasoning', step.reasoning ?? '(none recorded)', indent));
+  lines.push(...field('reasoning', step.reasoning ?? (step.erased ? '(erased)' : '(none recorded)'), indent));
 
   const target = step.call.name === null ? step.call.method : `${step.call.name}  (${step.call.method})`;
   lines.push(...field('call', target, indent));
   const args =
     step.call.arguments ??
-    (step.call.argsHash === null
-      ? '(none)'
-      : `(not available; sha256 ${step.call.argsHash.slice(0, 16)}...)`);
+    (step.erased
+      ? `(erased${step.call.argsHash === null ? '' : `; sha256 ${step.call.argsHash.slice(0, 16)}...`})`
+      : step.call.argsHash === null
+        ? '(none)'
+        : `(not available; sha256 ${step.call.argsHash.slice(0, 16)}...)`);
   lines.push(...field('arguments', args, `${indent}  `));
 
   lines.push(...field('decision', step.decision.effect.toUpperCase(), indent));
@@ -246,12 +323,23 @@ function renderStep(step: ChainStep, index: number): string[] {
   }
 
   if (step.approval !== undefined) {
-    lines.push(...field('approval', step.approval.approvalId, indent));
-    for (const d of step.approval.decisions) {
+    const { approvalId, callHash: approved, callHashMatches, decisions } = step.approval;
+    lines.push(...field('approval', approvalId, indent));
+    for (const d of decisions) {
       const by = d.by === null ? '' : ` by ${d.by}`;
       lines.push(
         ...field('', `${d.decision}${by} at ${new Date(d.time).toISOString()} [seq ${d.seq}]`, indent),
       );
+    }
+    if (decisions.length === 0) lines.push(...field('', '(no decision recorded in the log)', indent));
+    if (approved !== null) {
+      const check =
+        callHashMatches === null
+          ? 'not rechecked: the arguments are erased'
+          : callHashMatches
+            ? 'the hash of this call'
+            : 'NOT the hash of this call';
+      lines.push(...field('', `call hash ${approved} (${check})`, indent));
     }
   }
 
@@ -264,6 +352,8 @@ function renderStep(step: ChainStep, index: number): string[] {
     ),
   );
   if (step.outcome.result !== null) lines.push(...field('result', step.outcome.result, `${indent}  `));
+  else if (step.erased && step.outcome.outcome === 'executed')
+    lines.push(...field('result', '(erased)', `${indent}  `));
   return lines;
 }
 

@@ -268,12 +268,20 @@ class EventOrder {
       }
       const seq = seqs[i]!;
       if (seq <= this.previous) {
-        if (this.gap !== undefined && seq === this.gap.seq) this.gap = undefined;
-        this.fail(`events out of order at line ${this.lineNumber}: seq ${seq} after seq ${this.previous}`);
+        if (this.gap !== undefined && seq === this.gap.seq) {
+          // The line fills the first gap: the event was moved, not added.
+          this.gap = undefined;
+          this.fail(`events out of order at line ${this.lineNumber}: seq ${seq} after seq ${this.previous}`);
+        }
+        // With no gap pending (fail reports a pending gap first), seqs fromSeq..previous were all
+        // seen in order, so this line is a second event with a seq already taken.
+        this.fail(
+          `event inserted at line ${this.lineNumber}: seq ${seq} ${seq === this.previous ? 'repeats the line before' : 'was already seen'}`,
+        );
       }
       if (seq < fromSeq || seq > toSeq) {
         this.fail(
-          `event seq ${seq} at line ${this.lineNumber} is outside the signed export range ${fromSeq}..${toSeq}`,
+          `event inserted at line ${this.lineNumber}: seq ${seq} is outside the signed export range ${fromSeq}..${toSeq}`,
         );
       }
       const expected = this.previous === 0 ? fromSeq : this.previous + 1;

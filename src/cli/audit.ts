@@ -85,11 +85,18 @@ export function registerAuditCommands(program: Command): void {
         ['latency', `${(event.latencyUs / 1000).toFixed(2)} ms`],
         ['trace', event.traceId],
         ['args hash', event.argsHash],
-        ['arguments', JSON.stringify(event.arguments)],
+        ['policy set', event.policySetHash],
+        ['approval', event.approvalId],
+        ['arguments', event.erased ? '(erased)' : JSON.stringify(event.arguments)],
         [
           'reasoning',
-          typeof event.reasoning === 'string' ? event.reasoning : JSON.stringify(event.reasoning),
+          event.erased
+            ? '(erased)'
+            : typeof event.reasoning === 'string'
+              ? event.reasoning
+              : JSON.stringify(event.reasoning),
         ],
+        ['result', event.erased ? '(erased)' : JSON.stringify(event.result)],
       ];
       for (const [k, v] of lines) console.log(`${k.padEnd(10)} ${v ?? '-'}`);
     });

@@ -9,6 +9,7 @@ import { systemClock } from '../core/clock.js';
 import { loadConfig } from '../core/config.js';
 import { IdGenerator } from '../core/ids.js';
 import { UserService } from '../identity/index.js';
+import { startDemoTicketsApi } from './demo-tickets.js';
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -26,6 +27,10 @@ export interface DemoCredentials {
   agents: Array<{ name: string; clientId: string; clientSecret: string; secretFile: string }>;
   /** A console login with every role; its password is renewed on each demo start. */
   console: { email: string; password: string };
+  /** The demo tickets API (its key is only in the vault) and its Custos proxy URL. */
+  tickets: { upstream: string; proxy: string };
+  /** The agent's MCP client configuration file: Custos URL and client credentials, no upstream secret. */
+  mcpClientConfig: string;
 }
 
 const demoUser = 'demo-admin@example.com';
@@ -58,6 +63,9 @@ export async function runDemo(options: {
       readFileSync(join(source, file), 'utf8').replaceAll('SANDBOX', sandbox),
     );
   }
+  // The tickets API key is made here, handed to the API and to the vault, and written nowhere else.
+  const ticketsKey = randomBytes(24).toString('base64url');
+  const ticketsApi = await startDemoTicketsApi(ticketsKey);
   const configFile = join(home, 'custos.yaml');
   writeFileSync(
     configFile,
@@ -74,6 +82,7 @@ export async function runDemo(options: {
           args: [serverEntry('@modelcontextprotocol/server-everything'), 'stdio'],
         },
       },
+      apis: { tickets: { url: ticketsApi.url, credential: 'tickets-api-key' } },
       policies: './policies',
       agents: [
         {
@@ -86,7 +95,15 @@ export async function runDemo(options: {
     }),
   );
   const config = loadConfig({ file: configFile, dataDir });
-  const custos = await startCustos(config);
+  const custos = await startCustos(config).catch(async (error: unknown) => {
+    await ticketsApi.close();
+    throw error;
+  });
+  await custos.vault.set('tickets-api-key', ticketsKey, {
+    kind: 'api_key',
+    metadata: { upstream: 'demo tickets API' },
+  });
+  const close = custos.close;
   const agents: DemoCredentials['agents'] = [];
   for (const name of ['demo-reader', 'demo-writer']) {
     const agent = await custos.identity.agents.require(name);
@@ -108,10 +125,50 @@ export async function runDemo(options: {
   } else {
     await users.setPassword(demoUser, password);
   }
-  const demo: DemoCredentials = { url: custos.url, agents, console: { email: demoUser, password } };
+  // What an agent's MCP client needs: Custos's URL and its own Custos credential, nothing upstream.
+  const mcpClientConfig = join(home, 'mcp-client.json');
+  const reader = agents[0];
+  writeFileSync(
+    mcpClientConfig,
+    JSON.stringify(
+      {
+        mcpServers: {
+          custos: {
+            command: 'npx',
+            args: [
+              'custos',
+              'connect',
+              '--url',
+              `${custos.url}/mcp`,
+              '--client-id',
+              reader?.clientId ?? '',
+              '--client-secret-file',
+              reader?.secretFile ?? '',
+            ],
+          },
+        },
+      },
+      null,
+      2,
+    ),
+    { mode: 0o600 },
+  );
+  const demo: DemoCredentials = {
+    url: custos.url,
+    agents,
+    console: { email: demoUser, password },
+    tickets: { upstream: ticketsApi.url, proxy: `${custos.url}/proxy/tickets/tickets` },
+    mcpClientConfig,
+  };
   writeFileSync(join(home, 'credentials.json'), JSON.stringify(demo, null, 2), { mode: 0o600 });
   if (!options.quiet) printDemo(demo, configFile);
-  return Object.assign(custos, { demo });
+  return Object.assign(custos, {
+    demo,
+    close: async () => {
+      await close();
+      await ticketsApi.close();
+    },
+  });
 }
 
 function printDemo(demo: DemoCredentials, configFile: string): void {
@@ -126,6 +183,9 @@ function printDemo(demo: DemoCredentials, configFile: string): void {
     ...demo.agents.map(
       (a) => `  ${a.name.padEnd(12)} client_id ${a.clientId}  client_secret ${a.clientSecret}`,
     ),
+    '',
+    `Tickets API through Custos (its API key stays in the vault):  curl -H "Authorization: Bearer <agent token>" ${demo.tickets.proxy}`,
+    `Agent MCP client configuration (no upstream secret in it):    ${demo.mcpClientConfig}`,
     '',
     `Console: ${demo.url}/  log in as ${demo.console.email} with password ${demo.console.password}`,
     '',

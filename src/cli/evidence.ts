@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { policySetArchiveDir } from '../app.js';
 import {
   FRAMEWORKS,
   type Framework,
@@ -10,7 +11,14 @@ import {
 } from '../audit/index.js';
 import { CustosError } from '../core/errors.js';
 import { serverInfo } from '../gateway/index.js';
-import { compilePolicySet, readPolicyDirectory } from '../policy/index.js';
+import {
+  archivedPolicySetOf,
+  archivePolicySet,
+  compilePolicySet,
+  POLICY_SET_HASH_ALGORITHM,
+  readArchivedPolicySet,
+  readPolicyDirectory,
+} from '../policy/index.js';
 import { agentService, type GlobalOptions, readConfig, withStore } from './context.js';
 import { printJson } from './output.js';
 
@@ -45,6 +53,10 @@ export function registerEvidenceCommands(program: Command): void {
       const policies = await readPolicyDirectory(config.policies);
       // Compiling checks the set is the valid one Custos would enforce, and counts its policies.
       const compiled = compilePolicySet(policies);
+      // The set in force joins the archive (a server does this when it loads a set).
+      const archive = policySetArchiveDir(config.dataDir);
+      const inForce = archivedPolicySetOf(compiled, Date.now());
+      archivePolicySet(archive, inForce);
       const summary = await withStore(config, async (store) => {
         const agents = agentService(store);
         const inventory: InventoryAgent[] = [];
@@ -80,6 +92,8 @@ export function registerEvidenceCommands(program: Command): void {
             directory: config.policies,
             files: [...policies.files, ...(policies.schema === undefined ? [] : [policies.schema])],
             count: compiled.policies.length,
+            setHash: { value: inForce.hash, algorithm: POLICY_SET_HASH_ALGORITHM },
+            archive: { directory: archive, read: (hash) => readArchivedPolicySet(archive, hash) },
           },
           now: Date.now(),
           version: serverInfo.version,

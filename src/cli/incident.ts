@@ -3,6 +3,8 @@ import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { adminToken, type RuntimeFile, runtimeFilePath } from '../app.js';
+import { ApprovalService } from '../approvals/index.js';
+import { AuditRecorder, TransparencyLog } from '../audit/index.js';
 import { systemClock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
 import { CustosError } from '../core/errors.js';
@@ -50,26 +52,52 @@ function scopeOf(o: ScopeOptions): { scope: string; target?: string } {
   return scope === 'all' ? { scope } : { scope, target: String(o[scope as keyof ScopeOptions]) };
 }
 
-/** The detect service on the store, for commands run without a server. */
+/**
+ * The detect service on the store, for commands run without a server. Commands that change
+ * something (`writes`) also get the audit log, so kills, resumes and incident notes are
+ * recorded there, and the approvals engine, so a kill cancels the held approvals it covers.
+ */
 async function offline<T>(
   config: Config,
   work: (detect: DetectService, store: Store) => Promise<T>,
+  writes = false,
 ): Promise<T> {
   return withStore(config, async (store) => {
+    const clock = systemClock;
+    const ids = new IdGenerator(clock);
+    const log = writes ? await TransparencyLog.open(store, { clock }) : undefined;
+    const audit = log && new AuditRecorder(store, log, ids, { commitDelayMs: 0 });
     const detect = await DetectService.open({
       store,
-      clock: systemClock,
-      ids: new IdGenerator(systemClock),
+      clock,
+      ids,
       config: config.detect,
       agents: agentService(store),
       playbooks: config.detect.playbooks
         ? loadPlaybooks(resolve(config.baseDir, config.detect.playbooks))
         : [],
+      ...(audit ? { audit } : {}),
     });
+    if (audit) {
+      const approvals = new ApprovalService({
+        store,
+        clock,
+        ids,
+        config: config.approvals,
+        audit,
+        annotationsOf: () => undefined,
+      });
+      detect.onContain(async ({ containment }) => ({
+        action: 'cancel_approvals',
+        detail: { ...(await approvals.cancelContained(containment)) },
+      }));
+    }
     try {
       return await work(detect, store);
     } finally {
       await detect.close();
+      await audit?.close();
+      await log?.close();
     }
   });
 }
@@ -196,7 +224,7 @@ export function registerIncidentCommands(program: Command): void {
       const body = { ...target, ...(o.reason ? { reason: o.reason } : {}) };
       const containment = server
         ? (await callAdmin<{ containment: Containment }>(server, 'POST', '/containments', body)).containment
-        : await offline(c, (detect) => detect.kill({ ...body, actor: whoAmI(undefined) }));
+        : await offline(c, (detect) => detect.kill({ ...body, actor: whoAmI(undefined) }), true);
       if (o.json) return printJson({ containment });
       console.log(
         `contained ${containment.scope} ${containment.target} (${containment.id}, incident ${containment.incidentId ?? '-'})`,
@@ -216,7 +244,7 @@ export function registerIncidentCommands(program: Command): void {
       const by = whoAmI(o.by);
       const result = server
         ? await callAdmin<ResumeResult>(server, 'POST', '/containments/resume', { ...target, by })
-        : await offline(c, (detect) => detect.resume({ ...target, by }));
+        : await offline(c, (detect) => detect.resume({ ...target, by }), true);
       if (o.json) return printJson(result);
       const what = `${result.containment.scope} ${result.containment.target}`;
       console.log(
@@ -293,7 +321,7 @@ export function registerIncidentCommands(program: Command): void {
               { text, by },
             )
           ).incident
-        : await offline(c, (detect) => detect.addNote(id, by, text));
+        : await offline(c, (detect) => detect.addNote(id, by, text), true);
       if (o.json) return printJson({ incident: result });
       console.log(`note added to ${result.id}`);
     });
@@ -316,7 +344,7 @@ export function registerIncidentCommands(program: Command): void {
               { note: o.note, by },
             )
           ).incident
-        : await offline(c, (detect) => detect.closeIncident(id, by, o.note));
+        : await offline(c, (detect) => detect.closeIncident(id, by, o.note), true);
       if (o.json) return printJson({ incident: result });
       console.log(`incident ${result.id} closed`);
     });
@@ -404,13 +432,16 @@ export function registerIncidentCommands(program: Command): void {
               body,
             )
           ).actions
-        : await offline(c, (detect) =>
-            detect.runPlaybookByName(name, {
-              agent: o.agent,
-              dryRun: o.dryRun === true,
-              ...(o.incident ? { incidentId: o.incident } : {}),
-              actor: whoAmI(undefined),
-            }),
+        : await offline(
+            c,
+            (detect) =>
+              detect.runPlaybookByName(name, {
+                agent: o.agent,
+                dryRun: o.dryRun === true,
+                ...(o.incident ? { incidentId: o.incident } : {}),
+                actor: whoAmI(undefined),
+              }),
+            true,
           );
       if (o.json) return printJson({ actions });
       printActions(actions);

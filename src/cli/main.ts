@@ -11,6 +11,7 @@ import { runDemo } from './demo.js';
 import { registerEvidenceCommands } from './evidence.js';
 import { registerIncidentCommands } from './incident.js';
 import { registerPolicyCommands } from './policy.js';
+import { registerSecretCommands } from './secret.js';
 import { registerUserCommands } from './user.js';
 import { registerServersCommand, registerVetCommands } from './vet.js';
 
@@ -115,6 +116,7 @@ export function buildProgram(): Command {
   registerIncidentCommands(program);
   registerApprovalCommands(program);
   registerUserCommands(program);
+  registerSecretCommands(program);
   registerVetCommands(program);
   registerServersCommand(program);
   return program;

@@ -1,5 +1,8 @@
+import { userInfo } from 'node:os';
 import type { Command } from 'commander';
+import { AuditRecorder, TransparencyLog } from '../audit/index.js';
 import { systemClock } from '../core/clock.js';
+import type { Config } from '../core/config.js';
 import { CustosError } from '../core/errors.js';
 import { IdGenerator } from '../core/ids.js';
 import { type User, type UserRole, UserService, type UserTokenInfo, userRoles } from '../identity/index.js';
@@ -11,6 +14,27 @@ type Json = { json?: boolean };
 
 function userService(store: Store): UserService {
   return new UserService({ store, clock: systemClock, ids: new IdGenerator(systemClock) });
+}
+
+/** Who runs the CLI without a server: $CUSTOS_USER or the login name (recorded with each change). */
+function whoAmI(): string {
+  return process.env.CUSTOS_USER ?? userInfo().username;
+}
+
+/** A change to people without a server: the user service with the audit log, so it is recorded. */
+async function changeUsers<T>(config: Config, work: (users: UserService) => Promise<T>): Promise<T> {
+  return withStore(config, async (store) => {
+    const clock = systemClock;
+    const ids = new IdGenerator(clock);
+    const log = await TransparencyLog.open(store, { clock });
+    const audit = new AuditRecorder(store, log, ids, { commitDelayMs: 0 });
+    try {
+      return await work(new UserService({ store, clock, ids, audit }));
+    } finally {
+      await audit.close();
+      await log.close();
+    }
+  });
 }
 
 /** The password from standard input (never from argv, where other users of the machine can read it). */
@@ -74,7 +98,7 @@ export function registerUserCommands(program: Command): void {
         const server = await runningServer(config);
         const added = server
           ? (await callAdmin<{ user: User }>(server, 'POST', '/users', input)).user
-          : await withStore(config, (store) => userService(store).add(input));
+          : await changeUsers(config, (users) => users.add(input, whoAmI()));
         if (o.json) return printJson({ user: added });
         console.log(`user ${added.email} added (${added.roles.join(', ')})`);
       },
@@ -115,11 +139,35 @@ export function registerUserCommands(program: Command): void {
                 {},
               )
             ).user
-          : await withStore(config, (store) => userService(store)[action](ref));
+          : await changeUsers(config, (users) => users[action](ref, whoAmI()));
         if (o.json) return printJson({ user: changed });
         console.log(`${changed.email} is now ${changed.status}`);
       });
   }
+
+  user
+    .command('roles <email>')
+    .description("replace a user's roles")
+    .requiredOption('--role <role>', 'admin, approver or auditor (repeatable)', collect, [])
+    .option('--json', 'print JSON')
+    .action(async (ref: string, o: Json & { role: string[] }) => {
+      for (const role of o.role) {
+        if (!userRoles.includes(role as UserRole))
+          throw new CustosError('usage', `unknown role ${role}: use ${userRoles.join(', ')}`);
+      }
+      const config = readConfig(program.opts<GlobalOptions>());
+      const server = await runningServer(config);
+      const roles = o.role as UserRole[];
+      const changed = server
+        ? (
+            await callAdmin<{ user: User }>(server, 'POST', `/users/${encodeURIComponent(ref)}/roles`, {
+              roles,
+            })
+          ).user
+        : await changeUsers(config, (users) => users.setRoles(ref, roles, whoAmI()));
+      if (o.json) return printJson({ user: changed });
+      console.log(`${changed.email} now has the roles ${changed.roles.join(', ')}`);
+    });
 
   user
     .command('password <email>')
@@ -129,7 +177,7 @@ export function registerUserCommands(program: Command): void {
       const config = readConfig(program.opts<GlobalOptions>());
       const server = await runningServer(config);
       if (server) await callAdmin(server, 'POST', `/users/${encodeURIComponent(ref)}/password`, { password });
-      else await withStore(config, (store) => userService(store).setPassword(ref, password));
+      else await changeUsers(config, (users) => users.setPassword(ref, password, whoAmI()));
       console.log(`password of ${ref} set`);
     });
 
@@ -148,7 +196,7 @@ export function registerUserCommands(program: Command): void {
             `/users/${encodeURIComponent(ref)}/tokens`,
             { name: o.name },
           )
-        : await withStore(config, (store) => userService(store).createToken(ref, o.name));
+        : await changeUsers(config, (users) => users.createToken(ref, o.name, whoAmI()));
       if (o.json) return printJson(created);
       console.log(
         `token ${created.info.id} (${created.info.name}) created ${formatTime(created.info.createdAt)}`,

@@ -39,8 +39,23 @@ describe('configuration', () => {
     expect(problemsOf({ servers: { files: { port: 3 } } })).toContain('servers.files');
   });
 
-  it('explains that upstream credentials are not available yet', () => {
-    const message = problemsOf({ servers: { t: { url: 'http://127.0.0.1:9/mcp', credential: 'k' } } });
+  it('accepts a vault credential on a server and an api, and rejects a malformed one', () => {
+    const config = buildConfig(
+      {
+        servers: { t: { url: 'http://127.0.0.1:9/mcp', credential: 'k' } },
+        apis: {
+          tickets: {
+            url: 'http://127.0.0.1:9/api',
+            credential: { secret: 'k', header: 'X-Key: {{secret}}' },
+          },
+        },
+      },
+      '/x',
+    );
+    expect(config.apis.tickets?.timeout).toBe(30);
+    const message = problemsOf({
+      servers: { t: { url: 'http://127.0.0.1:9/mcp', credential: { value: 'k' } } },
+    });
     expect(message).toContain('servers.t');
   });
 

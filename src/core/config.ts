@@ -11,8 +11,34 @@ const name = z
     'use lower-case letters, digits, "-" and "_" (no dots), up to 63 characters',
   );
 
+/**
+ * A vault binding declared in the configuration: a secret name (injected with the default
+ * template: `Authorization: Bearer {{secret}}` for HTTP, env for stdio needs `env`), or
+ * the long form with a header template or an environment variable.
+ */
+const credential = z.union(
+  [
+    z.string().min(1),
+    z.strictObject({
+      secret: z.string().min(1),
+      /** "Name: value with {{secret}}", e.g. "Authorization: Bearer {{secret}}" or "X-Api-Key: {{secret}}". */
+      header: z.string().min(1).optional(),
+      /** Environment variable of a stdio server. */
+      env: z
+        .string()
+        .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
+        .optional(),
+    }),
+  ],
+  {
+    error:
+      'credential is a secret name, or { secret, header: "Name: ... {{secret}}" } or { secret, env: VAR }',
+  },
+);
+
 const stdioServer = z.strictObject({
   command: z.string().min(1),
+  credential: credential.optional(),
   args: z.array(z.string()).default([]),
   env: z.record(z.string(), z.string()).default({}),
   cwd: z.string().optional(),
@@ -23,6 +49,7 @@ const stdioServer = z.strictObject({
 const httpServer = z.strictObject({
   url: z.url({ protocol: /^https?$/ }),
   headers: z.record(z.string(), z.string()).default({}),
+  credential: credential.optional(),
   timeout: z.number().positive().default(60),
 });
 
@@ -187,6 +214,9 @@ const detect = detectors
           .url({ protocol: /^https?$/ })
           .nullable()
           .default(null),
+        /** Tries per message (the first included), with exponential backoff from backoffMs. */
+        attempts: z.number().int().min(1).max(10).default(3),
+        backoffMs: z.number().int().min(0).max(60_000).default(500),
       })
       .prefault({}),
     /** Directory of playbook YAML files (null: none). */
@@ -237,6 +267,9 @@ const approvals = z.strictObject({
     .strictObject({
       url: z.url({ protocol: /^https?$/ }),
       headers: z.record(z.string(), z.string()).default({}),
+      /** Tries per message (the first included), with exponential backoff from backoffMs. */
+      attempts: z.number().int().min(1).max(10).default(3),
+      backoffMs: z.number().int().min(0).max(60_000).default(500),
     })
     .optional(),
 });
@@ -252,6 +285,19 @@ export const configSchema = z.strictObject({
     .default({ host: '127.0.0.1', port: 7400 }),
   storage: z.strictObject({ url: z.string().min(1) }).optional(),
   servers: z.record(name, server).default({}),
+  /** Plain HTTP APIs agents reach through /proxy/<api>/<path>, with a vault credential injected. */
+  apis: z
+    .record(
+      name,
+      z.strictObject({
+        /** Base URL; the path after /proxy/<api>/ is appended to it. */
+        url: z.url({ protocol: /^https?$/ }),
+        credential: credential.optional(),
+        /** Seconds a request may take. */
+        timeout: z.number().positive().default(30),
+      }),
+    )
+    .default({}),
   policies: z.string().min(1).default('./policies'),
   agents: z.array(agent).default([]),
   limits: z
@@ -322,6 +368,8 @@ export const configSchema = z.strictObject({
 });
 
 export type ServerConfig = z.infer<typeof server>;
+export type CredentialConfig = z.infer<typeof credential>;
+export type ApiConfig = z.infer<typeof configSchema>['apis'][string];
 export type StdioServerConfig = z.infer<typeof stdioServer>;
 export type HttpServerConfig = z.infer<typeof httpServer>;
 export type AgentConfig = z.infer<typeof agent>;
@@ -350,8 +398,8 @@ export function isStdioServer(server: ServerConfig): server is StdioServerConfig
 
 const hints: Array<[RegExp, string]> = [
   [
-    /^servers\.[^.]+\.credential$/,
-    'upstream credentials come with the vault (not yet available); remove the key',
+    /^servers\.[^.]+\.credential/,
+    'a secret name, or { secret: NAME, header: "Authorization: Bearer {{secret}}" } (HTTP) or { secret: NAME, env: VAR } (stdio)',
   ],
   [/^agents\.\d+\.owner$/, 'set owner to the email address of the human who answers for this agent'],
   [/^agents\.\d+\.purpose$/, 'set purpose to one sentence saying what the agent is for'],

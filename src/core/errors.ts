@@ -41,10 +41,14 @@ export type ErrorCode =
   | 'approval_pending'
   | 'approval_denied'
   | 'approval_expired'
+  | 'approval_cancelled'
   | 'approval_closed'
   | 'approval_ineligible'
   | 'approval_misconfigured'
   | 'approval_link_invalid'
+  // vault
+  | 'vault_locked'
+  | 'credential_missing'
   // infrastructure
   | 'store_unavailable'
   | 'internal';
@@ -83,10 +87,13 @@ const httpStatus: Record<ErrorCode, number> = {
   approval_pending: 428,
   approval_denied: 403,
   approval_expired: 409,
+  approval_cancelled: 409,
   approval_closed: 409,
   approval_ineligible: 403,
   approval_misconfigured: 500,
   approval_link_invalid: 403,
+  vault_locked: 503,
+  credential_missing: 502,
   store_unavailable: 503,
   internal: 500,
 };

@@ -34,7 +34,9 @@ export type IdKind =
   | 'apr'
   | 'grt'
   | 'usr'
-  | 'utok';
+  | 'utok'
+  | 'exp'
+  | 'bnd';
 
 /**
  * Ids are a kind prefix plus a time-ordered, ULID-like body, so they sort by creation

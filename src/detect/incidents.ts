@@ -75,21 +75,35 @@ export function actionFromRow(row: IncidentActionTable): IncidentAction {
   };
 }
 
-/** The audit events an incident concerns: its agent, task, server, tool, or everything. */
+/**
+ * The governed calls: the methods that run the gateway's whole request path (its
+ * TargetMethod), each of which may reach an upstream or be refused. Listings (tools/list
+ * and the like) and admin events (approvals/*, detect/*, incident/*, vet/*) are not calls.
+ */
+export const governedMethods: readonly string[] = Object.freeze([
+  'tools/call',
+  'resources/read',
+  'prompts/get',
+  'completion/complete',
+  'resources/subscribe',
+]);
+
+/** The governed calls an incident concerns: of its agent, task, server, tool, or everything. */
 export function scopeFilter(incident: Pick<Incident, 'scope' | 'target'>): EventFilter {
+  const methods = governedMethods;
   switch (incident.scope) {
     case 'agent':
-      return { agentId: incident.target };
+      return { agentId: incident.target, methods };
     case 'task':
-      return { taskId: incident.target };
+      return { taskId: incident.target, methods };
     case 'server':
-      return { server: incident.target };
+      return { server: incident.target, methods };
     case 'tool': {
       const dot = incident.target.indexOf('.');
-      return { server: incident.target.slice(0, dot), target: incident.target.slice(dot + 1) };
+      return { server: incident.target.slice(0, dot), target: incident.target.slice(dot + 1), methods };
     }
     case 'all':
-      return {};
+      return { methods };
   }
 }
 
@@ -150,23 +164,21 @@ export async function summarize(
   ]);
   const phase = (time: number): TimelineEntry['phase'] =>
     time < incident.onsetAt ? 'before' : time < incident.detectedAt ? 'onset' : 'contained';
-  const timeline = events
-    .filter((e) => e.method !== 'tools/list' && e.method !== 'prompts/list' && e.method !== 'resources/list')
-    .map(
-      (e): TimelineEntry => ({
-        seq: e.seq,
-        id: e.id,
-        time: e.time,
-        phase: phase(e.time),
-        method: e.method,
-        server: e.server,
-        target: e.target,
-        argsHash: e.argsHash,
-        outcome: e.outcome,
-        errorCode: e.errorCode,
-        reasons: e.reasons,
-      }),
-    );
+  const timeline = events.map(
+    (e): TimelineEntry => ({
+      seq: e.seq,
+      id: e.id,
+      time: e.time,
+      phase: phase(e.time),
+      method: e.method,
+      server: e.server,
+      target: e.target,
+      argsHash: e.argsHash,
+      outcome: e.outcome,
+      errorCode: e.errorCode,
+      reasons: e.reasons,
+    }),
+  );
   const total = (inWindow.executed ?? 0) + (inWindow.denied ?? 0) + (inWindow.failed ?? 0);
   const fromOnset = timeline.filter((e) => e.time >= incident.onsetAt);
   return {

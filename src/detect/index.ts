@@ -37,6 +37,7 @@ export {
   type AgentsPort,
   type ContainEvent,
   type ContainListener,
+  type ContainOutcome,
   type DetectDeps,
   type DetectHooks,
   type DetectLogger,

@@ -1,4 +1,5 @@
 import { request } from 'undici';
+import { type RetryPolicy, withRetry } from '../core/retry.js';
 import type { Incident } from './incidents.js';
 
 /** A Slack-compatible incoming-webhook message: `text` for every client, `blocks` for Slack. */
@@ -31,20 +32,29 @@ export function incidentMessage(
 }
 
 /**
- * POST a message to a webhook; resolves to the HTTP status. Network errors and non-2xx
- * answers reject with a message fit for the incident's action record (never the URL's secret path).
+ * POST a message to a webhook, trying again with backoff as `retry` says; resolves to the
+ * HTTP status and the tries it took. Network errors and non-2xx answers (after the last try) reject with a message fit for the incident's action record (never the URL's secret path).
  */
-export async function postWebhook(url: string, message: WebhookMessage, timeoutMs = 5000): Promise<number> {
-  const res = await request(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(message),
-    headersTimeout: timeoutMs,
-    bodyTimeout: timeoutMs,
+export async function postWebhook(
+  url: string,
+  message: WebhookMessage,
+  retry: RetryPolicy = { attempts: 1, backoffMs: 0 },
+  timeoutMs = 5000,
+): Promise<{ status: number; attempts: number }> {
+  const body = JSON.stringify(message);
+  const { result, attempts } = await withRetry(retry, async () => {
+    const res = await request(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    });
+    await res.body.dump();
+    if (res.statusCode >= 300) throw new Error(`webhook answered HTTP ${res.statusCode}`);
+    return res.statusCode;
   });
-  await res.body.dump();
-  if (res.statusCode >= 300) throw new Error(`webhook answered HTTP ${res.statusCode}`);
-  return res.statusCode;
+  return { status: result, attempts };
 }
 
 /** The webhook's origin only, for records: the path of a Slack webhook URL is its secret. */

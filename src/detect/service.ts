@@ -1,4 +1,4 @@
-import { listEvents } from '../audit/index.js';
+import { type AuditEvent, type AuditEventInput, listEvents } from '../audit/index.js';
 import type { Clock } from '../core/clock.js';
 import type { DetectConfig } from '../core/config.js';
 import { CustosError, errorMessage, isCustosError } from '../core/errors.js';
@@ -53,7 +53,14 @@ export interface ContainEvent {
   readonly incidentId: string | null;
 }
 
-export type ContainListener = (event: ContainEvent) => void | Promise<void>;
+/** What a listener did about a containment, recorded as an action of its incident. */
+export interface ContainOutcome {
+  /** The action's kind, e.g. cancel_approvals. */
+  readonly action: string;
+  readonly detail: Record<string, unknown>;
+}
+
+export type ContainListener = (event: ContainEvent) => void | ContainOutcome | Promise<void | ContainOutcome>;
 
 /**
  * Hooks other capabilities register when they exist. Until then the matching playbook
@@ -80,6 +87,8 @@ export interface DetectDeps {
   agents: AgentsPort;
   playbooks?: readonly Playbook[];
   logger?: DetectLogger;
+  /** The audit log: every kill, quarantine, resume and incident change is an event there. */
+  audit?: { record(input: AuditEventInput): Promise<AuditEvent> };
 }
 
 export interface KillRequest {
@@ -127,6 +136,8 @@ export class DetectService {
   /** Calls past the contain stage and not finished: a containment cancels the matching ones. */
   private readonly flights = new Set<CallContext>();
   private readonly listeners = new Set<ContainListener>();
+  /** What the listeners of a containment are doing, until its incident records it. */
+  private readonly listenerWork = new Map<string, Promise<PromiseSettledResult<void | ContainOutcome>[]>>();
   private readonly pending = new Set<Promise<unknown>>();
   private readonly hours: WorkingHours | undefined;
   private readonly hasToolDetectors: boolean;
@@ -404,13 +415,18 @@ export class DetectService {
         flight.abort?.(reason);
       }
     }
-    for (const listener of this.listeners) {
-      try {
-        const result = listener({ containment, incidentId: containment.incidentId });
-        if (result instanceof Promise) this.track(result);
-      } catch (error) {
-        this.deps.logger?.error({ err: error }, 'a containment listener failed');
-      }
+    if (this.listeners.size > 0) {
+      const outcomes = [...this.listeners].map((listener) => {
+        try {
+          return Promise.resolve(listener({ containment, incidentId: containment.incidentId }));
+        } catch (error) {
+          return Promise.reject(error);
+        }
+      });
+      const settled = Promise.allSettled(outcomes);
+      this.listenerWork.set(containment.id, settled);
+      // Awaited by whoever stores the containment; tracked so settle() sees it in every case.
+      this.track(settled);
     }
     return containment;
   }
@@ -521,6 +537,21 @@ export class DetectService {
       target: c.target,
       votes: result.votes,
       needed,
+    });
+    await this.recordAudit('detect/resume', c, {
+      agentId: c.scope === 'agent' ? c.target : null,
+      taskId: c.scope === 'task' ? c.target : null,
+      effect: 'allow',
+      reasons: [
+        `containment ${c.id}`,
+        `${c.scope} ${c.target}`,
+        `resume asked by ${by}`,
+        result.lifted
+          ? `lifted (${result.votes} of ${needed})`
+          : `stays contained (${result.votes} of ${needed})`,
+        ...(c.incidentId ? [`incident ${c.incidentId}`] : []),
+      ],
+      arguments: { containment: c.id, by, votes: result.votes, needed, lifted: result.lifted },
     });
     return result;
   }
@@ -646,6 +677,31 @@ export class DetectService {
       })
       .execute();
     this.storedIncidents.add(incident.id);
+    const person = !c.actor.startsWith('detector:') && !c.actor.startsWith('playbook:');
+    await this.recordAudit(person ? 'detect/kill' : 'detect/quarantine', c, {
+      agentId: trigger.agentId,
+      taskId: trigger.taskId,
+      effect: 'deny',
+      reasons: [
+        `containment ${c.id}`,
+        `${c.scope} ${c.target}`,
+        `by ${c.actor}`,
+        `reason: ${c.reason}`,
+        `incident ${incident.id}`,
+      ],
+      arguments: { containment: c.id, scope: c.scope, target: c.target, reason: c.reason, actor: c.actor },
+    });
+    await this.recordAudit('incident/open', c, {
+      agentId: trigger.agentId,
+      taskId: trigger.taskId,
+      effect: 'allow',
+      reasons: [
+        `incident ${incident.id}`,
+        `trigger ${trigger.detector}: ${trigger.detail}`,
+        `containment ${c.id}`,
+      ],
+      arguments: { incident: incident.id, detector: trigger.detector, onsetAt: incident.onsetAt },
+    });
     if (trigger.detector !== 'manual') {
       await this.insertDetection({
         time: c.createdAt,
@@ -666,8 +722,33 @@ export class DetectService {
       listeners: this.listeners.size,
     });
     if (c.scope === 'agent') await this.revokeTokens(incidentId, c.target, c.actor, null);
+    await this.recordListeners(c);
     // Webhooks may be slow: a kill returns once the containment is stored, not after them.
     this.track(this.followUp(incident, trigger.detector, trigger.playbooks !== false));
+  }
+
+  /** Wait for what the listeners did about a containment (held approvals cancelled) and record it. */
+  private async recordListeners(c: Containment): Promise<void> {
+    const work = this.listenerWork.get(c.id);
+    if (work === undefined) return;
+    this.listenerWork.delete(c.id);
+    for (const result of await work) {
+      if (result.status === 'rejected') {
+        this.deps.logger?.error({ err: result.reason, containment: c.id }, 'a containment listener failed');
+        await this.recordAction(c.incidentId, 'listener', 'failed', c.actor, null, {
+          error: errorMessage(result.reason),
+        });
+      } else if (result.value !== undefined) {
+        await this.recordAction(
+          c.incidentId,
+          result.value.action,
+          'done',
+          c.actor,
+          null,
+          result.value.detail,
+        );
+      }
+    }
   }
 
   private async followUp(incident: Incident, detector: string, playbooks: boolean): Promise<void> {
@@ -781,6 +862,7 @@ export class DetectService {
       .set({ notes: JSON.stringify(notes) })
       .where('id', '=', id)
       .execute();
+    await this.recordIncidentAudit('incident/note', incident, [`note by ${by}`], { by, text });
     return { ...incident, notes };
   }
 
@@ -798,6 +880,7 @@ export class DetectService {
       .execute();
     const closed: Incident = { ...incident, status: 'closed', closedAt: now, closedBy: by, notes };
     await this.recordAction(id, 'close', 'done', by, null, {});
+    await this.recordIncidentAudit('incident/close', closed, [`closed by ${by}`], { by, note }, now);
     await this.notify(closed, 'closed');
     return closed;
   }
@@ -838,11 +921,12 @@ export class DetectService {
     event: string,
   ): Promise<void> {
     try {
-      const status = await postWebhook(url, message);
+      const { status, attempts } = await postWebhook(url, message, this.retryPolicy());
       await this.recordAction(incidentId, 'notify', 'done', actor, playbook, {
         event,
         webhook: webhookOrigin(url),
         status,
+        attempts,
       });
     } catch (error) {
       this.deps.logger?.warn({ err: error, incident: incidentId }, 'incident webhook failed');
@@ -850,8 +934,14 @@ export class DetectService {
         event,
         webhook: webhookOrigin(url),
         error: errorMessage(error),
+        attempts: (error as { attempts?: number }).attempts ?? 1,
       });
     }
+  }
+
+  private retryPolicy() {
+    const n = this.deps.config.notify;
+    return { attempts: n.attempts, backoffMs: n.backoffMs, maxDelayMs: 10_000 };
   }
 
   // ---------------------------------------------------------------- playbooks
@@ -964,13 +1054,18 @@ export class DetectService {
           `Custos playbook ${playbook.name} ran${agentId ? ` for agent ${agentId}` : ''}${on.incidentId ? ` (incident ${on.incidentId})` : ''}`;
         if (on.dryRun) return record('dry-run', { would: `post to ${webhookOrigin(url)}`, text });
         try {
-          const status = await postWebhook(url, {
-            text,
-            blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }],
-          });
-          return record('done', { webhook: webhookOrigin(url), status });
+          const { status, attempts } = await postWebhook(
+            url,
+            { text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] },
+            this.retryPolicy(),
+          );
+          return record('done', { webhook: webhookOrigin(url), status, attempts });
         } catch (error) {
-          return record('failed', { webhook: webhookOrigin(url), error: errorMessage(error) });
+          return record('failed', {
+            webhook: webhookOrigin(url),
+            error: errorMessage(error),
+            attempts: (error as { attempts?: number }).attempts ?? 1,
+          });
         }
       }
       case 'open_approval': {
@@ -980,7 +1075,7 @@ export class DetectService {
         const hook = this.hooks.openResumeApproval;
         if (hook === undefined)
           return record('noop', {
-            why: 'no approvals engine hook is registered yet: resume with `custos resume --agent`',
+            why: `resume with \`custos resume --agent\` (or the console): it lifts once detect.resume.approvers (${this.deps.config.resume.approvers}) different people asked; the approvals engine's requests are bound to a call the agent retries, and a resume has none`,
             approvers,
           });
         if (on.dryRun)
@@ -1106,6 +1201,78 @@ export class DetectService {
       })
       .execute();
     return action;
+  }
+
+  /**
+   * One audit event for a containment change. The contained agent, task, server or tool is
+   * named in the event's columns, so the agent's own trail shows it; the person (or detector)
+   * who acted is in the reasons and arguments.
+   */
+  private async recordAudit(
+    method: string,
+    c: Containment,
+    fields: {
+      agentId: string | null;
+      taskId: string | null;
+      effect: 'allow' | 'deny';
+      reasons: string[];
+      arguments: Record<string, unknown>;
+    },
+    time = this.deps.clock.now(),
+  ): Promise<void> {
+    const audit = this.deps.audit;
+    if (audit === undefined) return;
+    const dot = c.scope === 'tool' ? c.target.indexOf('.') : -1;
+    await audit.record({
+      time,
+      agentId: fields.agentId,
+      owner: null,
+      taskId: fields.taskId,
+      method,
+      server: c.scope === 'server' ? c.target : dot > 0 ? c.target.slice(0, dot) : null,
+      target: dot > 0 ? c.target.slice(dot + 1) : null,
+      argsHash: null,
+      effect: fields.effect,
+      policyIds: [],
+      reasons: fields.reasons,
+      outcome: 'executed',
+      errorCode: null,
+      latencyUs: 0,
+      traceId: null,
+      arguments: fields.arguments,
+    });
+  }
+
+  private recordIncidentAudit(
+    method: string,
+    incident: Incident,
+    reasons: string[],
+    args: Record<string, unknown>,
+    time?: number,
+  ): Promise<void> {
+    const c: Containment = {
+      id: '',
+      scope: incident.scope,
+      target: incident.target,
+      reason: '',
+      actor: '',
+      incidentId: incident.id,
+      createdAt: incident.detectedAt,
+      resumeVotes: [],
+      liftedAt: null,
+    };
+    return this.recordAudit(
+      method,
+      c,
+      {
+        agentId: incident.agentId,
+        taskId: incident.taskId,
+        effect: 'allow',
+        reasons: [`incident ${incident.id}`, ...reasons],
+        arguments: { incident: incident.id, ...args },
+      },
+      time,
+    );
   }
 
   private async rememberSeen(agentId: string, key: string, time: number): Promise<void> {

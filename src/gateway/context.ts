@@ -9,7 +9,9 @@ export type TargetMethod =
   | 'resources/read'
   | 'prompts/get'
   | 'completion/complete'
-  | 'resources/subscribe';
+  | 'resources/subscribe'
+  /** A plain HTTP call through /proxy/<api>/<path>. */
+  | 'http/request';
 
 export const policyActionOf: Record<TargetMethod, PolicyAction> = {
   'tools/call': 'call_tool',
@@ -17,6 +19,7 @@ export const policyActionOf: Record<TargetMethod, PolicyAction> = {
   'resources/subscribe': 'read_resource',
   'prompts/get': 'get_prompt',
   'completion/complete': 'get_prompt',
+  'http/request': 'http_request',
 };
 
 /** What the agent named: a tool, prompt or resource, before resolution. */
@@ -69,6 +72,9 @@ export interface CallContext {
   // set by approve
   /** The approval the call consumed, if any. */
   approvalId?: string;
+  // set by inject
+  /** Upstream credential headers from the vault: attached at forward, never logged or recorded. */
+  credentials?: Readonly<Record<string, string>>;
   // set by forward
   result?: Record<string, unknown>;
 }

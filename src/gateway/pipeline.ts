@@ -6,6 +6,7 @@ import { type ApprovalPort, approve } from './stages/approve.js';
 import { authorize, type PolicyPort } from './stages/authorize.js';
 import type { ContainPort } from './stages/contain.js';
 import { forward } from './stages/forward.js';
+import { type CredentialPort, inject } from './stages/inject.js';
 import { meter, type TaskBudgets } from './stages/meter.js';
 import { record } from './stages/record.js';
 import { resolve } from './stages/resolve.js';
@@ -23,6 +24,8 @@ export interface PipelineDeps {
   verifyAccessToken(token: string, presentation?: TokenPresentation): Promise<Principal>;
   /** Containment and inline detectors (contain stage, meter detectors, last check before forward). */
   contain?: ContainPort;
+  /** Upstream credentials from the vault (inject stage); absent, nothing is attached. */
+  credentials?: CredentialPort;
   /** Told about every finished call (metrics). */
   observe?(method: string, outcome: CallOutcome['kind'], seconds: number): void;
 }
@@ -42,10 +45,13 @@ type Guard = (ctx: CallContext) => Verdict | Promise<Verdict>;
  *   6. approve       for permits that ask for it: consume an approval of exactly this call,
  *                    or hold it for a human decision, or answer "pending"
  *      (contain again: a containment made while the call waited stops it before forward)
- *   7. forward       to the upstream MCP server
- *   8. record        one audit event, durable before the answer leaves
+ *   7. inject        the upstream credential from the vault (the agent's own binding, else the
+ *                    shared one), kept on the context for forward only
+ *   8. forward       to the upstream MCP server or HTTP API (/proxy)
+ *   9. record        one audit event, durable before the answer leaves
  *
- * Later capabilities add their stages here: inject before forward, inspect after forward.
+ * /proxy HTTP calls run the same list (method 'http/request', Cedar action http_request).
+ * Later capabilities add their stages here: inspect after forward.
  */
 export class Pipeline {
   private readonly guards: readonly Guard[];
@@ -60,6 +66,7 @@ export class Pipeline {
       authorize(deps.policy, deps.clock),
       ...(deps.approvals ? [approve(deps.approvals)] : []),
       ...(c ? [(ctx: CallContext) => c.admit(ctx)] : []),
+      ...(deps.credentials ? [inject(deps.credentials)] : []),
     ];
     this.recordStage = record(deps.audit, deps.policy);
   }

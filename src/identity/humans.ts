@@ -1,5 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
+import type { AuditEvent, AuditEventInput } from '../audit/index.js';
 import type { Clock } from '../core/clock.js';
 import { CustosError } from '../core/errors.js';
 import type { IdGenerator } from '../core/ids.js';
@@ -52,7 +53,12 @@ export interface UserServiceOptions {
   sessionIdleMs?: number;
   /** scrypt cost of password hashes; the default follows OWASP's minimum (N=2^17, r=8, p=1). */
   passwordCost?: ScryptCost;
+  /** The audit log: every change to a person, their roles or their tokens is an event there. */
+  audit?: { record(input: AuditEventInput): Promise<AuditEvent> };
 }
+
+/** Who made a change to a user: a person's email, "admin token", or the CLI's login name. */
+export type UserAdmin = string;
 
 /** OWASP Password Storage Cheat Sheet's minimum for scrypt. */
 export const passwordCost: ScryptCost = { log2n: 17, r: 8, p: 1 };
@@ -123,8 +129,10 @@ export class UserService {
   private readonly sessionTtlMs: number;
   private readonly sessionIdleMs: number;
   private readonly cost: ScryptCost;
+  private readonly audit: UserServiceOptions['audit'];
 
   constructor(options: UserServiceOptions) {
+    this.audit = options.audit;
     this.store = options.store;
     this.clock = options.clock;
     this.ids = options.ids;
@@ -133,7 +141,7 @@ export class UserService {
     this.cost = options.passwordCost ?? passwordCost;
   }
 
-  async add(input: NewUser): Promise<User> {
+  async add(input: NewUser, by: UserAdmin = 'unknown'): Promise<User> {
     const parsed = newUserSchema.safeParse(input);
     if (!parsed.success) {
       throw new CustosError(
@@ -160,7 +168,36 @@ export class UserService {
       updated_at: now,
     };
     await this.store.db.insertInto('users').values(row).execute();
-    return userFromRow(row);
+    const user = userFromRow(row);
+    await this.record('users/create', user, by, [`roles ${user.roles.join(',')}`], {
+      roles: user.roles,
+      groups: user.groups,
+      password: user.hasPassword,
+    });
+    return user;
+  }
+
+  /** Replace a user's roles (at least one). */
+  async setRoles(ref: string, roles: readonly UserRole[], by: UserAdmin = 'unknown'): Promise<User> {
+    const parsed = newUserSchema.shape.roles.safeParse(roles);
+    if (!parsed.success)
+      throw new CustosError('bad_request', parsed.error.issues.map((i) => `roles: ${i.message}`).join('; '));
+    const before = await this.require(ref);
+    const next = [...new Set(parsed.data)].sort();
+    await this.store.db
+      .updateTable('users')
+      .set({ roles: JSON.stringify(next), updated_at: this.clock.now() })
+      .where('id', '=', before.id)
+      .execute();
+    const after = await this.require(before.id);
+    await this.record(
+      'users/roles',
+      after,
+      by,
+      [`roles ${before.roles.join(',')} -> ${after.roles.join(',')}`],
+      { before: before.roles, after: after.roles },
+    );
+    return after;
   }
 
   async list(): Promise<User[]> {
@@ -181,7 +218,7 @@ export class UserService {
   }
 
   /** Disable a user: their sessions end and their API tokens stop working at once. */
-  async disable(ref: string): Promise<User> {
+  async disable(ref: string, by: UserAdmin = 'unknown'): Promise<User> {
     const user = await this.require(ref);
     await this.store.db.transaction().execute(async (tx) => {
       await tx
@@ -191,21 +228,25 @@ export class UserService {
         .execute();
       await tx.deleteFrom('user_sessions').where('user_id', '=', user.id).execute();
     });
-    return this.require(user.id);
+    const after = await this.require(user.id);
+    await this.record('users/disable', after, by, [`status ${user.status} -> disabled`], {});
+    return after;
   }
 
-  async enable(ref: string): Promise<User> {
+  async enable(ref: string, by: UserAdmin = 'unknown'): Promise<User> {
     const user = await this.require(ref);
     await this.store.db
       .updateTable('users')
       .set({ status: 'active', updated_at: this.clock.now() })
       .where('id', '=', user.id)
       .execute();
-    return this.require(user.id);
+    const after = await this.require(user.id);
+    await this.record('users/enable', after, by, [`status ${user.status} -> active`], {});
+    return after;
   }
 
   /** Set a new password; the user's other sessions end. */
-  async setPassword(ref: string, password: string): Promise<void> {
+  async setPassword(ref: string, password: string, by: UserAdmin = 'unknown'): Promise<void> {
     checkPassword(password);
     const user = await this.require(ref);
     const hash = await hashClientSecret(password, this.cost);
@@ -217,6 +258,7 @@ export class UserService {
         .execute();
       await tx.deleteFrom('user_sessions').where('user_id', '=', user.id).execute();
     });
+    await this.record('users/password', user, by, ['password set; sessions ended'], {});
   }
 
   /**
@@ -286,7 +328,11 @@ export class UserService {
   }
 
   /** A new API token for a user: the token is in this result only; the store keeps its SHA-256. */
-  async createToken(ref: string, name: string): Promise<{ token: string; info: UserTokenInfo }> {
+  async createToken(
+    ref: string,
+    name: string,
+    by: UserAdmin = 'unknown',
+  ): Promise<{ token: string; info: UserTokenInfo }> {
     const user = await this.require(ref);
     if (user.status !== 'active') throw new CustosError('conflict', `user ${user.email} is disabled`);
     const label = name.trim();
@@ -303,6 +349,11 @@ export class UserService {
       revoked_at: null,
     };
     await this.store.db.insertInto('user_tokens').values(row).execute();
+    // The token's id and name only: the token itself never enters the log.
+    await this.record('users/token-issue', user, by, [`token ${row.id} (${label})`], {
+      tokenId: row.id,
+      name: label,
+    });
     return { token, info: tokenFromRow(row) };
   }
 
@@ -317,7 +368,7 @@ export class UserService {
     return rows.map(tokenFromRow);
   }
 
-  async revokeToken(tokenId: string): Promise<void> {
+  async revokeToken(tokenId: string, by: UserAdmin = 'unknown'): Promise<void> {
     const result = await this.store.db
       .updateTable('user_tokens')
       .set({ revoked_at: this.clock.now() })
@@ -325,6 +376,43 @@ export class UserService {
       .where('revoked_at', 'is', null)
       .executeTakeFirst();
     if (Number(result.numUpdatedRows) === 0) throw new CustosError('not_found', `no live token ${tokenId}`);
+    const owner = await this.store.db
+      .selectFrom('user_tokens')
+      .select('user_id')
+      .where('id', '=', tokenId)
+      .executeTakeFirst();
+    const user = owner === undefined ? undefined : await this.find(owner.user_id);
+    if (user !== undefined)
+      await this.record('users/token-revoke', user, by, [`token ${tokenId}`], { tokenId });
+  }
+
+  /** One audit event for a change to a person: who changed whom, and what. */
+  private async record(
+    method: string,
+    user: User,
+    by: UserAdmin,
+    what: string[],
+    args: Record<string, unknown>,
+  ): Promise<void> {
+    if (this.audit === undefined) return;
+    await this.audit.record({
+      time: this.clock.now(),
+      agentId: null,
+      owner: by,
+      taskId: null,
+      method,
+      server: null,
+      target: user.email,
+      argsHash: null,
+      effect: 'allow',
+      policyIds: [],
+      reasons: [`user ${user.email} (${user.id})`, `by ${by}`, ...what],
+      outcome: 'executed',
+      errorCode: null,
+      latencyUs: 0,
+      traceId: null,
+      arguments: { user: user.id, email: user.email, by, ...args },
+    });
   }
 
   /** Whether a bearer value looks like a user API token (so other token kinds are not looked up). */

@@ -39,7 +39,13 @@ export {
   type UserTokenInfo,
   userRoles,
 } from './humans.js';
-export { type JwksDocument, type SigningKey, SigningKeys, signingAlgorithm } from './keys.js';
+export {
+  type JwksDocument,
+  type PrivateKeyStore,
+  type SigningKey,
+  SigningKeys,
+  signingAlgorithm,
+} from './keys.js';
 export {
   type AuthorizationServerMetadata,
   accessTokenTypeUri,

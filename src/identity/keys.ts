@@ -27,6 +27,17 @@ export interface JwksDocument {
   keys: JWK[];
 }
 
+/**
+ * Where private signing keys live when the vault is present (the vault's Vault fits): the
+ * signing_keys row then holds only a reference, `vault:<secret name>`.
+ */
+export interface PrivateKeyStore {
+  set(name: string, value: string, options: { kind: string }): Promise<unknown>;
+  reveal(name: string): Promise<string | undefined>;
+}
+
+const vaultRef = 'vault:';
+
 /** At most one reload per this many milliseconds when a token names an unknown kid. */
 const unknownKidReloadIntervalMs = 10_000;
 
@@ -35,8 +46,9 @@ const unknownKidReloadIntervalMs = 10_000;
  * the first time Custos starts; every process then signs with the oldest unretired key,
  * so concurrent first starts converge on one key and the JWKS lists all of them.
  *
- * The private JWK is stored as plain JSON for now: the vault issue will encrypt it at rest
- * with the master key (envelope encryption), like every other secret.
+ * With a PrivateKeyStore (the vault), the private JWK is encrypted at rest like every other
+ * secret and the row keeps a reference; rows written before the vault existed (plain JSON)
+ * are moved into it on load. Without one, the JWK is stored as plain JSON.
  */
 export class SigningKeys {
   private keys: SigningKey[] = [];
@@ -45,17 +57,42 @@ export class SigningKeys {
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
+    private readonly secrets?: PrivateKeyStore,
   ) {}
 
   /** Load the keys, creating the first pair when there is none. */
   async load(): Promise<void> {
+    await this.moveIntoVault();
     let rows = await this.activeRows();
     if (rows.length === 0) {
       await this.create();
       rows = await this.activeRows();
     }
-    this.keys = await Promise.all(rows.map(toSigningKey));
+    this.keys = await Promise.all(rows.map((row) => toSigningKey(row, this.secrets)));
     this.lastReload = this.clock.now();
+  }
+
+  /**
+   * Move plain-JSON private keys into the vault: the vault first, then the row, so a crash
+   * in between leaves the plain row, moved again (same name, overwritten) on the next load.
+   */
+  private async moveIntoVault(): Promise<void> {
+    const secrets = this.secrets;
+    if (secrets === undefined) return;
+    const rows = await this.store.db
+      .selectFrom('signing_keys')
+      .select(['kid', 'private_jwk'])
+      .where('private_jwk', 'not like', `${vaultRef}%`)
+      .execute();
+    for (const row of rows) {
+      const name = secretNameOf(row.kid);
+      await secrets.set(name, row.private_jwk, { kind: 'signing_key' });
+      await this.store.db
+        .updateTable('signing_keys')
+        .set({ private_jwk: `${vaultRef}${name}` })
+        .where('kid', '=', row.kid)
+        .execute();
+    }
   }
 
   /** The key new tokens are signed with. */
@@ -71,7 +108,7 @@ export class SigningKeys {
     if (known !== undefined) return known;
     if (this.clock.now() - this.lastReload < unknownKidReloadIntervalMs) return undefined;
     const rows = await this.activeRows();
-    this.keys = await Promise.all(rows.map(toSigningKey));
+    this.keys = await Promise.all(rows.map((row) => toSigningKey(row, this.secrets)));
     this.lastReload = this.clock.now();
     return this.keys.find((key) => key.kid === kid);
   }
@@ -95,13 +132,18 @@ export class SigningKeys {
     const publicJwk = await exportJWK(pair.publicKey);
     const privateJwk = await exportJWK(pair.privateKey);
     const kid = await calculateJwkThumbprint(publicJwk, 'sha256');
+    let stored = JSON.stringify(privateJwk);
+    if (this.secrets !== undefined) {
+      await this.secrets.set(secretNameOf(kid), stored, { kind: 'signing_key' });
+      stored = `${vaultRef}${secretNameOf(kid)}`;
+    }
     await this.store.db
       .insertInto('signing_keys')
       .values({
         kid,
         algorithm: signingAlgorithm,
         public_jwk: JSON.stringify({ ...publicJwk, kid, alg: signingAlgorithm, use: 'sig' }),
-        private_jwk: JSON.stringify(privateJwk),
+        private_jwk: stored,
         created_at: this.clock.now(),
         retired_at: null,
       })
@@ -109,14 +151,29 @@ export class SigningKeys {
   }
 }
 
-async function toSigningKey(row: {
-  kid: string;
-  public_jwk: string;
-  private_jwk: string;
-  created_at: number;
-}): Promise<SigningKey> {
+function secretNameOf(kid: string): string {
+  return `custos/signing-key/${kid}`;
+}
+
+async function toSigningKey(
+  row: {
+    kid: string;
+    public_jwk: string;
+    private_jwk: string;
+    created_at: number;
+  },
+  secrets: PrivateKeyStore | undefined,
+): Promise<SigningKey> {
   const publicJwk = JSON.parse(row.public_jwk) as JWK;
-  const privateKey = await importJWK(JSON.parse(row.private_jwk) as JWK, signingAlgorithm, {
+  let privateText = row.private_jwk;
+  if (privateText.startsWith(vaultRef)) {
+    const revealed = await secrets?.reveal(privateText.slice(vaultRef.length));
+    if (revealed === undefined) {
+      throw new CustosError('vault_locked', `the private key of signing key ${row.kid} is not in the vault`);
+    }
+    privateText = revealed;
+  }
+  const privateKey = await importJWK(JSON.parse(privateText) as JWK, signingAlgorithm, {
     extractable: false,
   });
   const publicKey = await importJWK(publicJwk, signingAlgorithm);

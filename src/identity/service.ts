@@ -5,7 +5,7 @@ import { AgentService } from './agents.js';
 import { ClientAuthenticator } from './client-auth.js';
 import { AgentDirectory } from './directory.js';
 import { DpopVerifier } from './dpop.js';
-import { type JwksDocument, SigningKeys } from './keys.js';
+import { type JwksDocument, type PrivateKeyStore, SigningKeys } from './keys.js';
 import {
   type AuthorizationServerMetadata,
   buildAuthorizationServerMetadata,
@@ -20,6 +20,8 @@ import { type Principal, type TokenPresentation, TokenService } from './tokens.j
 export interface IdentityOptions {
   store: Store;
   clock: Clock;
+  /** The vault: the token signing private key is kept in it (encrypted at rest). */
+  signingKeySecrets?: PrivateKeyStore;
   ids: IdGenerator;
   /** Authorization server issuer URL, e.g. http://127.0.0.1:7400. */
   issuer: string;
@@ -60,7 +62,7 @@ export interface IdentityService {
 export async function createIdentityService(options: IdentityOptions): Promise<IdentityService> {
   const { store, clock, ids, issuer, audience } = options;
   const directory = new AgentDirectory(store);
-  const keys = new SigningKeys(store, clock);
+  const keys = new SigningKeys(store, clock, options.signingKeySecrets);
   await Promise.all([directory.refresh(), keys.load()]);
   const agents = new AgentService({ store, clock, ids, directory });
   // One verifier (one replay cache) for proofs at the token endpoint and at the gateway.

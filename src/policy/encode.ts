@@ -32,6 +32,7 @@ const actionKinds: Record<PolicyAction, ResourceKind | 'server'> = {
   list_tools: 'server',
   read_resource: 'resource',
   get_prompt: 'prompt',
+  http_request: 'resource',
 };
 
 /** A request encoded for Cedar, before projection to what the applicable policies read. */

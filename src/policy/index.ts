@@ -2,6 +2,14 @@
  * Policy: Cedar schema, policy sets loaded from a directory, and the decision engine.
  * docs/policies.md describes the schema and how to write policies.
  */
+export {
+  type ArchivedPolicySet,
+  archivedPolicySetHashes,
+  archivedPolicySetOf,
+  archivePolicySet,
+  POLICY_SET_HASH_ALGORITHM,
+  readArchivedPolicySet,
+} from './archive.js';
 export { type EngineLimits, PolicyEngine } from './engine.js';
 export {
   compilePolicySet,

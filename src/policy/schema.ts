@@ -67,6 +67,8 @@ type Arguments = {
   url?: String,
   uri?: String,
   command?: String,
+  // http_request: the HTTP method (upper case) of a /proxy call; path is its path.
+  method?: String,
   query?: String,
   pattern?: String,
 };
@@ -103,6 +105,15 @@ action read_resource appliesTo {
 action get_prompt appliesTo {
   principal: [Agent],
   resource: [Prompt],
+  context: RequestContext,
+};
+
+// A plain HTTP call through /proxy/<api>/<path>. The resource is
+// Resource::"<api>/<METHOD> <path>" in Server::"<api>"; context.arguments
+// carries method and path (without the query string).
+action http_request appliesTo {
+  principal: [Agent],
+  resource: [Resource],
   context: RequestContext,
 };
 `;

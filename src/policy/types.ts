@@ -1,11 +1,12 @@
 /** The operations an agent asks Custos to perform; each is a Cedar action of the same name. */
-export type PolicyAction = 'call_tool' | 'list_tools' | 'read_resource' | 'get_prompt';
+export type PolicyAction = 'call_tool' | 'list_tools' | 'read_resource' | 'get_prompt' | 'http_request';
 
 export const policyActions: readonly PolicyAction[] = [
   'call_tool',
   'list_tools',
   'read_resource',
   'get_prompt',
+  'http_request',
 ];
 
 /** The agent making the request, as authentication established it. */

@@ -6,6 +6,7 @@ import { actorOf, requireRole } from './actor.js';
 
 const tokenRequest = z.strictObject({ name: z.string().min(1).max(100) });
 const passwordRequest = z.strictObject({ password: z.string().min(1).max(1024) });
+const rolesRequest = z.strictObject({ roles: z.array(z.enum(['admin', 'approver', 'auditor'])).min(1) });
 
 function body<T>(schema: z.ZodType<T>, value: unknown): T {
   const parsed = schema.safeParse(value);
@@ -38,12 +39,12 @@ export function userRoutes(users: UserService): (api: FastifyInstance) => void {
       return { users: await users.list() };
     });
     api.post('/users', async (request, reply) => {
-      requireRole(request, 'admin');
+      const actor = requireRole(request, 'admin');
       // UserService validates the fields; it needs an object to start from.
       if (typeof request.body !== 'object' || request.body === null) {
         throw new CustosError('bad_request', 'send a JSON object: {email, roles, groups?, password?}');
       }
-      const user = await users.add(request.body as Parameters<UserService['add']>[0]);
+      const user = await users.add(request.body as Parameters<UserService['add']>[0], actor.name);
       return reply.code(201).send({ user });
     });
     api.get('/users/:ref', async (request) => {
@@ -54,30 +55,36 @@ export function userRoutes(users: UserService): (api: FastifyInstance) => void {
     });
     for (const action of ['disable', 'enable'] as const) {
       api.post(`/users/:ref/${action}`, async (request) => {
-        requireRole(request, 'admin');
+        const actor = requireRole(request, 'admin');
         const { ref } = request.params as { ref: string };
-        return { user: await users[action](ref) };
+        return { user: await users[action](ref, actor.name) };
       });
     }
+    api.post('/users/:ref/roles', async (request) => {
+      const actor = requireRole(request, 'admin');
+      const { ref } = request.params as { ref: string };
+      const { roles } = body(rolesRequest, request.body);
+      return { user: await users.setRoles(ref, roles, actor.name) };
+    });
     api.post('/users/:ref/password', async (request) => {
-      requireRole(request, 'admin');
+      const actor = requireRole(request, 'admin');
       const { ref } = request.params as { ref: string };
       const { password } = body(passwordRequest, request.body);
-      await users.setPassword(ref, password);
+      await users.setPassword(ref, password, actor.name);
       return { user: await users.require(ref) };
     });
     api.post('/users/:ref/tokens', async (request, reply) => {
-      requireRole(request, 'admin');
+      const actor = requireRole(request, 'admin');
       const { ref } = request.params as { ref: string };
       const { name } = body(tokenRequest, request.body);
-      const created = await users.createToken(ref, name);
+      const created = await users.createToken(ref, name, actor.name);
       reply.header('cache-control', 'no-store');
       return reply.code(201).send(created);
     });
     api.post('/users/tokens/:id/revoke', async (request, reply) => {
-      requireRole(request, 'admin');
+      const actor = requireRole(request, 'admin');
       const { id } = request.params as { id: string };
-      await users.revokeToken(id);
+      await users.revokeToken(id, actor.name);
       return reply.code(204).send();
     });
   };

@@ -192,7 +192,7 @@ export function registerSessionRoutes(app: FastifyInstance, options: ConsoleAuth
           throttle.failed(user.email, request.ip);
           return sendError(reply, new CustosError('forbidden', 'the current password is wrong'));
         }
-        await users.setPassword(user.id, parsed.data.password);
+        await users.setPassword(user.id, parsed.data.password, user.email);
         // setPassword ended every session; keep this one going with a fresh id.
         const session = await users.createSession(user.id);
         const maxAge = Math.max(1, Math.floor((session.expiresAt - Date.now()) / 1000));

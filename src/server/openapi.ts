@@ -83,6 +83,11 @@ const decisionChain = {
           owner: { type: ['string', 'null'] },
           taskId: { type: ['string', 'null'] },
           traceId: { type: ['string', 'null'] },
+          erased: {
+            type: 'boolean',
+            description:
+              'the content (arguments, reasoning, result) was erased; the leaf still commits to it',
+          },
           reasoning: {
             type: ['string', 'null'],
             description: 'shortened; null when none was given or it was erased',
@@ -106,8 +111,18 @@ const decisionChain = {
           },
           approval: {
             type: 'object',
+            description: 'the approval the call consumed (its leaf commits to approvalId)',
             properties: {
               approvalId: { type: 'string' },
+              callHash: {
+                type: ['string', 'null'],
+                description: 'the call hash the approvers decided on, from the decision events',
+              },
+              callHashMatches: {
+                type: ['boolean', 'null'],
+                description:
+                  'whether callHash is the hash of this call, recomputed from it; null when it cannot be (arguments erased)',
+              },
               decisions: {
                 type: 'array',
                 items: {
@@ -117,8 +132,12 @@ const decisionChain = {
                     eventId: { type: 'string' },
                     time: { type: 'integer' },
                     method: { type: 'string' },
-                    decision: { type: 'string' },
-                    by: { type: ['string', 'null'] },
+                    decision: { type: 'string', description: 'approved, denied, cancelled, ...' },
+                    by: {
+                      type: ['string', 'null'],
+                      description: "the approver (a user's email or admin-token)",
+                    },
+                    callHash: { type: ['string', 'null'] },
                     reasons: { type: 'array', items: { type: 'string' } },
                   },
                 },
@@ -224,6 +243,38 @@ const grant = {
     revokedAt: { type: ['integer', 'null'] },
   },
 };
+/** An export bundle made through the admin API (src/audit/exports-store.ts). */
+const auditExport = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    createdAt: { type: 'integer', description: 'ms since the epoch' },
+    createdBy: { type: 'string' },
+    from: { type: ['string', 'null'] },
+    to: { type: ['string', 'null'] },
+    summary: {
+      type: 'object',
+      properties: {
+        fromSeq: { type: 'integer' },
+        toSeq: { type: 'integer' },
+        events: { type: 'integer' },
+        erased: { type: 'integer' },
+        checkpoints: { type: 'array', items: { type: 'integer' } },
+        treeSize: { type: 'integer' },
+      },
+    },
+    verification: {
+      type: 'object',
+      description: '{ok: true, events, checkpoints, ...} or {ok: false, problem}',
+      properties: { ok: { type: 'boolean' }, problem: { type: 'string' } },
+    },
+    files: {
+      type: 'array',
+      items: { type: 'object', properties: { name: { type: 'string' }, bytes: { type: 'integer' } } },
+    },
+  },
+};
+
 const approvalId = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
 const approvalReply = {
   200: ok({ type: 'object', properties: { approval } }),
@@ -232,6 +283,115 @@ const approvalReply = {
   404: error,
   409: error,
 };
+
+const secretMetadata = {
+  type: 'object',
+  description: 'a secret without its value: no route ever returns a value',
+  properties: {
+    name: { type: 'string' },
+    kind: { type: 'string' },
+    version: { type: 'integer' },
+    metadata: { type: 'object' },
+    masterKeyId: { type: 'string' },
+    createdAt: { type: 'integer' },
+    updatedAt: { type: 'integer' },
+  },
+} as const;
+const binding = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    secret: { type: 'string', description: 'the secret name, never its value' },
+    targetKind: { enum: ['server', 'api'] },
+    target: { type: 'string' },
+    agentId: { type: ['string', 'null'], description: 'null: shared by every agent' },
+    inject: { enum: ['header', 'env'] },
+    field: { type: 'string' },
+    template: { type: 'string' },
+    source: { enum: ['store', 'config'] },
+  },
+} as const;
+const nameParam = { name: 'name', in: 'path', required: true, schema: { type: 'string' } } as const;
+/** The vault (docs/vault.md): metadata only. */
+const vaultPaths = {
+  '/api/v1/vault/secrets': {
+    get: {
+      summary: 'List secrets (metadata only; admin or auditor)',
+      responses: {
+        200: ok({ type: 'object', properties: { secrets: { type: 'array', items: secretMetadata } } }),
+        403: error,
+      },
+    },
+  },
+  '/api/v1/vault/secrets/{name}': {
+    put: {
+      summary: 'Create or replace a secret (admin); answers with metadata, never the value',
+      parameters: [nameParam],
+      requestBody: {
+        required: true,
+        content: {
+          'application/json': {
+            schema: {
+              type: 'object',
+              required: ['value'],
+              properties: { value: { type: 'string' }, kind: { type: 'string' } },
+            },
+          },
+        },
+      },
+      responses: {
+        200: ok({ type: 'object', properties: { secret: secretMetadata } }),
+        400: error,
+        403: error,
+      },
+    },
+    delete: {
+      summary: 'Delete a secret and its bindings (admin)',
+      parameters: [nameParam],
+      responses: { 200: ok({ type: 'object' }), 403: error, 404: error },
+    },
+  },
+  '/api/v1/vault/bindings': {
+    get: {
+      summary: 'List bindings from the store and the configuration',
+      responses: {
+        200: ok({ type: 'object', properties: { bindings: { type: 'array', items: binding } } }),
+        403: error,
+      },
+    },
+    post: {
+      summary:
+        'Bind a secret to a server or API: header template (default Authorization: Bearer {{secret}}) or env; shared or for one agent',
+      requestBody: {
+        required: true,
+        content: {
+          'application/json': {
+            schema: {
+              type: 'object',
+              required: ['secret'],
+              properties: {
+                secret: { type: 'string' },
+                server: { type: 'string' },
+                api: { type: 'string' },
+                agent: { type: 'string', description: 'agent name or id; absent: shared' },
+                header: { type: 'string', example: 'X-Api-Key: {{secret}}' },
+                env: { type: 'string' },
+              },
+            },
+          },
+        },
+      },
+      responses: { 200: ok({ type: 'object', properties: { binding } }), 400: error, 403: error, 404: error },
+    },
+  },
+  '/api/v1/vault/bindings/{id}': {
+    delete: {
+      summary: 'Remove a binding (admin)',
+      parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+      responses: { 200: ok({ type: 'object' }), 403: error, 404: error },
+    },
+  },
+} as const;
 
 export const openApiDocument = {
   openapi: '3.1.0',
@@ -709,6 +869,65 @@ export const openApiDocument = {
       },
     },
     '/api/v1/audit/exports': {
+      post: {
+        summary:
+          'Write an audit export bundle of the events in a time window (role admin), verify it at once, and keep it under <data>/exports/<id>/; the same bundle as `custos audit export`',
+        requestBody: {
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                additionalProperties: false,
+                properties: {
+                  from: {
+                    type: 'string',
+                    format: 'date-time',
+                    description: 'earliest event time, inclusive',
+                  },
+                  to: { type: 'string', format: 'date-time', description: 'latest event time, inclusive' },
+                },
+              },
+            },
+          },
+        },
+        responses: {
+          201: ok({ type: 'object', properties: { export: auditExport } }),
+          400: error,
+          403: error,
+          404: error,
+        },
+      },
+      get: {
+        summary: 'The export bundles made through the API, newest first (roles admin or auditor)',
+        responses: {
+          200: ok({ type: 'object', properties: { exports: { type: 'array', items: auditExport } } }),
+          403: error,
+        },
+      },
+    },
+    '/api/v1/audit/exports/{id}': {
+      get: {
+        summary: 'One export bundle: window, summary, verification result and files (roles admin or auditor)',
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+        responses: {
+          200: ok({ type: 'object', properties: { export: auditExport } }),
+          403: error,
+          404: error,
+        },
+      },
+    },
+    '/api/v1/audit/exports/{id}/files/{name}': {
+      get: {
+        summary:
+          'Download one file of an export bundle (events.jsonl, leaves.txt, checkpoints.txt, proofs.json, manifest.txt, key.txt, README.md); put them in one directory and run `custos audit verify DIR --key KEY`',
+        parameters: [
+          { name: 'id', in: 'path', required: true, schema: { type: 'string' } },
+          { name: 'name', in: 'path', required: true, schema: { type: 'string' } },
+        ],
+        responses: { 200: { description: 'the file' }, 403: error, 404: error },
+      },
+    },
+    '/api/v1/audit/exporters': {
       get: {
         summary:
           'The configured audit exporters (ocsf-file, ocsf-webhook, otlp) and what each delivered, dropped and holds',
@@ -758,6 +977,7 @@ export const openApiDocument = {
     '/api/v1/servers': {
       get: { summary: 'Upstream MCP servers and their status', responses: { 200: ok({ type: 'object' }) } },
     },
+    ...vaultPaths,
     ...detectPaths,
     ...agentAuthPaths,
   },

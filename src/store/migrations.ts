@@ -406,6 +406,41 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0012_vault': {
+    async up(db: Kysely<unknown>) {
+      // Envelope-encrypted secrets (docs/vault.md): no column ever holds a value in plaintext.
+      await db.schema
+        .createTable('vault_secrets')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addColumn('metadata', 'text', (c) => c.notNull())
+        .addColumn('wrapped_key', 'text', (c) => c.notNull())
+        .addColumn('master_key_id', 'text', (c) => c.notNull())
+        .addColumn('ciphertext', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('vault_bindings')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('secret', 'text', (c) => c.notNull())
+        .addColumn('target_kind', 'text', (c) => c.notNull())
+        .addColumn('target', 'text', (c) => c.notNull())
+        .addColumn('agent_id', 'text')
+        .addColumn('inject', 'text', (c) => c.notNull())
+        .addColumn('field', 'text', (c) => c.notNull())
+        .addColumn('template', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('vault_bindings_target')
+        .on('vault_bindings')
+        .columns(['target_kind', 'target', 'agent_id'])
+        .execute();
+      await db.schema.createIndex('vault_bindings_agent').on('vault_bindings').column('agent_id').execute();
+    },
+  },
   '0015_dpop': {
     async up(db: Kysely<unknown>) {
       // 1: the agent's access tokens must be DPoP-bound (RFC 9449); unbound ones are refused.

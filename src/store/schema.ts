@@ -325,6 +325,43 @@ export interface VetRunTable {
   report: string;
 }
 
+/** One secret: its value encrypted with its own data key, the data key wrapped by the master key. */
+export interface VaultSecretTable {
+  name: string;
+  /** What the secret is (api_key, oauth_refresh_token, signing_key, ...): metadata, never the value. */
+  kind: string;
+  /** Bumped by every set or rotate; part of both ciphertexts' associated data. */
+  version: number;
+  /** JSON object of non-secret metadata. */
+  metadata: string;
+  /** base64 of IV (12) || AES-256-GCM(data key) || tag (16), under the master key. */
+  wrapped_key: string;
+  /** Which master key wrapped the data key (first 16 hex digits of its SHA-256). */
+  master_key_id: string;
+  /** base64 of IV (12) || AES-256-GCM(value) || tag (16), under the data key. */
+  ciphertext: string;
+  created_at: number;
+  updated_at: number;
+}
+
+/** Where a secret is injected: an upstream (server or HTTP API), shared or for one agent. */
+export interface VaultBindingTable {
+  id: string;
+  secret: string;
+  /** 'server' (an MCP server) or 'api' (an HTTP API reached through /proxy). */
+  target_kind: string;
+  target: string;
+  /** The agent this binding belongs to, or null when shared by every agent. */
+  agent_id: string | null;
+  /** 'header' or 'env'. */
+  inject: string;
+  /** Header or environment variable name. */
+  field: string;
+  /** The value with {{secret}} where the secret goes. */
+  template: string;
+  created_at: number;
+}
+
 export interface Database {
   agents: AgentTable;
   agent_credentials: AgentCredentialTable;
@@ -347,4 +384,6 @@ export interface Database {
   user_sessions: UserSessionTable;
   user_tokens: UserTokenTable;
   vet_runs: VetRunTable;
+  vault_secrets: VaultSecretTable;
+  vault_bindings: VaultBindingTable;
 }

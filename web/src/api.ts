@@ -74,6 +74,10 @@ export interface AuditEvent {
   errorCode: string | null;
   latencyUs: number;
   traceId: string | null;
+  policySetHash?: string | null;
+  approvalId?: string | null;
+  /** True when the content was erased (custos audit erase-content). */
+  erased?: boolean;
   arguments?: unknown;
   reasoning?: unknown;
   result?: unknown;

@@ -6,6 +6,7 @@ import { Account } from './screens/account';
 import { AgentDetail, AgentList } from './screens/agents';
 import { Approvals } from './screens/approvals';
 import { AuditEventDetail, AuditTimeline } from './screens/audit';
+import { IncidentDetail, IncidentList } from './screens/incidents';
 import { OverviewScreen } from './screens/overview';
 import { Servers } from './screens/servers';
 import { Users } from './screens/users';
@@ -23,6 +24,7 @@ const sections = [
   ['overview', 'Overview'],
   ['agents', 'Agents'],
   ['approvals', 'Approvals'],
+  ['incidents', 'Incidents'],
   ['audit', 'Audit'],
   ['servers', 'Servers'],
 ] as const;
@@ -133,6 +135,8 @@ function Shell({ viewer, onLogout }: { viewer: Viewer; onLogout: () => void }) {
   if (section === 'agents' && route[1]) screen = <AgentDetail viewer={viewer} agentRef={route[1]} />;
   else if (section === 'agents') screen = <AgentList />;
   else if (section === 'approvals') screen = <Approvals viewer={viewer} view={route[1] ?? 'inbox'} />;
+  else if (section === 'incidents' && route[1]) screen = <IncidentDetail viewer={viewer} id={route[1]} />;
+  else if (section === 'incidents') screen = <IncidentList />;
   else if (section === 'audit' && route[1]) screen = <AuditEventDetail id={route[1]} />;
   else if (section === 'audit') screen = <AuditTimeline />;
   else if (section === 'servers') screen = <Servers />;

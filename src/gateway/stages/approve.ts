@@ -33,7 +33,9 @@ type ApprovalStopCode =
   | 'approval_pending'
   | 'approval_denied'
   | 'approval_expired'
-  | 'approval_misconfigured';
+  | 'approval_cancelled'
+  | 'approval_misconfigured'
+  | 'contained';
 
 /**
  * For calls a policy allowed only with human approval: use an approval (or grant) of exactly

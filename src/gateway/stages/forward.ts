@@ -6,6 +6,7 @@ export async function forward(ctx: CallContext): Promise<Record<string, unknown>
   if (upstream === undefined) throw new Error('call reached forward unresolved');
   return upstream.request(ctx.method, ctx.params, {
     ...(ctx.signal ? { signal: ctx.signal } : {}),
+    ...(ctx.credentials ? { headers: ctx.credentials } : {}),
     ...(ctx.onProgress ? { onProgress: ctx.onProgress } : {}),
     ...(ctx.onNotification ? { onNotification: ctx.onNotification } : {}),
   });

@@ -5,6 +5,9 @@ import type { CatalogView } from '../view.js';
 /** Find the upstream and the definition the call names; an unknown target stops here. */
 export function resolve(view: CatalogView) {
   return function resolveStage(ctx: CallContext): Verdict {
+    // /proxy calls name their HTTP API in the path; the route resolved it already.
+    if (ctx.method === 'http/request')
+      return ctx.upstream === undefined ? stop('unknown_server', 'no such API') : proceed;
     const { kind, name } = ctx.target;
     if (kind === 'tool') {
       const found = view.resolveTool(ctx.scope, name);

@@ -12,6 +12,8 @@ export interface SessionRequestOptions {
   signal?: AbortSignal | undefined;
   /** Notifications the upstream sent on this request's response stream, in arrival order. */
   onNotification: (method: string, params: Json | undefined) => void;
+  /** Credential headers for this request only (the inject stage's); they override configured ones. */
+  headers?: Readonly<Record<string, string>> | undefined;
 }
 
 /** Requests on an established connection that bypass the SDK client (see HttpSession). */
@@ -79,11 +81,17 @@ export class HttpSession implements DirectRequests {
   }
 
   /** @internal */
-  dispatch(body: string, handler: Dispatcher.DispatchHandler): void {
-    this.#options.pool.dispatch(
-      { path: this.#options.path, method: 'POST', headers: this.#headers, body },
-      handler,
-    );
+  dispatch(
+    body: string,
+    handler: Dispatcher.DispatchHandler,
+    extra?: Readonly<Record<string, string>>,
+  ): void {
+    let headers = this.#headers;
+    if (extra !== undefined) {
+      headers = { ...headers };
+      for (const [name, value] of Object.entries(extra)) headers[name.toLowerCase()] = value;
+    }
+    this.#options.pool.dispatch({ path: this.#options.path, method: 'POST', headers, body }, handler);
   }
 
   /** Send a notification or a response, fire and forget. @internal */
@@ -149,7 +157,7 @@ class SessionExchange implements Dispatcher.DispatchHandler {
     }
     this.#timer = setTimeout(this.#onTimeout, this.options.timeoutMs);
     try {
-      this.session.dispatch(body, this);
+      this.session.dispatch(body, this, this.options.headers);
     } catch (error) {
       this.#fail(unreachable(this.options.context, error));
     }

@@ -1,10 +1,21 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { type Client, StreamableHTTPClientTransport, type Transport } from '@modelcontextprotocol/client';
 import { Pool } from 'undici';
 import type { HttpServerConfig } from '../../core/config.js';
 import { type DirectRequests, HttpSession } from './http-session.js';
 import { SupervisedUpstream, type SupervisorOptions } from './supervised-upstream.js';
 
-export type HttpUpstreamOptions = Omit<SupervisorOptions, 'timeoutMs'>;
+export type HttpUpstreamOptions = Omit<SupervisorOptions, 'timeoutMs'> & {
+  /**
+   * The shared credential headers from the vault, looked up on every HTTP request of the
+   * connection itself (initialize, listings, the notification stream), so a rotation takes
+   * effect on the next request. Calls carry their own (possibly per-agent) headers.
+   */
+  credentials?: () => Promise<Record<string, string> | undefined>;
+};
+
+/** The calling request's credential headers, for the SDK client's fetch (2026-07-28 connections). */
+const callHeaders = new AsyncLocalStorage<Readonly<Record<string, string>>>();
 
 /** Keep-alive connections per upstream origin; enough for a busy gateway on a few cores. */
 const poolConnections = 32;
@@ -31,10 +42,23 @@ export class HttpUpstream extends SupervisedUpstream {
   /** Request ids of the direct path; strings, so they never meet the SDK client's numbers. */
   #requests = 0;
 
+  readonly #credentials: HttpUpstreamOptions['credentials'];
+
   constructor(name: string, config: HttpServerConfig, options: HttpUpstreamOptions) {
-    super(name, { ...options, timeoutMs: config.timeout * 1000 });
+    const { credentials, ...rest } = options;
+    super(name, { ...rest, timeoutMs: config.timeout * 1000 });
     this.#config = config;
     this.#url = new URL(config.url);
+    this.#credentials = credentials;
+  }
+
+  override request(
+    ...args: Parameters<SupervisedUpstream['request']>
+  ): ReturnType<SupervisedUpstream['request']> {
+    const headers = args[2]?.headers;
+    return headers === undefined
+      ? super.request(...args)
+      : callHeaders.run(headers, () => super.request(...args));
   }
 
   override async close(): Promise<void> {
@@ -70,8 +94,20 @@ export class HttpUpstream extends SupervisedUpstream {
   }
 
   protected createTransport(): Transport {
+    const credentials = this.#credentials;
     return new StreamableHTTPClientTransport(this.#url, {
       requestInit: { headers: { ...this.#config.headers } },
+      ...(credentials === undefined
+        ? {}
+        : {
+            fetch: async (url: string | URL, init?: RequestInit) => {
+              const extra = callHeaders.getStore() ?? (await credentials());
+              if (extra === undefined) return fetch(url, init);
+              const headers = new Headers(init?.headers);
+              for (const [name, value] of Object.entries(extra)) headers.set(name, value);
+              return fetch(url, { ...init, headers });
+            },
+          }),
     });
   }
 

@@ -21,6 +21,8 @@ export interface UpstreamRegistryOptions {
   backoff?: Partial<BackoffPolicy>;
   connectTimeoutMs?: number;
   clock?: SupervisorOptions['clock'];
+  /** Shared vault credential headers of an HTTP server, looked up per request (see HttpUpstream). */
+  credentialsFor?: (server: string) => (() => Promise<Record<string, string> | undefined>) | undefined;
 }
 
 /** Build the upstream for one configured server. */
@@ -41,7 +43,8 @@ export function createUpstream(
       ...(options.baseDir === undefined ? {} : { baseDir: options.baseDir }),
     });
   }
-  return new HttpUpstream(name, config, common);
+  const credentials = options.credentialsFor?.(name);
+  return new HttpUpstream(name, config, { ...common, ...(credentials ? { credentials } : {}) });
 }
 
 /**

@@ -247,6 +247,7 @@ export abstract class SupervisedUpstream implements ManagedUpstream {
           context,
           timeoutMs,
           signal: options.signal,
+          headers: options.headers,
           onNotification: (name, body) => {
             // Progress and list_changed belong to the machinery; the rest to this request's caller.
             if (

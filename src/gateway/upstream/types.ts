@@ -67,6 +67,11 @@ export interface UpstreamRequestOptions {
    * UpstreamNotification, as they do here when this is not given.
    */
   onNotification?: (method: string, params: Json | undefined) => void;
+  /**
+   * Credential headers from the vault for this request (HTTP upstreams); they override any
+   * header of the same name and are never logged.
+   */
+  headers?: Readonly<Record<string, string>>;
   /** Overrides the server's configured timeout; the whole request, progress does not extend it. */
   timeoutMs?: number;
 }

@@ -78,11 +78,14 @@ interface ChainStep {
   seq: number;
   eventId: string;
   time: number;
+  erased?: boolean;
   reasoning: string | null;
   call: { method: string; name: string | null; arguments: string | null };
   decision: { effect: string; policyIds: readonly string[]; reasons: readonly string[] };
   approval?: {
     approvalId: string;
+    callHash?: string | null;
+    callHashMatches?: boolean | null;
     decisions?: Array<{
       eventId: string;
       time: number;
@@ -134,6 +137,7 @@ function DecisionChain({ event }: { event: AuditEvent }) {
               <strong>{s.call.name ?? s.call.method}</strong> <Badge value={s.decision.effect} />{' '}
               <Badge value={s.outcome.outcome} />
             </div>
+            {s.erased && <p className="muted">(erased): arguments, reasoning and result were deleted</p>}
             {s.reasoning && <TextBlock label="reasoning" text={s.reasoning} />}
             {s.call.arguments && <TextBlock label="arguments" text={s.call.arguments} />}
             <div className="muted">
@@ -147,6 +151,13 @@ function DecisionChain({ event }: { event: AuditEvent }) {
                 {d.reasons.length > 0 && ` (${d.reasons.join('; ')})`}
               </div>
             ))}
+            {s.approval?.callHash && (
+              <div className="muted">
+                approved call hash <code className="hash">{s.approval.callHash}</code>
+                {s.approval.callHashMatches === true && ' (the hash of this call)'}
+                {s.approval.callHashMatches === false && ' (NOT the hash of this call)'}
+              </div>
+            )}
           </li>
         ))}
       </ol>
@@ -193,13 +204,17 @@ export function AuditEventDetail({ id }: { id: string }) {
             <Field label="Arguments hash">
               <code className="hash">{e.argsHash ?? '-'}</code>
             </Field>
+            <Field label="Policy set">
+              <code className="hash">{e.policySetHash ?? '-'}</code>
+            </Field>
+            <Field label="Approval">{e.approvalId ?? '-'}</Field>
           </dl>
           <h2>Arguments</h2>
-          <TextBlock label="arguments" text={asText(e.arguments)} />
+          <TextBlock label="arguments" text={e.erased ? '(erased)' : asText(e.arguments)} />
           <h2>Reasoning</h2>
-          <TextBlock label="reasoning" text={asText(e.reasoning)} />
+          <TextBlock label="reasoning" text={e.erased ? '(erased)' : asText(e.reasoning)} />
           <h2>Result</h2>
-          <TextBlock label="result" text={asText(e.result)} />
+          <TextBlock label="result" text={e.erased ? '(erased)' : asText(e.result)} />
           <h2>Decision chain</h2>
           <section aria-label="decision chain">
             <DecisionChain event={e} />

@@ -1,0 +1,25 @@
+export {
+  type BindInput,
+  type Binding,
+  BindingService,
+  type BindingTargetKind,
+  deleteAgentBindings,
+  fillTemplate,
+  parseHeaderTemplate,
+  type ResolvedCredential,
+} from './bindings.js';
+export {
+  generateMasterKey,
+  loadMasterKeyring,
+  type MasterKeyring,
+  masterKeyEnv,
+  masterKeyPath,
+  parseMasterKey,
+} from './master-key.js';
+export {
+  maxSecretBytes,
+  type SecretMetadata,
+  type SetSecretOptions,
+  Vault,
+  validateSecretName,
+} from './secrets.js';
