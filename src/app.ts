@@ -27,6 +27,7 @@ import { approvalLinkRoutes, approvalRoutes } from './server/admin-approvals.js'
 import { auditRoutes } from './server/admin-audit.js';
 import { consoleDataRoutes } from './server/admin-console.js';
 import { detectRoutes } from './server/admin-detect.js';
+import { oauthCallbackRoutes, oauthRoutes } from './server/admin-oauth.js';
 import { userRoutes } from './server/admin-users.js';
 import { vaultRoutes } from './server/admin-vault.js';
 import { vetRoutes } from './server/admin-vet.js';
@@ -40,6 +41,7 @@ import {
   type BindInput,
   BindingService,
   deleteAgentBindings,
+  OAuthBroker,
   parseHeaderTemplate,
   Vault,
 } from './vault/index.js';
@@ -55,6 +57,8 @@ export interface Custos {
   readonly detect: DetectService;
   readonly approvals: ApprovalService;
   readonly vault: Vault;
+  /** The OAuth broker: upstream OAuth 2 credentials connected once and kept fresh. */
+  readonly oauth: OAuthBroker;
   readonly bindings: BindingService;
   /** Agents from the configuration that were created on this start, with their one-time secrets. */
   readonly createdAgents: ReadonlyArray<{ name: string; clientId: string; clientSecret: string }>;
@@ -189,7 +193,16 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       tokenTtlSeconds: config.tokens.ttlSeconds,
       taskTokenTtlSeconds: config.tokens.taskTtlSeconds,
     });
-    const bindings = new BindingService({ store, vault, clock, ids }, configBindings(config));
+    // The broker records connections in the audit log, which opens below; nothing connects before it listens.
+    const oauth = new OAuthBroker({
+      store,
+      clock,
+      secrets: vault,
+      config: config.oauth,
+      baseUrl: url,
+      audit: { record: (event) => audit.record(event) },
+    });
+    const bindings = new BindingService({ store, vault, clock, ids, oauth }, configBindings(config));
     const createdAgents: Array<{ name: string; clientId: string; clientSecret: string }> = [];
     for (const { requireDpop, ...a } of config.agents) {
       const existing = await identity.agents.get(a.name);
@@ -330,7 +343,12 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
           throw error;
         }),
       observe: (method, outcome, seconds) => calls.observe({ method, outcome }, seconds),
-      credentials: { headersFor },
+      credentials: {
+        headersFor,
+        rejected: (headers) => {
+          for (const value of Object.values(headers)) oauth.invalidateToken(value.replace(/^Bearer\s+/i, ''));
+        },
+      },
     });
     const apis = new Map(
       Object.entries(config.apis).map(([name, api]) => [name, new ApiUpstream(name, api)]),
@@ -420,6 +438,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
           resourceMetadataUrl: `${url}/.well-known/oauth-protected-resource/mcp`,
         });
         approvalLinkRoutes(approvals)(server);
+        oauthCallbackRoutes(oauth, url)(server);
         registerConsoleLogin(server, { users, url, clock, settings: config.console });
         registerConsoleAssets(server);
         registerAdmin(server, {
@@ -456,6 +475,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
               },
             }),
             vetRoutes({ config, store, upstreams: () => upstreams.list() }),
+            oauthRoutes(oauth),
             vaultRoutes({ vault, bindings, agents: identity.agents }),
           ],
           store,
@@ -491,6 +511,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       detect,
       approvals,
       vault,
+      oauth,
       bindings,
       createdAgents,
       close,

@@ -10,6 +10,7 @@ import { type GlobalOptions, readConfig } from './context.js';
 import { runDemo } from './demo.js';
 import { registerEvidenceCommands } from './evidence.js';
 import { registerIncidentCommands } from './incident.js';
+import { registerOAuthCommands } from './oauth.js';
 import { registerPolicyCommands } from './policy.js';
 import { registerSecretCommands } from './secret.js';
 import { registerUserCommands } from './user.js';
@@ -118,6 +119,7 @@ export function buildProgram(): Command {
   registerUserCommands(program);
   registerSecretCommands(program);
   registerVetCommands(program);
+  registerOAuthCommands(program);
   registerServersCommand(program);
   return program;
 }

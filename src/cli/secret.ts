@@ -130,11 +130,17 @@ export function registerSecretCommands(program: Command): void {
         const config = readConfig(program.opts<GlobalOptions>());
         const binding = await withStore(config, async (store) => {
           const vault = await Vault.open({ store, clock: systemClock, dataDir: config.dataDir });
+          // Binding "oauth:<credential>" checks the credential against custos.yaml (no token is read here).
+          const oauth = {
+            names: () => Object.keys(config.oauth.credentials),
+            accessToken: () => Promise.reject(new CustosError('internal', 'not used when binding')),
+          };
           const bindings = new BindingService({
             store,
             vault,
             clock: systemClock,
             ids: new IdGenerator(systemClock),
+            oauth,
           });
           let agentId: string | null = null;
           if (o.agent !== undefined) {

@@ -274,6 +274,65 @@ const approvals = z.strictObject({
     .optional(),
 });
 
+/**
+ * An upstream OAuth 2 credential the broker holds (docs/oauth.md): where the provider is, which
+ * client Custos is, and what it asks for. The client secret is the name of a vault secret.
+ */
+const oauthCredential = z
+  .strictObject({
+    /** The provider's issuer, discovered through its metadata document. */
+    issuer: z.url({ protocol: /^https?$/ }).optional(),
+    /** Which metadata document discovery reads: OpenID Connect or RFC 8414. */
+    discovery: z.enum(['oidc', 'oauth2']).default('oidc'),
+    /** Endpoints given by hand, instead of (or over) discovery. */
+    authorizationEndpoint: z.url({ protocol: /^https?$/ }).optional(),
+    tokenEndpoint: z.url({ protocol: /^https?$/ }).optional(),
+    clientId: z.string().min(1),
+    /** Name of the vault secret holding the client secret; absent for a public client (PKCE only). */
+    clientSecret: name.optional(),
+    /** How Custos authenticates at the token endpoint when it has a client secret. */
+    tokenEndpointAuth: z.enum(['client_secret_basic', 'client_secret_post']).default('client_secret_basic'),
+    scopes: z.array(z.string().min(1)).default([]),
+    /** RFC 8707 resource indicator sent with every token request. */
+    resource: z.url().optional(),
+    grant: z.enum(['authorization_code', 'client_credentials']).default('authorization_code'),
+    /** Refresh this many seconds before the access token expires (overrides oauth.refreshSkewSeconds). */
+    refreshSkewSeconds: z.number().int().min(0).max(3600).optional(),
+  })
+  .superRefine((c, ctx) => {
+    if (c.issuer === undefined && c.tokenEndpoint === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['issuer'],
+        message: 'give an issuer (discovery) or a tokenEndpoint',
+      });
+    }
+    if (c.grant === 'authorization_code' && c.issuer === undefined && c.authorizationEndpoint === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['authorizationEndpoint'],
+        message: 'the authorization_code grant needs an issuer or an authorizationEndpoint',
+      });
+    }
+    if (c.grant === 'client_credentials' && c.clientSecret === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['clientSecret'],
+        message: 'the client_credentials grant needs a client secret (the name of a vault secret)',
+      });
+    }
+  });
+
+const oauth = z.strictObject({
+  /** Refresh an access token this many seconds before it expires. */
+  refreshSkewSeconds: z.number().int().min(0).max(3600).default(60),
+  /** Seconds a human has to finish a connection in the browser. */
+  connectTtlSeconds: z.number().int().min(30).max(3600).default(600),
+  /** Seconds a token request to a provider may take before it fails. */
+  timeoutSeconds: z.number().int().min(1).max(120).default(15),
+  credentials: z.record(name, oauthCredential).default({}),
+});
+
 export const configSchema = z.strictObject({
   listen: z
     .strictObject({
@@ -347,6 +406,8 @@ export const configSchema = z.strictObject({
   /** Inline detectors, containment, incidents and playbooks (docs/incidents.md). */
   detect: detect.prefault({}),
   approvals: approvals.default({ holdSeconds: 50, tiers: {} }),
+  /** The OAuth broker: upstream OAuth 2 credentials Custos connects once and keeps fresh. */
+  oauth: oauth.prefault({}),
   console: z
     .strictObject({
       /** Longest life of a console login, in hours. */
@@ -378,6 +439,8 @@ export type DetectAction = z.infer<typeof detectAction>;
 export type DetectOverride = z.infer<typeof detectOverride>;
 export type ApprovalsConfig = z.infer<typeof approvals>;
 export type ApprovalTierConfig = z.infer<typeof approvalTier>;
+export type OAuthConfig = z.infer<typeof oauth>;
+export type OAuthCredentialConfig = z.infer<typeof oauthCredential>;
 
 /** A validated, resolved, frozen configuration. */
 export type Config = Readonly<

@@ -37,6 +37,12 @@ export type ErrorCode =
   | 'definition_drift'
   | 'upstream_unavailable'
   | 'upstream_error'
+  // the OAuth broker (upstream credentials)
+  | 'oauth_not_connected'
+  | 'oauth_refresh_failed'
+  | 'oauth_connect_invalid'
+  | 'upstream_insufficient_scope'
+  | 'upstream_token_rejected'
   // human approval
   | 'approval_pending'
   | 'approval_denied'
@@ -84,6 +90,11 @@ const httpStatus: Record<ErrorCode, number> = {
   definition_drift: 403,
   upstream_unavailable: 502,
   upstream_error: 502,
+  oauth_not_connected: 503,
+  oauth_refresh_failed: 502,
+  oauth_connect_invalid: 400,
+  upstream_insufficient_scope: 403,
+  upstream_token_rejected: 502,
   approval_pending: 428,
   approval_denied: 403,
   approval_expired: 409,

@@ -1,4 +1,5 @@
 import { Pool } from 'undici';
+import { classifyRefusal } from '../core/bearer-challenge.js';
 import { canonicalJson, sha256Hex } from '../core/canonical.js';
 import type { ApiConfig } from '../core/config.js';
 import { CustosError } from '../core/errors.js';
@@ -105,8 +106,12 @@ export class ApiUpstream implements Upstream {
         if (value === undefined || droppedResponseHeaders.has(name)) continue;
         outHeaders[name] = Array.isArray(value) ? value.join(', ') : value;
       }
+      if (options.headers !== undefined && (res.statusCode === 401 || res.statusCode === 403)) {
+        refuseInjected(this.name, res.statusCode, outHeaders['www-authenticate']);
+      }
       return { status: res.statusCode, headers: outHeaders, body: body.toString('base64') };
     } catch (error) {
+      if (error instanceof CustosError) throw error;
       // The message names the API only: undici errors may carry the request (and its headers).
       throw new CustosError('upstream_unavailable', `the API ${this.name} could not be reached`, {
         detail: { reason: error instanceof Error ? error.name : 'error' },
@@ -117,6 +122,29 @@ export class ApiUpstream implements Upstream {
   async close(): Promise<void> {
     if (this.#pool.closed || this.#pool.destroyed) return;
     await this.#pool.close();
+  }
+}
+
+/**
+ * The API refused a credential Custos injected (the agent never held it). Its Bearer challenge
+ * (RFC 6750 section 3) concerns Custos's credential, not the agent's token, so it is not passed
+ * on as is: missing scope and a rejected token become two distinct errors the agent can act on.
+ */
+function refuseInjected(api: string, status: number, challenge: string | undefined): void {
+  const refusal = classifyRefusal(status, challenge);
+  if (refusal.kind === 'insufficient_scope') {
+    throw new CustosError(
+      'upstream_insufficient_scope',
+      `the API ${api} refused the call: Custos's credential lacks the scope it needs${refusal.scope ? ` (${refusal.scope})` : ''}; ask its owner to grant it and reconnect`,
+      { detail: { api, ...(refusal.scope ? { scope: refusal.scope } : {}) } },
+    );
+  }
+  if (refusal.kind === 'invalid_token') {
+    throw new CustosError(
+      'upstream_token_rejected',
+      `the API ${api} rejected Custos's credential as invalid or expired; the next call uses a fresh one`,
+      { detail: { api } },
+    );
   }
 }
 

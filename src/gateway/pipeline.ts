@@ -1,5 +1,6 @@
 import type { AuditEvent, AuditRecorder } from '../audit/index.js';
 import type { Clock } from '../core/clock.js';
+import { isCustosError } from '../core/errors.js';
 import type { Principal, TokenPresentation } from '../identity/index.js';
 import type { CallContext, CallOutcome, Verdict } from './context.js';
 import { type ApprovalPort, approve } from './stages/approve.js';
@@ -101,6 +102,13 @@ export class Pipeline {
         outcome = { kind: 'executed', result: ctx.result };
       } catch (error) {
         outcome = { kind: 'failed', error };
+        if (
+          ctx.credentials !== undefined &&
+          isCustosError(error) &&
+          error.code === 'upstream_token_rejected'
+        ) {
+          this.deps.credentials?.rejected?.(ctx.credentials);
+        }
       }
     }
     this.deps.contain?.finish(ctx, outcome);

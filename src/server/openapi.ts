@@ -1,5 +1,6 @@
 import { agentAuthPaths } from './openapi-agent-auth.js';
 import { detectPaths } from './openapi-detect.js';
+import { oauthPaths } from './openapi-oauth.js';
 
 /** The admin API, described for people and for generated clients (OpenAPI 3.1). */
 const agentRef = {
@@ -979,6 +980,7 @@ export const openApiDocument = {
     },
     ...vaultPaths,
     ...detectPaths,
+    ...oauthPaths,
     ...agentAuthPaths,
   },
 } as const;

@@ -80,6 +80,14 @@ export function registerProxy(app: FastifyInstance, deps: ProxyDeps): void {
       if (outcome.kind === 'denied') {
         return sendError(reply, new CustosError(outcome.stop.code, outcome.stop.message));
       }
+      if (
+        outcome.kind === 'failed' &&
+        outcome.error instanceof CustosError &&
+        (outcome.error.code === 'upstream_insufficient_scope' ||
+          outcome.error.code === 'upstream_token_rejected')
+      ) {
+        return sendError(reply, outcome.error);
+      }
       return sendError(reply, new CustosError('upstream_unavailable', `the API ${api} did not answer`));
     });
   });

@@ -441,6 +441,42 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('vault_bindings_agent').on('vault_bindings').column('agent_id').execute();
     },
   },
+  '0014_oauth_broker': {
+    async up(db: Kysely<unknown>) {
+      // One row per OAuth credential the broker holds (custos.yaml oauth.credentials). The tokens
+      // themselves are a vault secret (encrypted); this row carries what may be read in clear: the
+      // generation of the token set, its expiry, and the refresh lease shared by every process.
+      await db.schema
+        .createTable('oauth_credentials')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('grant_type', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('generation', 'integer', (c) => c.notNull())
+        .addColumn('scope', 'text')
+        .addColumn('access_expires_at', 'bigint')
+        .addColumn('has_refresh_token', 'integer', (c) => c.notNull())
+        .addColumn('lease_holder', 'text')
+        .addColumn('lease_until', 'bigint')
+        .addColumn('connected_at', 'bigint')
+        .addColumn('connected_by', 'text')
+        .addColumn('refreshed_at', 'bigint')
+        .addColumn('refresh_count', 'integer', (c) => c.notNull())
+        .addColumn('last_error', 'text')
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      // Open authorization-code connections (PKCE). The state is stored only as its SHA-256; the
+      // code verifier is sealed with a key derived from the state, which only the redirect carries.
+      await db.schema
+        .createTable('oauth_connects')
+        .addColumn('state_hash', 'text', (c) => c.primaryKey())
+        .addColumn('credential', 'text', (c) => c.notNull())
+        .addColumn('sealed_verifier', 'text', (c) => c.notNull())
+        .addColumn('redirect_uri', 'text', (c) => c.notNull())
+        .addColumn('requested_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull());
+    },
+  },
   '0015_dpop': {
     async up(db: Kysely<unknown>) {
       // 1: the agent's access tokens must be DPoP-bound (RFC 9449); unbound ones are refused.

@@ -362,6 +362,42 @@ export interface VaultBindingTable {
   created_at: number;
 }
 
+/** An OAuth credential of the broker: token generation, expiry and refresh lease (tokens live in the vault). */
+export interface OAuthCredentialTable {
+  name: string;
+  grant_type: 'authorization_code' | 'client_credentials';
+  status: 'disconnected' | 'connected' | 'reconnect_required';
+  /** Bumped each time a new token set is stored; readers compare it to what they cached. */
+  generation: number;
+  scope: string | null;
+  access_expires_at: number | null;
+  /** 1 when the stored token set holds a refresh token. */
+  has_refresh_token: number;
+  /** The process holding the refresh lease, and until when (ms). */
+  lease_holder: string | null;
+  lease_until: number | null;
+  connected_at: number | null;
+  connected_by: string | null;
+  refreshed_at: number | null;
+  refresh_count: number;
+  /** Code of the last refresh failure (no provider text, which could echo a token). */
+  last_error: string | null;
+  updated_at: number;
+}
+
+/** An authorization-code connection in progress (PKCE). */
+export interface OAuthConnectTable {
+  /** SHA-256 (hex) of the state parameter. */
+  state_hash: string;
+  credential: string;
+  /** The PKCE code verifier, AES-256-GCM sealed under a key derived from the state. */
+  sealed_verifier: string;
+  redirect_uri: string;
+  requested_by: string;
+  created_at: number;
+  expires_at: number;
+}
+
 export interface Database {
   agents: AgentTable;
   agent_credentials: AgentCredentialTable;
@@ -386,4 +422,6 @@ export interface Database {
   vet_runs: VetRunTable;
   vault_secrets: VaultSecretTable;
   vault_bindings: VaultBindingTable;
+  oauth_credentials: OAuthCredentialTable;
+  oauth_connects: OAuthConnectTable;
 }

@@ -45,6 +45,17 @@ export interface ResolvedCredential {
 }
 
 const placeholder = '{{secret}}';
+
+/** What bindings need of the OAuth broker. */
+export interface BrokeredTokens {
+  names(): string[];
+  accessToken(credential: string): Promise<string>;
+}
+
+/** A binding's secret `oauth:<credential>` names an OAuth broker credential instead of a vault secret. */
+export function oauthCredentialOf(secret: string): string | undefined {
+  return secret.startsWith('oauth:') ? secret.slice('oauth:'.length) : undefined;
+}
 const headerName = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
 const envName = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Hop-by-hop and framing headers a binding may not set. */
@@ -104,7 +115,14 @@ export class BindingService {
   private readonly fromConfig: readonly Binding[];
 
   constructor(
-    private readonly deps: { store: Store; vault: Vault; clock: Clock; ids: IdGenerator },
+    private readonly deps: {
+      store: Store;
+      vault: Vault;
+      clock: Clock;
+      ids: IdGenerator;
+      /** The OAuth broker, for bindings whose secret is `oauth:<credential>`. */
+      oauth?: BrokeredTokens;
+    },
     configBindings: ReadonlyArray<Omit<BindInput, 'agentId'>> = [],
   ) {
     this.fromConfig = configBindings.map((b, i) => {
@@ -134,7 +152,14 @@ export class BindingService {
         'a stdio server is one process shared by every agent, so its environment cannot differ per agent; bind the secret shared, or serve the upstream over HTTP',
       );
     }
-    if ((await this.deps.vault.get(input.secret)) === undefined) {
+    const brokered = oauthCredentialOf(input.secret);
+    if (brokered !== undefined) {
+      if (!this.deps.oauth?.names().includes(brokered)) {
+        throw new CustosError('not_found', `no OAuth credential named "${brokered}" in custos.yaml`, {
+          detail: { fix: `add oauth.credentials.${brokered} to custos.yaml` },
+        });
+      }
+    } else if ((await this.deps.vault.get(input.secret)) === undefined) {
       throw new CustosError('not_found', `no secret named "${input.secret}"`, {
         detail: { fix: `custos secret set ${input.secret} < FILE` },
       });
@@ -222,7 +247,14 @@ export class BindingService {
       for (const row of rows) if (row.agent_id === agentId) chosen.set(key(toBinding(row)), toBinding(row));
     const resolved: ResolvedCredential[] = [];
     for (const b of chosen.values()) {
-      const value = await this.deps.vault.reveal(b.secret);
+      const brokered = oauthCredentialOf(b.secret);
+      // A brokered credential is a fresh access token (refreshed ahead of expiry), not a stored value.
+      const value =
+        brokered === undefined
+          ? await this.deps.vault.reveal(b.secret)
+          : this.deps.oauth === undefined
+            ? undefined
+            : await this.deps.oauth.accessToken(brokered);
       if (value === undefined) {
         throw new CustosError('credential_missing', `the credential for ${target} is not in the vault`, {
           detail: { secret: b.secret, fix: `custos secret set ${b.secret} < FILE` },

@@ -9,6 +9,16 @@ export {
   type ResolvedCredential,
 } from './bindings.js';
 export {
+  type BrokerSecrets,
+  bearerChallenge,
+  type ConnectStart,
+  classifyRefusal,
+  OAuthBroker,
+  type OAuthCredentialStatus,
+  tokenSecretNames,
+  type UpstreamRefusal,
+} from './broker/index.js';
+export {
   generateMasterKey,
   loadMasterKeyring,
   type MasterKeyring,

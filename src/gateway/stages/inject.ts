@@ -10,6 +10,8 @@ export interface CredentialPort {
     target: string,
     agentId: string,
   ): Promise<Record<string, string> | undefined>;
+  /** The upstream refused injected credentials as invalid or expired (401): do not use them again. */
+  rejected?(headers: Readonly<Record<string, string>>): void;
 }
 
 /**
@@ -29,6 +31,10 @@ export function inject(port: CredentialPort) {
       return proceed;
     } catch (error) {
       const code = isCustosError(error) ? error.code : 'internal';
+      // The broker's own codes tell the agent (and its owner) what to do: reconnect, or retry later.
+      if (code === 'oauth_not_connected' || code === 'oauth_refresh_failed') {
+        return stop(code, `the OAuth credential for ${upstream.name} is unavailable (${code})`, ['inject']);
+      }
       return stop(
         code === 'vault_locked' || code === 'credential_missing' ? code : 'credential_missing',
         `the upstream credential for ${upstream.name} is unavailable`,
