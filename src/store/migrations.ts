@@ -474,7 +474,8 @@ const migrations: Record<string, Migration> = {
         .addColumn('redirect_uri', 'text', (c) => c.notNull())
         .addColumn('requested_by', 'text', (c) => c.notNull())
         .addColumn('created_at', 'bigint', (c) => c.notNull())
-        .addColumn('expires_at', 'bigint', (c) => c.notNull());
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .execute();
     },
   },
   '0015_dpop': {
