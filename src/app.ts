@@ -34,6 +34,7 @@ import {
 } from './identity/index.js';
 import { archivedPolicySetOf, archivePolicySet, PolicyStore } from './policy/index.js';
 import { registerAdmin } from './server/admin.js';
+import { agentAuthRoutes } from './server/admin-agent-auth.js';
 import { approvalLinkRoutes, approvalRoutes } from './server/admin-approvals.js';
 import { auditRoutes } from './server/admin-audit.js';
 import { consoleDataRoutes } from './server/admin-console.js';
@@ -265,8 +266,13 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
 
     // Agents named in custos.yaml and missing from the store are onboarded (with the default expiry).
     const createdAgents: Array<{ name: string; clientId: string; clientSecret: string }> = [];
-    for (const { expiresDays, ...a } of config.agents) {
-      if ((await identity.agents.get(a.name)) !== undefined) continue;
+    for (const { expiresDays, requireDpop, ...a } of config.agents) {
+      const existing = await identity.agents.get(a.name);
+      // The configuration is declarative: a stated requireDpop wins over what the store holds.
+      if (requireDpop !== undefined && existing !== undefined && existing.status !== 'offboarded') {
+        await identity.agents.setRequireDpop(a.name, requireDpop);
+      }
+      if (existing !== undefined) continue;
       const added = await identity.agents.add(
         {
           ...a,
@@ -275,6 +281,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
         },
         { by: 'custos.yaml' },
       );
+      if (requireDpop === true) await identity.agents.setRequireDpop(a.name, true);
       createdAgents.push({ name: a.name, clientId: added.clientId, clientSecret: added.clientSecret ?? '' });
     }
     // Agents past their expiry are suspended at start and then every lifecycle.sweepSeconds.
@@ -383,8 +390,8 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       audit,
       contain: detect,
       approvals,
-      verifyAccessToken: (token) =>
-        identity.verifyAccessToken(token).catch((error: unknown) => {
+      verifyAccessToken: (token, presentation) =>
+        identity.verifyAccessToken(token, presentation).catch((error: unknown) => {
           // Calls with tokens a quarantine ended are counted on its incident.
           detect.noteRefusedToken(token, error);
           throw error;
@@ -414,7 +421,8 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       : [];
     const mcp = new McpHttp({
       downstream,
-      authenticate: (token) => pipeline.authenticate(token),
+      authenticate: (token, presentation) => pipeline.authenticate(token, presentation),
+      publicBase: url,
       hasServer: (name) => upstreams.get(name) !== undefined,
       resourceMetadataUrl: `${url}/.well-known/oauth-protected-resource/mcp`,
       allowedHosts,
@@ -476,7 +484,13 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
         return { ready: true, detail: { upstreams: statuses } };
       },
       admin: (server) => {
-        registerProxy(server, { pipeline, apis, now: () => clock.now() });
+        registerProxy(server, {
+          pipeline,
+          apis,
+          now: () => clock.now(),
+          publicBase: url,
+          resourceMetadataUrl: `${url}/.well-known/oauth-protected-resource/mcp`,
+        });
         approvalLinkRoutes(approvals)(server);
         oauthCallbackRoutes(oauth, url)(server);
         registerConsoleLogin(server, { users, url, clock, settings: config.console });
@@ -497,6 +511,7 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
               },
             }),
             detectRoutes(detect),
+            agentAuthRoutes(identity.agents),
             approvalRoutes({ approvals, agents: identity.agents }),
             userRoutes(users),
             lifecycleRoutes({

@@ -4,6 +4,7 @@ import { systemClock } from '../core/clock.js';
 import { CustosError } from '../core/errors.js';
 import type { AddedAgent, Agent, OffboardReport, Orphan } from '../identity/index.js';
 import { findOrphans } from '../identity/index.js';
+import { registerAgentAuthCommands } from './agent-auth.js';
 import {
   agentService,
   callAdmin,
@@ -43,6 +44,7 @@ function printAgent(agent: Agent, json: boolean | undefined): void {
     ...row(agent),
     purpose: agent.purpose,
     epoch: agent.epoch,
+    dpop: agent.requireDpop ? 'required' : 'optional',
     created: formatTime(agent.createdAt),
   })) {
     console.log(`${k.padEnd(12)} ${v}`);
@@ -246,4 +248,5 @@ export function registerAgentCommands(program: Command): void {
       .option('--json', 'print JSON')
       .action((ref: string, o: Json) => lifecycle(action, ref, { ...program.opts<GlobalOptions>(), ...o }));
   }
+  registerAgentAuthCommands(agent, program);
 }

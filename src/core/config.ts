@@ -64,6 +64,11 @@ const agent = z.strictObject({
   environment: z.string().min(1).default('development'),
   /** Days until the agent expires when Custos creates it; lifecycle.defaultExpiryDays when absent. */
   expiresDays: z.number().int().positive().optional(),
+  /**
+   * Require DPoP-bound access tokens (RFC 9449). Applied at every start when set; absent,
+   * the stored setting (`custos agent dpop`) is left as it is.
+   */
+  requireDpop: z.boolean().optional(),
 });
 
 const headers = z.record(z.string(), z.string()).default({});

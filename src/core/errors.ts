@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'invalid_client'
   | 'invalid_grant'
   | 'invalid_token'
+  | 'invalid_dpop_proof'
   | 'insufficient_scope'
   | 'unsupported_grant_type'
   | 'agent_inactive'
@@ -71,6 +72,7 @@ const httpStatus: Record<ErrorCode, number> = {
   invalid_client: 401,
   invalid_grant: 400,
   invalid_token: 401,
+  invalid_dpop_proof: 401,
   insufficient_scope: 403,
   unsupported_grant_type: 400,
   agent_inactive: 403,

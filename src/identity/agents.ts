@@ -36,6 +36,8 @@ export interface Agent {
   readonly expiresAt: number | null;
   /** Why a suspended agent is suspended: 'expired' (renewing lifts it), 'manual', or null. */
   readonly statusReason: string | null;
+  /** Its access tokens must be DPoP-bound (RFC 9449); bearer tokens are refused. */
+  readonly requireDpop: boolean;
   /** Status active and not past expiresAt, at the time of reading. */
   readonly active: boolean;
 }
@@ -139,6 +141,7 @@ function toAgent(row: AgentTable, now: number): Agent {
     updatedAt: Number(row.updated_at),
     expiresAt,
     statusReason: row.status === 'suspended' ? (row.status_reason ?? 'manual') : null,
+    requireDpop: Number(row.require_dpop) === 1,
     active: row.status === 'active' && (expiresAt === null || expiresAt > now),
   };
 }
@@ -265,6 +268,7 @@ export class AgentService {
       updated_at: now,
       expires_at: expiresAt,
       status_reason: null,
+      require_dpop: 0,
     };
     const credential = this.credentialRow(row.id, prepared, now);
     try {
@@ -440,6 +444,25 @@ export class AgentService {
           lift ? ['the expiry suspension is lifted'] : [],
         ),
       );
+      return true;
+    });
+  }
+
+  /**
+   * Require (or stop requiring) DPoP-bound access tokens for an agent (RFC 9449). Takes effect
+   * on the agent's next call: once required, its unbound tokens are refused at the gateway and
+   * the token endpoint issues tokens only with a DPoP proof, so a stolen token is useless
+   * without the agent's DPoP key.
+   */
+  async setRequireDpop(ref: string, required: boolean): Promise<Agent> {
+    return this.transition(ref, async (trx, agent, now) => {
+      if (agent.status === 'offboarded') throw this.offboarded(agent);
+      if (agent.requireDpop === required) return false;
+      await trx
+        .updateTable('agents')
+        .set({ require_dpop: required ? 1 : 0, updated_at: now })
+        .where('id', '=', agent.id)
+        .execute();
       return true;
     });
   }

@@ -23,6 +23,15 @@ export {
 export { type ClientKeyAlgorithm, type ClientPublicKey, parseClientPublicKey } from './client-keys.js';
 export { AgentDirectory, type AgentView, isAgentViewActive } from './directory.js';
 export {
+  accessTokenHash,
+  type DpopRequest,
+  DpopVerifier,
+  type DpopVerifierOptions,
+  dpopAlgorithms,
+  jwkThumbprint,
+  type VerifiedProof,
+} from './dpop.js';
+export {
   type NewUser,
   passwordCost,
   type User,
@@ -70,6 +79,7 @@ export {
 } from './oauth.js';
 export { type OidcIdentity, OidcLogin, type OidcSettings } from './oidc.js';
 export { findOrphans, type Orphan, type OrphanReason } from './orphans.js';
+export { ReplayCache, type ReplayVerdict } from './replay.js';
 export {
   AccessReview,
   type AccessReviewOptions,
@@ -82,4 +92,10 @@ export {
 } from './review.js';
 export { createIdentityService, type IdentityOptions, type IdentityService } from './service.js';
 export { parseTaskScope, type TaskGrant, type TaskReach, taskAllows, taskReachesServer } from './tasks.js';
-export { type IssuedToken, type Principal, TokenService, type TokenServiceOptions } from './tokens.js';
+export {
+  type IssuedToken,
+  type Principal,
+  type TokenPresentation,
+  TokenService,
+  type TokenServiceOptions,
+} from './tokens.js';

@@ -1,3 +1,4 @@
+import { agentAuthPaths } from './openapi-agent-auth.js';
 import { detectPaths } from './openapi-detect.js';
 import { lifecyclePaths } from './openapi-lifecycle.js';
 import { oauthPaths } from './openapi-oauth.js';
@@ -1002,5 +1003,6 @@ export const openApiDocument = {
     ...detectPaths,
     ...lifecyclePaths,
     ...oauthPaths,
+    ...agentAuthPaths,
   },
 } as const;

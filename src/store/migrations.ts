@@ -507,6 +507,15 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0015_dpop': {
+    async up(db: Kysely<unknown>) {
+      // 1: the agent's access tokens must be DPoP-bound (RFC 9449); unbound ones are refused.
+      await db.schema
+        .alterTable('agents')
+        .addColumn('require_dpop', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

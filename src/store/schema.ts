@@ -12,6 +12,8 @@ export interface AgentTable {
   expires_at: number | null;
   /** Why the agent is suspended (0013_lifecycle): 'expired' (renewing lifts it), 'manual', or null. */
   status_reason?: string | null;
+  /** 1 when the agent's access tokens must be DPoP-bound (migration 0015). */
+  require_dpop: number;
 }
 
 export interface AgentCredentialTable {
