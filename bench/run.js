@@ -22,6 +22,7 @@ const benchmarks = [
   'approvals',
   'vet',
   'vault',
+  'dpop',
 ];
 
 function parseArgs(argv) {

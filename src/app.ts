@@ -4,7 +4,13 @@ import { createServer } from 'node:net';
 import { join, resolve as resolvePath } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import { ApprovalService, LinkSigner, loadLinkKey, WebhookChannel } from './approvals/index.js';
+import {
+  ApprovalService,
+  approvalsOffboardStep,
+  LinkSigner,
+  loadLinkKey,
+  WebhookChannel,
+} from './approvals/index.js';
 import {
   type AuditExporters,
   AuditRecorder,
@@ -19,13 +25,21 @@ import { IdGenerator } from './core/ids.js';
 import { DetectService, loadPlaybooks } from './detect/index.js';
 import { ApiUpstream, CatalogView, Downstream, Pipeline, serverInfo, TaskBudgets } from './gateway/index.js';
 import { UpstreamRegistry } from './gateway/upstream/index.js';
-import { createIdentityService, type IdentityService, UserService } from './identity/index.js';
+import {
+  AccessReview,
+  createIdentityService,
+  type IdentityService,
+  type OffboardStep,
+  UserService,
+} from './identity/index.js';
 import { archivedPolicySetOf, archivePolicySet, PolicyStore } from './policy/index.js';
 import { registerAdmin } from './server/admin.js';
+import { agentAuthRoutes } from './server/admin-agent-auth.js';
 import { approvalLinkRoutes, approvalRoutes } from './server/admin-approvals.js';
 import { auditRoutes } from './server/admin-audit.js';
 import { consoleDataRoutes } from './server/admin-console.js';
 import { detectRoutes } from './server/admin-detect.js';
+import { bindingsReach, lifecycleRoutes, reachSources } from './server/admin-lifecycle.js';
 import { oauthCallbackRoutes, oauthRoutes } from './server/admin-oauth.js';
 import { userRoutes } from './server/admin-users.js';
 import { vaultRoutes } from './server/admin-vault.js';
@@ -67,6 +81,21 @@ export interface Custos {
 export interface StartOptions {
   logger?: Logger;
   clock?: Clock;
+}
+
+/**
+ * What offboarding removes besides the agent's own rows, in order, inside its one transaction:
+ * approvals (pending requests cancelled, grants revoked) and the vault's per-agent bindings.
+ * A capability with per-agent state adds its step here; the CLI uses the same list.
+ */
+export function offboardSteps(): OffboardStep[] {
+  return [
+    approvalsOffboardStep,
+    {
+      name: 'vault',
+      run: async (trx, agent) => ({ bindingsDeleted: await deleteAgentBindings(trx, agent.id) }),
+    },
+  ];
 }
 
 /** Where the policy sets enforced are kept by hash: `<data>/policy-sets/<hash>.json`. */
@@ -165,6 +194,9 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
   const url = (config.listen.publicUrl ?? `http://${hostPart}:${port}`).replace(/\/$/, '');
 
   const closers: Array<() => Promise<void> | void> = [];
+  let recorder = (): AuditRecorder => {
+    throw new CustosError('store_unavailable', 'the audit log is not open yet');
+  };
   const close = async () => {
     for (const c of closers.reverse()) await c();
   };
@@ -191,6 +223,10 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       audience: `${url}/mcp`,
       tokenTtlSeconds: config.tokens.ttlSeconds,
       taskTokenTtlSeconds: config.tokens.taskTtlSeconds,
+      // Lifecycle changes commit with their audit event; the recorder exists from below on.
+      audit: { transaction: (work) => recorder().transaction(work) },
+      expiry: config.lifecycle,
+      offboardSteps: offboardSteps(),
     });
     // The broker records connections in the audit log, which opens below; nothing connects before it listens.
     const oauth = new OAuthBroker({
@@ -202,12 +238,6 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       audit: { record: (event) => audit.record(event) },
     });
     const bindings = new BindingService({ store, vault, clock, ids, oauth }, configBindings(config));
-    const createdAgents: Array<{ name: string; clientId: string; clientSecret: string }> = [];
-    for (const a of config.agents) {
-      if ((await identity.agents.get(a.name)) !== undefined) continue;
-      const added = await identity.agents.add({ ...a, credential: { kind: 'client_secret' } });
-      createdAgents.push({ name: a.name, clientId: added.clientId, clientSecret: added.clientSecret ?? '' });
-    }
     const refresher = setInterval(() => {
       identity.refresh().catch((error) => logger.warn({ err: error }, 'agent refresh failed'));
     }, 2000);
@@ -232,6 +262,41 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     });
     closers.push(() => audit.close());
     audit.onDurable((events) => exporters.write(events));
+    recorder = () => audit;
+
+    // Agents named in custos.yaml and missing from the store are onboarded (with the default expiry).
+    const createdAgents: Array<{ name: string; clientId: string; clientSecret: string }> = [];
+    for (const { expiresDays, requireDpop, ...a } of config.agents) {
+      const existing = await identity.agents.get(a.name);
+      // The configuration is declarative: a stated requireDpop wins over what the store holds.
+      if (requireDpop !== undefined && existing !== undefined && existing.status !== 'offboarded') {
+        await identity.agents.setRequireDpop(a.name, requireDpop);
+      }
+      if (existing !== undefined) continue;
+      const added = await identity.agents.add(
+        {
+          ...a,
+          ...(expiresDays === undefined ? {} : { expiresInDays: expiresDays }),
+          credential: { kind: 'client_secret' },
+        },
+        { by: 'custos.yaml' },
+      );
+      if (requireDpop === true) await identity.agents.setRequireDpop(a.name, true);
+      createdAgents.push({ name: a.name, clientId: added.clientId, clientSecret: added.clientSecret ?? '' });
+    }
+    // Agents past their expiry are suspended at start and then every lifecycle.sweepSeconds.
+    const sweep = () =>
+      identity.agents.expireDue().then(
+        (expired) => {
+          for (const a of expired)
+            logger.info({ agent: a.name, agentId: a.id }, 'agent expired and suspended');
+        },
+        (error) => logger.warn({ err: error }, 'expiry sweep failed'),
+      );
+    await sweep();
+    const sweeper = setInterval(sweep, config.lifecycle.sweepSeconds * 1000);
+    sweeper.unref();
+    closers.push(() => clearInterval(sweeper));
 
     const headersFor = async (kind: 'server' | 'api', target: string, agentId: string | null) => {
       const found = await bindings.resolve(kind, target, agentId);
@@ -325,8 +390,8 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       audit,
       contain: detect,
       approvals,
-      verifyAccessToken: (token) =>
-        identity.verifyAccessToken(token).catch((error: unknown) => {
+      verifyAccessToken: (token, presentation) =>
+        identity.verifyAccessToken(token, presentation).catch((error: unknown) => {
           // Calls with tokens a quarantine ended are counted on its incident.
           detect.noteRefusedToken(token, error);
           throw error;
@@ -356,7 +421,8 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
       : [];
     const mcp = new McpHttp({
       downstream,
-      authenticate: (token) => pipeline.authenticate(token),
+      authenticate: (token, presentation) => pipeline.authenticate(token, presentation),
+      publicBase: url,
       hasServer: (name) => upstreams.get(name) !== undefined,
       resourceMetadataUrl: `${url}/.well-known/oauth-protected-resource/mcp`,
       allowedHosts,
@@ -418,7 +484,13 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
         return { ready: true, detail: { upstreams: statuses } };
       },
       admin: (server) => {
-        registerProxy(server, { pipeline, apis, now: () => clock.now() });
+        registerProxy(server, {
+          pipeline,
+          apis,
+          now: () => clock.now(),
+          publicBase: url,
+          resourceMetadataUrl: `${url}/.well-known/oauth-protected-resource/mcp`,
+        });
         approvalLinkRoutes(approvals)(server);
         oauthCallbackRoutes(oauth, url)(server);
         registerConsoleLogin(server, { users, url, clock, settings: config.console });
@@ -439,8 +511,28 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
               },
             }),
             detectRoutes(detect),
+            agentAuthRoutes(identity.agents),
             approvalRoutes({ approvals, agents: identity.agents }),
             userRoutes(users),
+            lifecycleRoutes({
+              store,
+              clock,
+              idleDays: config.lifecycle.idleDays,
+              review: new AccessReview({
+                store,
+                clock,
+                ids,
+                agents: identity.agents,
+                audit,
+                sources: reachSources({
+                  policy,
+                  clock,
+                  servers: () =>
+                    upstreams.list().map((u) => ({ name: u.name, tools: u.catalog()?.tools ?? null })),
+                  bindings: bindingsReach((filter) => bindings.list(filter)),
+                }),
+              }),
+            }),
             consoleDataRoutes({
               store,
               agents: identity.agents,

@@ -535,8 +535,9 @@ describe('the gateway with real MCP servers (filesystem, everything, a _meta ech
     it('a missing token is a 401 that points at the protected resource metadata', async () => {
       const res = await post(`${t.url}/mcp`, undefined, JSON.stringify(initialize));
       expect(res.status).toBe(401);
+      // Two challenges (RFC 9449 §7.1): Bearer with the metadata, and DPoP with its algorithms.
       expect(res.headers.get('www-authenticate')).toBe(
-        `Bearer resource_metadata="${t.url}/.well-known/oauth-protected-resource/mcp"`,
+        `Bearer resource_metadata="${t.url}/.well-known/oauth-protected-resource/mcp", DPoP algs="EdDSA Ed25519 ES256 ES384 PS256 RS256"`,
       );
       expect(res.json).toMatchObject({ error: { code: 'invalid_token' } });
       const metadata = await fetch(`${t.url}/.well-known/oauth-protected-resource/mcp`);

@@ -193,6 +193,7 @@ await describeEachStore('store_contract', (current) => {
         created_at: 1,
         updated_at: 1,
         expires_at: null,
+        require_dpop: 0,
       })
       .execute()
       .then(

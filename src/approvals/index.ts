@@ -5,6 +5,7 @@
  */
 export { argumentsMatch, compilePattern } from './grants.js';
 export { type LinkClaim, LinkSigner, loadLinkKey } from './links.js';
+export { approvalsOffboardStep } from './offboard.js';
 export { type ApprovalFilter, ApprovalRepository, type ContainedScope } from './repository.js';
 export { ApprovalService, type ApprovalServiceDeps, callHashOf, voterOf } from './service.js';
 export type {

@@ -16,7 +16,7 @@ export { type AuditExporters, type ExportsConfig, startExporters } from './expor
 export { ExportStore, type StoredExport } from './exports-store.js';
 export type { OcsfSinkStats } from './ocsf.js';
 export { countEvents, type EventFilter, getEvent, listEvents } from './query.js';
-export { AuditRecorder } from './recorder.js';
+export { AuditRecorder, type AuditTransaction } from './recorder.js';
 export { type PendingAppend, type PreparedAppend, type StoredCheckpoint, TransparencyLog } from './tlog.js';
 export { type ChainStep, renderChain } from './trace.js';
 export { type BundleVerification, type LiveVerification, verifyBundle, verifyLive } from './verify-bundle.js';

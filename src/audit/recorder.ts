@@ -1,6 +1,7 @@
+import type { Transaction } from 'kysely';
 import { CustosError } from '../core/errors.js';
 import type { IdGenerator } from '../core/ids.js';
-import type { Store } from '../store/index.js';
+import type { Database, Store } from '../store/index.js';
 import type { AuditEvent, AuditEventInput } from './events.js';
 import type { PendingAppend, TransparencyLog } from './tlog.js';
 
@@ -8,6 +9,17 @@ import type { PendingAppend, TransparencyLog } from './tlog.js';
 const maxBatch = 1000;
 /** Told of every batch once it is durable, in log order; exporters hang off this. */
 export type DurableListener = (events: readonly AuditEvent[]) => void;
+
+/**
+ * What `AuditRecorder.transaction` hands its work: `append` queues an event for this
+ * transaction (and returns it with its id; the seq is set when written), `write` writes the
+ * queued events now, inside the transaction (otherwise they are written after the work
+ * returns, still inside it). Nothing is durable until the transaction commits.
+ */
+export interface AuditTransaction {
+  append(input: AuditEventInput): AuditEvent;
+  write(): Promise<void>;
+}
 
 interface Pending {
   /** Its seq is set when the batch is written (from the log's next seq), so a failed batch leaves no gap. */
@@ -39,17 +51,85 @@ export class AuditRecorder {
   /** Append one event; resolves once it is durable, with the seq it was given. */
   record(input: AuditEventInput): Promise<AuditEvent> {
     if (this.closed) return Promise.reject(new CustosError('store_unavailable', 'the audit log is closed'));
-    const event: AuditEvent = {
+    const event = this.eventOf(input);
+    return new Promise((resolve, reject) => {
+      this.queue.push({ event, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /**
+   * Run `work` in one database transaction and append the events it adds to the log in that
+   * same transaction: the state change and its audit events commit together or not at all.
+   * Group commits wait while it runs (seqs are assigned from the log's frontier, so only one
+   * writer may hold it), and it waits for a batch being written. Keep the work short.
+   */
+  async transaction<T>(
+    work: (trx: Transaction<Database>, audit: AuditTransaction) => Promise<T>,
+  ): Promise<T> {
+    if (this.closed) throw new CustosError('store_unavailable', 'the audit log is closed');
+    // Claim the writer's slot: wait for any batch or other transaction, then take it in the same turn.
+    while (this.flushing) await this.flushing.catch(() => {});
+    const run = this.runTransaction(work);
+    this.flushing = run.then(
+      () => {},
+      () => {},
+    );
+    void this.flushing.finally(() => {
+      this.flushing = null;
+      if (this.queue.length > 0) this.schedule();
+    });
+    return run;
+  }
+
+  private async runTransaction<T>(
+    work: (trx: Transaction<Database>, audit: AuditTransaction) => Promise<T>,
+  ): Promise<T> {
+    const events: AuditEvent[] = [];
+    let pending: PendingAppend | undefined;
+    let written = false;
+    try {
+      const result = await this.store.db.transaction().execute(async (trx) => {
+        const write = async () => {
+          if (written)
+            throw new CustosError('internal', 'the events of this transaction were already written');
+          written = true;
+          if (events.length === 0) return;
+          const base = this.log.nextSeq;
+          events.forEach((event, i) => {
+            event.seq = base + i;
+          });
+          pending = await this.log.appendInTransaction(trx, events);
+        };
+        const value = await work(trx, {
+          append: (input) => {
+            if (written) throw new CustosError('internal', 'append after the events were written');
+            const event = this.eventOf(input);
+            events.push(event);
+            return event;
+          },
+          write,
+        });
+        if (!written) await write();
+        return value;
+      });
+      if (pending !== undefined) this.log.commit(pending);
+      if (events.length > 0 && this.listeners.length > 0) setImmediate(() => this.notify(events));
+      return result;
+    } catch (error) {
+      if (pending !== undefined) this.log.rollback(pending);
+      throw error;
+    }
+  }
+
+  private eventOf(input: AuditEventInput): AuditEvent {
+    return {
       ...input,
       id: this.ids.next('evt'),
       seq: 0,
       policySetHash: input.policySetHash ?? null,
       approvalId: input.approvalId ?? null,
     };
-    return new Promise((resolve, reject) => {
-      this.queue.push({ event, resolve, reject });
-      this.schedule();
-    });
   }
 
   /**

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'undici';
-import { adminToken, type RuntimeFile, runtimeFilePath } from '../app.js';
+import { adminToken, offboardSteps, type RuntimeFile, runtimeFilePath } from '../app.js';
+import { AuditRecorder, TransparencyLog } from '../audit/index.js';
 import { systemClock } from '../core/clock.js';
 import { type Config, loadConfig } from '../core/config.js';
 import { CustosError } from '../core/errors.js';
@@ -82,3 +83,59 @@ export function agentService(store: Store): AgentService {
     directory: new AgentDirectory(store),
   });
 }
+
+/**
+ * The test pause inside the offboarding transaction: with CUSTOS_TEST_OFFBOARD_PAUSE set to a
+ * point's name (epoch, credentials, a step's name, before-commit), offboarding stops there,
+ * says so on stderr and waits for ever, so a crash test can kill the process mid-transaction.
+ */
+export function offboardPauseFromEnv(env: NodeJS.ProcessEnv = process.env) {
+  const at = env.CUSTOS_TEST_OFFBOARD_PAUSE;
+  if (!at) return undefined;
+  return async (point: string) => {
+    if (point !== at) return;
+    process.stderr.write(`custos: paused inside the offboarding transaction at ${point}\n`);
+    await new Promise(() => setInterval(() => {}, 60_000));
+  };
+}
+
+/**
+ * Work on the agents with lifecycle changes recorded (no server running): the store, a
+ * writable audit log, and the offboarding steps the server registers.
+ */
+export async function withLifecycle<T>(
+  config: Config,
+  work: (agents: AgentService, store: Store, audit: AuditRecorder) => Promise<T>,
+): Promise<T> {
+  if (process.env.CUSTOS_USER_TOKEN)
+    throw new CustosError(
+      'usage',
+      'CUSTOS_USER_TOKEN needs a running Custos server (start it with custos start)',
+    );
+  return withStore(config, async (store) => {
+    const clock = systemClock;
+    const ids = new IdGenerator(clock);
+    const log = await TransparencyLog.open(store, { clock });
+    const audit = new AuditRecorder(store, log, ids, { commitDelayMs: 0 });
+    try {
+      const pause = offboardPauseFromEnv();
+      const agents = new AgentService({
+        store,
+        clock,
+        ids,
+        directory: new AgentDirectory(store),
+        audit,
+        expiry: config.lifecycle,
+        offboardSteps: offboardSteps(),
+        ...(pause === undefined ? {} : { pause }),
+      });
+      return await work(agents, store, audit);
+    } finally {
+      await audit.close();
+      await log.close();
+    }
+  });
+}
+
+/** Who makes a change from this CLI without a server: the installation's admin token. */
+export const offlineActor = 'admin token';

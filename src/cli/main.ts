@@ -12,6 +12,7 @@ import { registerEvidenceCommands } from './evidence.js';
 import { registerIncidentCommands } from './incident.js';
 import { registerOAuthCommands } from './oauth.js';
 import { registerPolicyCommands } from './policy.js';
+import { registerReviewCommands } from './review.js';
 import { registerSecretCommands } from './secret.js';
 import { registerUserCommands } from './user.js';
 import { registerServersCommand, registerVetCommands } from './vet.js';
@@ -66,23 +67,47 @@ export function buildProgram(): Command {
     .description('bridge a stdio-only MCP client to Custos, keeping its token fresh')
     .requiredOption('--url <url>', 'Custos MCP endpoint, e.g. http://127.0.0.1:7400/mcp')
     .requiredOption('--client-id <id>', 'the agent id')
+    .option('--key-file <file>', "the agent's private JWK: authenticate with private_key_jwt, no secret")
     .option('--client-secret-file <file>', 'file holding the client secret')
     .option(
       '--client-secret-env <var>',
       'environment variable holding the client secret',
       'CUSTOS_CLIENT_SECRET',
     )
+    .option('--dpop', 'bind tokens to a DPoP key held only in this process (RFC 9449)')
     .action(
-      async (o: { url: string; clientId: string; clientSecretFile?: string; clientSecretEnv: string }) => {
+      async (o: {
+        url: string;
+        clientId: string;
+        keyFile?: string;
+        clientSecretFile?: string;
+        clientSecretEnv: string;
+        dpop?: boolean;
+      }) => {
+        const dpop = o.dpop === true;
+        if (o.keyFile !== undefined) {
+          if (o.clientSecretFile !== undefined)
+            throw new CustosError('usage', 'give --key-file or --client-secret-file, not both');
+          let privateKey: Record<string, unknown>;
+          try {
+            privateKey = JSON.parse(readFileSync(o.keyFile, 'utf8')) as Record<string, unknown>;
+          } catch (error) {
+            throw new CustosError('usage', `${o.keyFile} is not a readable JWK file`, { cause: error });
+          }
+          if (typeof privateKey.d !== 'string')
+            throw new CustosError('usage', `${o.keyFile} holds no private key (JWK member "d")`);
+          await runBridge({ url: o.url, clientId: o.clientId, privateKey, dpop });
+          return;
+        }
         const secret = o.clientSecretFile
           ? readFileSync(o.clientSecretFile, 'utf8').trim()
           : process.env[o.clientSecretEnv];
         if (!secret)
           throw new CustosError(
             'usage',
-            `no client secret: use --client-secret-file or set ${o.clientSecretEnv}`,
+            `no credentials: use --key-file, --client-secret-file or set ${o.clientSecretEnv}`,
           );
-        await runBridge({ url: o.url, clientId: o.clientId, clientSecret: secret });
+        await runBridge({ url: o.url, clientId: o.clientId, clientSecret: secret, dpop });
       },
     );
 
@@ -94,6 +119,7 @@ export function buildProgram(): Command {
   registerApprovalCommands(program);
   registerUserCommands(program);
   registerSecretCommands(program);
+  registerReviewCommands(program);
   registerVetCommands(program);
   registerOAuthCommands(program);
   registerServersCommand(program);

@@ -62,6 +62,13 @@ const agent = z.strictObject({
   owner: z.email({ error: "owner must be the accountable human's email address" }),
   purpose: z.string().min(1, { error: 'purpose is required: say what the agent is for' }),
   environment: z.string().min(1).default('development'),
+  /** Days until the agent expires when Custos creates it; lifecycle.defaultExpiryDays when absent. */
+  expiresDays: z.number().int().positive().optional(),
+  /**
+   * Require DPoP-bound access tokens (RFC 9449). Applied at every start when set; absent,
+   * the stored setting (`custos agent dpop`) is left as it is.
+   */
+  requireDpop: z.boolean().optional(),
 });
 
 const headers = z.record(z.string(), z.string()).default({});
@@ -269,6 +276,23 @@ const approvals = z.strictObject({
     .optional(),
 });
 
+/** Agent lifecycle (docs/agents.md): expiry on onboarding, the expiry sweep, orphan detection. */
+const lifecycle = z
+  .strictObject({
+    /** Days until a new agent expires when onboarding names no expiry. */
+    defaultExpiryDays: z.number().int().positive().max(3650).default(90),
+    /** Longest expiry onboarding or renewal may set, in days from then. */
+    maxExpiryDays: z.number().int().positive().max(3650).default(365),
+    /** An agent with no activity in the audit log for this many days is an orphan candidate. */
+    idleDays: z.number().int().positive().max(3650).default(30),
+    /** How often the running server suspends agents past their expiry, in seconds. */
+    sweepSeconds: z.number().int().min(1).max(86_400).default(60),
+  })
+  .refine((l) => l.defaultExpiryDays <= l.maxExpiryDays, {
+    error: 'defaultExpiryDays must not exceed maxExpiryDays',
+    path: ['defaultExpiryDays'],
+  });
+
 /**
  * An upstream OAuth 2 credential the broker holds (docs/oauth.md): where the provider is, which
  * client Custos is, and what it asks for. The client secret is the name of a vault secret.
@@ -401,6 +425,7 @@ export const configSchema = z.strictObject({
   /** Inline detectors, containment, incidents and playbooks (docs/incidents.md). */
   detect: detect.prefault({}),
   approvals: approvals.default({ holdSeconds: 50, tiers: {} }),
+  lifecycle: lifecycle.prefault({}),
   /** The OAuth broker: upstream OAuth 2 credentials Custos connects once and keeps fresh. */
   oauth: oauth.prefault({}),
   console: z
@@ -434,6 +459,7 @@ export type DetectAction = z.infer<typeof detectAction>;
 export type DetectOverride = z.infer<typeof detectOverride>;
 export type ApprovalsConfig = z.infer<typeof approvals>;
 export type ApprovalTierConfig = z.infer<typeof approvalTier>;
+export type LifecycleConfig = z.infer<typeof lifecycle>;
 export type OAuthConfig = z.infer<typeof oauth>;
 export type OAuthCredentialConfig = z.infer<typeof oauthCredential>;
 
@@ -525,6 +551,12 @@ export function buildConfig(raw: unknown, baseDir: string, options: LoadOptions 
       );
     }
     names.add(a.name);
+    if (a.expiresDays !== undefined && a.expiresDays > value.lifecycle.maxExpiryDays) {
+      throw new CustosError(
+        'config_invalid',
+        `configuration is invalid:\n  agents.${index}.expiresDays: ${a.expiresDays} exceeds lifecycle.maxExpiryDays (${value.lifecycle.maxExpiryDays}) (fix: lower it or raise lifecycle.maxExpiryDays)`,
+      );
+    }
   }
   for (const [tierName, tier] of Object.entries(value.approvals.tiers)) {
     if (tier.channels.includes('webhook') && value.approvals.webhook === undefined) {

@@ -17,10 +17,12 @@ export type ErrorCode =
   | 'invalid_client'
   | 'invalid_grant'
   | 'invalid_token'
+  | 'invalid_dpop_proof'
   | 'insufficient_scope'
   | 'unsupported_grant_type'
   | 'agent_inactive'
   | 'agent_offboarded'
+  | 'agent_expired'
   | 'invalid_scope'
   | 'invalid_target'
   // the request path
@@ -70,9 +72,11 @@ const httpStatus: Record<ErrorCode, number> = {
   invalid_client: 401,
   invalid_grant: 400,
   invalid_token: 401,
+  invalid_dpop_proof: 401,
   insufficient_scope: 403,
   unsupported_grant_type: 400,
   agent_inactive: 403,
+  agent_expired: 409,
   agent_offboarded: 409,
   invalid_scope: 400,
   invalid_target: 400,

@@ -36,7 +36,8 @@ export type IdKind =
   | 'usr'
   | 'utok'
   | 'exp'
-  | 'bnd';
+  | 'bnd'
+  | 'rev';
 
 /**
  * Ids are a kind prefix plus a time-ordered, ULID-like body, so they sort by creation

@@ -1,7 +1,7 @@
 import type { AuditEvent, AuditRecorder } from '../audit/index.js';
 import type { Clock } from '../core/clock.js';
 import { isCustosError } from '../core/errors.js';
-import type { Principal } from '../identity/index.js';
+import type { Principal, TokenPresentation } from '../identity/index.js';
 import type { CallContext, CallOutcome, Verdict } from './context.js';
 import { type ApprovalPort, approve } from './stages/approve.js';
 import { authorize, type PolicyPort } from './stages/authorize.js';
@@ -21,8 +21,8 @@ export interface PipelineDeps {
   audit: AuditRecorder;
   /** Human approval for calls a policy allows only with it; absent, no call asks for approval. */
   approvals?: ApprovalPort;
-  /** Verifies a bearer token and the agent's revocation epoch. */
-  verifyAccessToken(token: string): Promise<Principal>;
+  /** Verifies an access token (and its DPoP proof, if bound) and the agent's revocation epoch. */
+  verifyAccessToken(token: string, presentation?: TokenPresentation): Promise<Principal>;
   /** Containment and inline detectors (contain stage, meter detectors, last check before forward). */
   contain?: ContainPort;
   /** Upstream credentials from the vault (inject stage); absent, nothing is attached. */
@@ -36,7 +36,8 @@ type Guard = (ctx: CallContext) => Verdict | Promise<Verdict>;
 /**
  * The request path of every governed call, top to bottom:
  *
- *   1. authenticate  bearer token: signature, audience, expiry, agent status and epoch
+ *   1. authenticate  access token: signature, audience, expiry, agent status and epoch;
+ *                    the DPoP proof of a DPoP-bound token (RFC 9449)
  *                    (once per HTTP request, before the MCP message is read: see `authenticate`)
  *   2. resolve       which upstream and which definition the call names
  *   3. contain       kill switch, quarantined agent or task, disabled server or tool
@@ -71,9 +72,13 @@ export class Pipeline {
     this.recordStage = record(deps.audit, deps.policy);
   }
 
-  /** Stage 1: who is calling. Throws CustosError invalid_token or agent_inactive. */
-  authenticate(token: string): Promise<Principal> {
-    return this.deps.verifyAccessToken(token);
+  /**
+   * Stage 1: who is calling. Throws CustosError invalid_token, invalid_dpop_proof or
+   * agent_inactive. Without `presentation` the token counts as a bearer token, so a
+   * DPoP-bound token is refused (fail closed).
+   */
+  authenticate(token: string, presentation?: TokenPresentation): Promise<Principal> {
+    return this.deps.verifyAccessToken(token, presentation);
   }
 
   /**

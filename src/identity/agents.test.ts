@@ -60,7 +60,13 @@ describe('AgentService', () => {
 
   it('fills defaults and treats times as integer milliseconds', async () => {
     const { agent } = await agents.add(support);
-    expect(agent).toMatchObject({ environment: 'development', status: 'active', epoch: 0, expiresAt: null });
+    // Every agent has an expiry: the default of 90 days unless onboarding names one.
+    expect(agent).toMatchObject({
+      environment: 'development',
+      status: 'active',
+      epoch: 0,
+      expiresAt: clock.now() + 90 * 86_400_000,
+    });
     expect(agent.createdAt).toBe(clock.now());
     expect(await agents.get('support-bot')).toEqual(agent);
     expect(await agents.get(agent.id)).toEqual(agent);
@@ -103,13 +109,21 @@ describe('AgentService', () => {
     expect(await codeOf(agents.suspend('nobody'))).toBe('not_found');
   });
 
-  it('revokes every credential when offboarding', async () => {
+  it('revokes every credential and erases its secret material when offboarding', async () => {
     const { agent } = await agents.add(support);
     await agents.addCredential(agent.id, { kind: 'client_secret' });
     await agents.offboard(agent.id);
     const credentials = await agents.listCredentials(agent.id);
     expect(credentials).toHaveLength(2);
     expect(credentials.every((c) => c.revokedAt === clock.now())).toBe(true);
+    const rows = await store.db
+      .selectFrom('agent_credentials')
+      .select(['secret_hash', 'public_jwk'])
+      .execute();
+    expect(rows).toEqual([
+      { secret_hash: null, public_jwk: null },
+      { secret_hash: null, public_jwk: null },
+    ]);
   });
 
   it('treats an agent past its expiry time as inactive', async () => {

@@ -3,6 +3,7 @@ import type { Clock } from '../core/clock.js';
 import { CustosError } from '../core/errors.js';
 import type { AgentTable, Store } from '../store/index.js';
 import { type AgentDirectory, type AgentView, agentViewFromRow } from './directory.js';
+import { ReplayCache } from './replay.js';
 import { burnVerification, verifyClientSecret } from './secrets.js';
 
 /** RFC 7523 §2.2 client assertion type. */
@@ -61,9 +62,8 @@ export class ClientAuthenticator {
   private readonly directory: AgentDirectory;
   private readonly audiences: string[];
   private readonly maxLifetime: number;
-  private readonly replayCacheSize: number;
-  /** `client_id NUL jti` to the time (ms) after which the assertion is expired anyway. */
-  private readonly seenAssertions = new Map<string, number>();
+  /** `client_id NUL jti` until the time (ms) after which the assertion is expired anyway. */
+  private readonly seenAssertions: ReplayCache;
 
   constructor(options: ClientAuthenticatorOptions) {
     this.store = options.store;
@@ -71,7 +71,7 @@ export class ClientAuthenticator {
     this.directory = options.directory;
     this.audiences = [...new Set([options.tokenEndpoint, options.issuer])];
     this.maxLifetime = options.maxAssertionLifetimeSeconds ?? 300;
-    this.replayCacheSize = options.replayCacheSize ?? 100_000;
+    this.seenAssertions = new ReplayCache(options.replayCacheSize ?? 100_000);
   }
 
   /**
@@ -145,7 +145,13 @@ export class ClientAuthenticator {
     throw invalidClient('wrong client secret');
   }
 
-  /** RFC 7523 §3: iss and sub are the client id, aud names us, exp is required and near. */
+  /**
+   * RFC 7523 §3 (and RFC 7521 §5.2): iss and sub are the client id; aud is one string naming
+   * our token endpoint or issuer (several audiences are refused, so an assertion made for
+   * another server cannot be replayed here); exp is required and at most
+   * `maxAssertionLifetimeSeconds` away, also counted from iat; iat is not in the future; the
+   * jti is used once; the alg is the one the registered key is for.
+   */
   private async verifyAssertion(form: Record<string, string>): Promise<AgentTable> {
     if (form.client_assertion_type !== jwtBearerAssertionType) {
       throw invalidClient(`client_assertion_type must be ${jwtBearerAssertionType}`);
@@ -191,11 +197,21 @@ export class ClientAuthenticator {
           currentDate: new Date(now),
           clockTolerance: assertionClockToleranceSeconds,
         });
+        if (typeof payload.aud !== 'string') throw invalidClient('aud must be a single string');
         const exp = payload.exp as number;
         if (exp * 1000 > now + (this.maxLifetime + assertionClockToleranceSeconds) * 1000) {
           throw invalidClient(`client assertion lives longer than ${this.maxLifetime}s`);
         }
-        this.recordAssertion(clientId, payload.jti as string, exp * 1000, now);
+        // jose checks iat only with maxTokenAge; an assertion from the future is refused here.
+        if (payload.iat !== undefined && (payload.iat - assertionClockToleranceSeconds) * 1000 > now) {
+          throw invalidClient('client assertion issued in the future (iat)');
+        }
+        if (payload.iat !== undefined && exp - payload.iat > this.maxLifetime) {
+          throw invalidClient(`client assertion lives longer than ${this.maxLifetime}s (exp - iat)`);
+        }
+        const jti = payload.jti;
+        if (typeof jti !== 'string' || jti === '' || jti.length > 256) throw invalidClient('bad jti');
+        this.recordAssertion(clientId, jti, exp * 1000, now);
         return agent;
       } catch (error) {
         if (error instanceof CustosError) throw error;
@@ -207,23 +223,13 @@ export class ClientAuthenticator {
 
   /** RFC 7523 §3 item 7: a jti is accepted once while its assertion could still be valid. */
   private recordAssertion(clientId: string, jti: string, exp: number, now: number): void {
-    const key = `${clientId}\u0000${jti}`;
-    const seenUntil = this.seenAssertions.get(key);
-    if (seenUntil !== undefined && seenUntil > now) throw invalidClient('client assertion replayed');
-    if (this.seenAssertions.size >= this.replayCacheSize) this.sweepAssertions(now);
-    this.seenAssertions.set(key, exp + assertionClockToleranceSeconds * 1000);
-  }
-
-  private sweepAssertions(now: number): void {
-    for (const [key, until] of this.seenAssertions) {
-      if (until <= now) this.seenAssertions.delete(key);
-    }
-    // Still full of live entries: drop the oldest rather than grow without bound.
-    while (this.seenAssertions.size >= this.replayCacheSize) {
-      const oldest = this.seenAssertions.keys().next();
-      if (oldest.done) break;
-      this.seenAssertions.delete(oldest.value);
-    }
+    const verdict = this.seenAssertions.remember(
+      `${clientId}\u0000${jti}`,
+      exp + assertionClockToleranceSeconds * 1000,
+      now,
+    );
+    if (verdict === 'replayed') throw invalidClient('client assertion replayed');
+    if (verdict === 'too_old') throw invalidClient('client assertion too old for the replay cache');
   }
 
   private loadAgent(id: string): Promise<AgentTable | undefined> {

@@ -12,6 +12,8 @@ export interface AgentView {
   readonly epoch: number;
   readonly expiresAt: number | null;
   readonly updatedAt: number;
+  /** Its access tokens must be DPoP-bound (RFC 9449): bearer tokens are refused. */
+  readonly requireDpop: boolean;
 }
 
 /** Active means status active and not past its expiry time. */
@@ -29,6 +31,7 @@ const columns = [
   'epoch',
   'expires_at',
   'updated_at',
+  'require_dpop',
 ] as const;
 
 type Row = Pick<AgentTable, (typeof columns)[number]>;
@@ -45,6 +48,7 @@ export function agentViewFromRow(row: Row): AgentView {
     epoch: Number(row.epoch),
     expiresAt: row.expires_at === null ? null : Number(row.expires_at),
     updatedAt: Number(row.updated_at),
+    requireDpop: Number(row.require_dpop) === 1,
   });
 }
 

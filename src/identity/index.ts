@@ -5,11 +5,13 @@ export {
   AgentService,
   type AgentServiceOptions,
   type AgentStatus,
+  type ChangeOptions,
   type CredentialInfo,
   type CredentialKind,
   type CredentialSpec,
   type IssuedCredential,
   type NewAgent,
+  type OffboardReport,
 } from './agents.js';
 export {
   type AuthenticatedClient,
@@ -20,6 +22,15 @@ export {
 } from './client-auth.js';
 export { type ClientKeyAlgorithm, type ClientPublicKey, parseClientPublicKey } from './client-keys.js';
 export { AgentDirectory, type AgentView, isAgentViewActive } from './directory.js';
+export {
+  accessTokenHash,
+  type DpopRequest,
+  DpopVerifier,
+  type DpopVerifierOptions,
+  dpopAlgorithms,
+  jwkThumbprint,
+  type VerifiedProof,
+} from './dpop.js';
 export {
   type NewUser,
   passwordCost,
@@ -38,6 +49,18 @@ export {
   signingAlgorithm,
 } from './keys.js';
 export {
+  dayMs,
+  defaultExpiryRules,
+  type ExpiryRules,
+  type LifecycleAudit,
+  type LifecycleAuditTransaction,
+  type LifecycleVerb,
+  lifecycleEvent,
+  type OffboardStep,
+  type OffboardSubject,
+  unrecordedLifecycle,
+} from './lifecycle.js';
+export {
   type AuthorizationServerMetadata,
   accessTokenTypeUri,
   buildAuthorizationServerMetadata,
@@ -55,6 +78,24 @@ export {
   tokenResponseHeaders,
 } from './oauth.js';
 export { type OidcIdentity, OidcLogin, type OidcSettings } from './oidc.js';
+export { findOrphans, type Orphan, type OrphanReason } from './orphans.js';
+export { ReplayCache, type ReplayVerdict } from './replay.js';
+export {
+  AccessReview,
+  type AccessReviewOptions,
+  type AgentReach,
+  type Attestation,
+  type BindingReach,
+  type ReachSources,
+  type ServerReach,
+  type ToolAccess,
+} from './review.js';
 export { createIdentityService, type IdentityOptions, type IdentityService } from './service.js';
 export { parseTaskScope, type TaskGrant, type TaskReach, taskAllows, taskReachesServer } from './tasks.js';
-export { type IssuedToken, type Principal, TokenService, type TokenServiceOptions } from './tokens.js';
+export {
+  type IssuedToken,
+  type Principal,
+  type TokenPresentation,
+  TokenService,
+  type TokenServiceOptions,
+} from './tokens.js';

@@ -232,6 +232,97 @@ describe('client_credentials with private_key_jwt (RFC 7523)', () => {
       expect(failure(await request(foreign)).error).toBe('invalid_client');
     });
 
+    /** An assertion with full control over its claims and header (RFC 7523 §3 rule tests). */
+    async function craft(
+      claims: Record<string, unknown>,
+      header: Record<string, unknown> = { alg: 'EdDSA' },
+      key: CryptoKey | Uint8Array = privateKey,
+    ): Promise<string> {
+      const now = Math.floor(clock.now() / 1000);
+      return new SignJWT({
+        iss: clientId,
+        sub: clientId,
+        aud: tokenEndpoint,
+        iat: now,
+        exp: now + 60,
+        jti: crypto.randomUUID(),
+        ...claims,
+      })
+        .setProtectedHeader(header as { alg: string })
+        .sign(key);
+    }
+
+    it('refuses a multi-valued aud even when it names the token endpoint (RFC 7523 §3 item 3)', async () => {
+      const both = await request(await craft({ aud: [tokenEndpoint, 'https://elsewhere.example/token'] }));
+      expect(failure(both)).toMatchObject({ status: 401, error: 'invalid_client' });
+      expect(reason(both)).toBe('aud must be a single string');
+      expect(reason(await request(await craft({ aud: [tokenEndpoint] })))).toBe(
+        'aud must be a single string',
+      );
+    });
+
+    it('accepts aud exactly the token endpoint or the issuer, nothing near them', async () => {
+      expect(success(await request(await craft({ aud: tokenEndpoint }))).token_type).toBe('Bearer');
+      for (const aud of [
+        `${tokenEndpoint}/`,
+        `${issuer}/`,
+        `${audience}`,
+        'http://127.0.0.1:7400/OAUTH/token',
+      ]) {
+        expect(failure(await request(await craft({ aud }))).error).toBe('invalid_client');
+      }
+    });
+
+    it('refuses an assertion without exp (RFC 7523 §3 item 4)', async () => {
+      const result = await request(await craft({ exp: undefined }));
+      expect(failure(result).error).toBe('invalid_client');
+    });
+
+    it('refuses an assertion whose exp is far from its iat though near now', async () => {
+      const now = Math.floor(clock.now() / 1000);
+      const result = await request(await craft({ iat: now - 250, exp: now + 200 }));
+      expect(reason(result)).toMatch(/exp - iat/);
+    });
+
+    it('refuses an assertion issued in the future (iat beyond the 30 s tolerance)', async () => {
+      const now = Math.floor(clock.now() / 1000);
+      const result = await request(await craft({ iat: now + 120, exp: now + 180 }));
+      expect(failure(result).error).toBe('invalid_client');
+      expect(reason(result)).toBe('client assertion issued in the future (iat)');
+      // Within the tolerance for clock skew it is accepted.
+      expect(success(await request(await craft({ iat: now + 20, exp: now + 80 }))).token_type).toBe('Bearer');
+    });
+
+    it('refuses a jti that is not a non-empty string', async () => {
+      expect(reason(await request(await craft({ jti: 42 })))).toBe('bad jti');
+      expect(failure(await request(await craft({ jti: '' }))).error).toBe('invalid_client');
+    });
+
+    it("refuses algorithms other than the registered key's: HS256 keyed with the public key, and none", async () => {
+      const jwk = (await identity.agents.listCredentials(clientId))[0]?.publicJwk as Record<string, string>;
+      const hmac = await craft({}, { alg: 'HS256' }, new TextEncoder().encode(JSON.stringify(jwk)));
+      expect(failure(await request(hmac)).error).toBe('invalid_client');
+      const [head, body] = (await craft({})).split('.');
+      const none = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${body}.`;
+      expect(head).toBeDefined();
+      expect(failure(await request(none)).error).toBe('invalid_client');
+      const es256 = await generateKeyPair('ES256');
+      expect(failure(await request(await craft({}, { alg: 'ES256' }, es256.privateKey))).error).toBe(
+        'invalid_client',
+      );
+    });
+
+    it('refuses iss and sub that are not the client id, even when they agree with each other', async () => {
+      const other = 'agt_0000000000000000000000000b';
+      const result = await identity.handleTokenRequest({
+        grant_type: 'client_credentials',
+        client_id: clientId,
+        client_assertion_type: jwtBearerAssertionType,
+        client_assertion: await craft({ iss: other, sub: other }),
+      });
+      expect(failure(result)).toMatchObject({ status: 400, error: 'invalid_request' });
+    });
+
     it('rejects an assertion whose iss is not its sub', async () => {
       const assertion = await new SignJWT({})
         .setProtectedHeader({ alg: 'EdDSA' })
@@ -428,11 +519,14 @@ describe('metadata', () => {
       grant_types_supported: ['client_credentials', grantTypes.tokenExchange],
       token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
       token_endpoint_auth_signing_alg_values_supported: expect.arrayContaining(['EdDSA', 'ES256', 'RS256']),
+      dpop_signing_alg_values_supported: expect.arrayContaining(['EdDSA', 'ES256']),
     });
     expect(identity.protectedResourceMetadata()).toEqual({
       resource: audience,
       authorization_servers: [issuer],
       bearer_methods_supported: ['header'],
+      dpop_signing_alg_values_supported: expect.arrayContaining(['EdDSA', 'ES256']),
+      dpop_bound_access_tokens_required: false,
     });
     expect(identity.protectedResourceMetadata(['server:files']).scopes_supported).toEqual(['server:files']);
   });

@@ -5,6 +5,7 @@ import type { Store } from '../store/index.js';
 import { type ClientAuthenticator, hasClientAuthentication } from './client-auth.js';
 import { clientAssertionAlgorithms } from './client-keys.js';
 import type { AgentDirectory } from './directory.js';
+import { type DpopVerifier, dpopAlgorithms, invalidProof } from './dpop.js';
 import { formatTaskScope, narrowReach, parseTaskScope, type TaskGrant } from './tasks.js';
 import type { Principal, TokenService } from './tokens.js';
 
@@ -26,7 +27,8 @@ export const tokenResponseHeaders: Readonly<Record<string, string>> = Object.fre
 /** RFC 6749 §5.1 (and RFC 8693 §2.2.1) successful token response. */
 export interface TokenSuccess {
   access_token: string;
-  token_type: 'Bearer';
+  /** DPoP when the token is bound to the key of the request's DPoP proof (RFC 9449 §5). */
+  token_type: 'Bearer' | 'DPoP';
   expires_in: number;
   scope?: string;
   issued_token_type?: string;
@@ -40,7 +42,8 @@ export type OAuthErrorCode =
   | 'unauthorized_client'
   | 'unsupported_grant_type'
   | 'invalid_scope'
-  | 'invalid_target';
+  | 'invalid_target'
+  | 'invalid_dpop_proof';
 
 /** An error response: send `body` as JSON with `status` and `headers` (plus tokenResponseHeaders). */
 export interface TokenError {
@@ -65,6 +68,8 @@ const wireErrors: Partial<Record<ErrorCode, { error: OAuthErrorCode; status: num
   unsupported_grant_type: { error: 'unsupported_grant_type', status: 400 },
   invalid_scope: { error: 'invalid_scope', status: 400 },
   invalid_target: { error: 'invalid_target', status: 400 },
+  // RFC 9449 §5: a bad or missing proof at the token endpoint is a 400.
+  invalid_dpop_proof: { error: 'invalid_dpop_proof', status: 400 },
 };
 
 /** Token endpoint, JWKS and metadata locations, derived from the issuer URL. */
@@ -82,6 +87,7 @@ export interface AuthorizationServerMetadata {
   grant_types_supported: string[];
   token_endpoint_auth_methods_supported: string[];
   token_endpoint_auth_signing_alg_values_supported: string[];
+  dpop_signing_alg_values_supported: string[];
 }
 
 export function buildAuthorizationServerMetadata(issuer: string): AuthorizationServerMetadata {
@@ -95,6 +101,7 @@ export function buildAuthorizationServerMetadata(issuer: string): AuthorizationS
     grant_types_supported: [grantTypes.clientCredentials, grantTypes.tokenExchange],
     token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
     token_endpoint_auth_signing_alg_values_supported: [...clientAssertionAlgorithms],
+    dpop_signing_alg_values_supported: [...dpopAlgorithms],
   };
 }
 
@@ -104,6 +111,9 @@ export interface ProtectedResourceMetadata {
   authorization_servers: string[];
   bearer_methods_supported: string[];
   scopes_supported?: string[];
+  dpop_signing_alg_values_supported: string[];
+  /** False: DPoP is required per agent (`requireDpop`), not for every agent. */
+  dpop_bound_access_tokens_required: boolean;
 }
 
 export function buildProtectedResourceMetadata(options: {
@@ -115,6 +125,8 @@ export function buildProtectedResourceMetadata(options: {
     resource: options.resource,
     authorization_servers: [options.issuer],
     bearer_methods_supported: ['header'],
+    dpop_signing_alg_values_supported: [...dpopAlgorithms],
+    dpop_bound_access_tokens_required: false,
     ...(options.scopes === undefined || options.scopes.length === 0
       ? {}
       : { scopes_supported: [...options.scopes] }),
@@ -128,6 +140,10 @@ export interface TokenEndpointOptions {
   directory: AgentDirectory;
   tokens: TokenService;
   clients: ClientAuthenticator;
+  /** Verifies DPoP proofs on token requests; without it a DPoP header is refused. */
+  dpop?: DpopVerifier;
+  /** This endpoint's URL, which a DPoP proof's htu must name. */
+  tokenEndpoint?: string;
   /** Default lifetime of task tokens; 5 minutes. */
   taskTtlSeconds?: number;
   /** Longest task token a client may ask for with expires_in; the agent token lifetime by default. */
@@ -153,20 +169,25 @@ export class TokenEndpoint {
 
   /**
    * Handle a token request: the RFC 6749 §5.1 success body, or an error value per §5.2.
+   * `dpopProof` is the request's DPoP header (RFC 9449 §5): with a valid one the token is
+   * bound to the proof's key and its type is DPoP.
    * Infrastructure failures (the store is down) are thrown, not turned into OAuth errors.
    */
   async handleTokenRequest(
     form: Record<string, string>,
     authorizationHeader?: string,
+    dpopProof?: string,
   ): Promise<TokenEndpointResult> {
     try {
       const grantType = form.grant_type;
       if (grantType === undefined || grantType === '')
         throw new CustosError('bad_request', 'grant_type is required');
       this.checkResource(form);
+      const jkt = await this.proofKey(dpopProof);
       if (grantType === grantTypes.clientCredentials)
-        return await this.clientCredentials(form, authorizationHeader);
-      if (grantType === grantTypes.tokenExchange) return await this.tokenExchange(form, authorizationHeader);
+        return await this.clientCredentials(form, authorizationHeader, jkt);
+      if (grantType === grantTypes.tokenExchange)
+        return await this.tokenExchange(form, authorizationHeader, jkt);
       throw new CustosError('unsupported_grant_type', `grant_type "${grantType}" is not supported`, {
         detail: { supported: Object.values(grantTypes) },
       });
@@ -200,14 +221,41 @@ export class TokenEndpoint {
     }
   }
 
+  /** RFC 9449 §4.3 at the token endpoint: the thumbprint of a valid proof's key, or null without one. */
+  private async proofKey(proof: string | undefined): Promise<string | null> {
+    if (proof === undefined) return null;
+    const { dpop, tokenEndpoint } = this.options;
+    if (dpop === undefined || tokenEndpoint === undefined) throw invalidProof('DPoP is not enabled');
+    return (await dpop.verify(proof, { method: 'POST', url: tokenEndpoint })).jkt;
+  }
+
+  /** An agent that requires DPoP gets tokens only with a proof (RFC 9449 §5.2, dpop_bound_access_tokens). */
+  private checkDpopRequired(agentId: string, jkt: string | null): void {
+    if (jkt === null && this.options.directory.get(agentId)?.requireDpop === true) {
+      throw new CustosError(
+        'invalid_dpop_proof',
+        'this agent must send a DPoP proof with its token requests',
+        {
+          cause: new Error('the agent requires DPoP and the request has no DPoP header'),
+        },
+      );
+    }
+  }
+
   /** RFC 6749 §4.4. A requested scope is ignored: an agent token carries the agent's whole reach. */
   private async clientCredentials(
     form: Record<string, string>,
-    authorizationHeader?: string,
+    authorizationHeader: string | undefined,
+    jkt: string | null,
   ): Promise<TokenSuccess> {
     const { agent } = await this.options.clients.authenticate(form, authorizationHeader);
-    const issued = await this.options.tokens.issueAccessToken(agent);
-    return { access_token: issued.token, token_type: 'Bearer', expires_in: issued.expiresIn };
+    this.checkDpopRequired(agent.id, jkt);
+    const issued = await this.options.tokens.issueAccessToken(agent, { jkt });
+    return {
+      access_token: issued.token,
+      token_type: jkt === null ? 'Bearer' : 'DPoP',
+      expires_in: issued.expiresIn,
+    };
   }
 
   /**
@@ -216,7 +264,8 @@ export class TokenEndpoint {
    */
   private async tokenExchange(
     form: Record<string, string>,
-    authorizationHeader?: string,
+    authorizationHeader: string | undefined,
+    jkt: string | null,
   ): Promise<TokenSuccess> {
     const { subject_token: subjectToken, subject_token_type: subjectType } = form;
     if (subjectToken === undefined || subjectToken === '') {
@@ -233,7 +282,8 @@ export class TokenEndpoint {
     }
     let subject: Principal;
     try {
-      subject = await this.options.tokens.verifyAccessToken(subjectToken);
+      // A DPoP-bound subject token needs a proof of its key on this request (RFC 9449 §7.1).
+      subject = await this.options.tokens.verifyAccessToken(subjectToken, { scheme: 'proven', jkt });
     } catch (error) {
       if (!(error instanceof CustosError)) throw error;
       // RFC 8693 §2.2.2: an unacceptable subject_token is invalid_request.
@@ -252,6 +302,7 @@ export class TokenEndpoint {
         throw new CustosError('bad_request', 'the authenticated client is not the subject of subject_token');
       }
     }
+    this.checkDpopRequired(subject.agentId, jkt);
     const purpose = (form.task_purpose ?? '').trim();
     if (purpose === '')
       throw new CustosError('bad_request', 'task_purpose is required: say what the task is for');
@@ -282,6 +333,7 @@ export class TokenEndpoint {
       ttlSeconds,
       notAfter: subject.expiresAt,
       task,
+      jkt,
     });
     await this.options.store.db
       .insertInto('tasks')
@@ -300,7 +352,7 @@ export class TokenEndpoint {
     const scope = formatTaskScope(reach);
     return {
       access_token: issued.token,
-      token_type: 'Bearer',
+      token_type: jkt === null ? 'Bearer' : 'DPoP',
       expires_in: issued.expiresIn,
       issued_token_type: accessTokenTypeUri,
       ...(scope === undefined ? {} : { scope }),

@@ -4,7 +4,9 @@ import type { Store } from '../store/index.js';
 import { AgentService } from './agents.js';
 import { ClientAuthenticator } from './client-auth.js';
 import { AgentDirectory } from './directory.js';
+import { DpopVerifier } from './dpop.js';
 import { type JwksDocument, type PrivateKeyStore, SigningKeys } from './keys.js';
+import type { ExpiryRules, LifecycleAudit, OffboardStep } from './lifecycle.js';
 import {
   type AuthorizationServerMetadata,
   buildAuthorizationServerMetadata,
@@ -14,7 +16,7 @@ import {
   TokenEndpoint,
   type TokenEndpointResult,
 } from './oauth.js';
-import { type Principal, TokenService } from './tokens.js';
+import { type Principal, type TokenPresentation, TokenService } from './tokens.js';
 
 export interface IdentityOptions {
   store: Store;
@@ -30,6 +32,12 @@ export interface IdentityOptions {
   tokenTtlSeconds?: number;
   /** Default task token lifetime; 300 by default. */
   taskTokenTtlSeconds?: number;
+  /** Records lifecycle changes in the same transaction (the audit recorder). */
+  audit?: LifecycleAudit;
+  /** Expiry default and maximum (config `lifecycle`). */
+  expiry?: ExpiryRules;
+  /** What offboarding also removes (approvals, vault bindings), in order. */
+  offboardSteps?: readonly OffboardStep[];
 }
 
 /** Everything identity offers the server, the gateway and the CLI, wired together. */
@@ -40,11 +48,12 @@ export interface IdentityService {
   readonly tokens: TokenService;
   readonly tokenEndpoint: TokenEndpoint;
   /** Gateway hot path: see TokenService.verifyAccessToken. */
-  verifyAccessToken(token: string): Promise<Principal>;
-  /** POST /oauth/token. */
+  verifyAccessToken(token: string, presentation?: TokenPresentation): Promise<Principal>;
+  /** POST /oauth/token; `dpopProof` is the DPoP header, if any. */
   handleTokenRequest(
     form: Record<string, string>,
     authorizationHeader?: string,
+    dpopProof?: string,
   ): Promise<TokenEndpointResult>;
   /** GET /oauth/jwks. */
   jwks(): JwksDocument;
@@ -62,13 +71,24 @@ export async function createIdentityService(options: IdentityOptions): Promise<I
   const directory = new AgentDirectory(store);
   const keys = new SigningKeys(store, clock, options.signingKeySecrets);
   await Promise.all([directory.refresh(), keys.load()]);
-  const agents = new AgentService({ store, clock, ids, directory });
+  const agents = new AgentService({
+    store,
+    clock,
+    ids,
+    directory,
+    ...(options.audit === undefined ? {} : { audit: options.audit }),
+    ...(options.expiry === undefined ? {} : { expiry: options.expiry }),
+    ...(options.offboardSteps === undefined ? {} : { offboardSteps: options.offboardSteps }),
+  });
+  // One verifier (one replay cache) for proofs at the token endpoint and at the gateway.
+  const dpop = new DpopVerifier({ clock });
   const tokens = new TokenService({
     keys,
     directory,
     clock,
     issuer,
     audience,
+    dpop,
     ...(options.tokenTtlSeconds === undefined ? {} : { ttlSeconds: options.tokenTtlSeconds }),
   });
   const clients = new ClientAuthenticator({
@@ -85,6 +105,8 @@ export async function createIdentityService(options: IdentityOptions): Promise<I
     directory,
     tokens,
     clients,
+    dpop,
+    tokenEndpoint: oauthEndpoints(issuer).tokenEndpoint,
     ...(options.taskTokenTtlSeconds === undefined ? {} : { taskTtlSeconds: options.taskTokenTtlSeconds }),
   });
   return {
@@ -93,8 +115,9 @@ export async function createIdentityService(options: IdentityOptions): Promise<I
     keys,
     tokens,
     tokenEndpoint,
-    verifyAccessToken: (token) => tokens.verifyAccessToken(token),
-    handleTokenRequest: (form, header) => tokenEndpoint.handleTokenRequest(form, header),
+    verifyAccessToken: (token, presentation) => tokens.verifyAccessToken(token, presentation),
+    handleTokenRequest: (form, header, dpopProof) =>
+      tokenEndpoint.handleTokenRequest(form, header, dpopProof),
     jwks: () => keys.jwks(),
     authorizationServerMetadata: () => buildAuthorizationServerMetadata(issuer),
     protectedResourceMetadata: (scopes) =>

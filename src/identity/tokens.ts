@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { Clock } from '../core/clock.js';
 import { CustosError } from '../core/errors.js';
 import { type AgentDirectory, type AgentView, isAgentViewActive } from './directory.js';
+import type { DpopVerifier } from './dpop.js';
 import { type SigningKeys, signingAlgorithm } from './keys.js';
 import type { TaskGrant } from './tasks.js';
 
@@ -25,6 +26,23 @@ export interface Principal {
   expiresAt: number;
   task: TaskGrant | null;
 }
+
+/**
+ * How an access token reached us (RFC 9449 §7.1): as a bearer token, with a DPoP proof of
+ * the request it came with, or (at the token endpoint, for RFC 8693 exchange) after the
+ * caller verified a DPoP proof itself (`jkt`, or null when the request carried none).
+ */
+export type TokenPresentation =
+  | { readonly scheme: 'Bearer' }
+  | {
+      readonly scheme: 'DPoP';
+      readonly proof: string | undefined;
+      readonly method: string;
+      readonly url: string;
+    }
+  | { readonly scheme: 'proven'; readonly jkt: string | null };
+
+const bearer: TokenPresentation = Object.freeze({ scheme: 'Bearer' });
 
 /** RFC 9068 media type of JWT access tokens; checked on verification so no other JWT passes as one. */
 const accessTokenType = 'at+jwt';
@@ -52,6 +70,8 @@ export interface TokenServiceOptions {
   ttlSeconds?: number;
   /** How many verified tokens to remember; 10,000 by default. */
   cacheSize?: number;
+  /** Verifies DPoP proofs of DPoP-bound tokens; without it the DPoP scheme is refused. */
+  dpop?: DpopVerifier;
 }
 
 const taskClaim = z.strictObject({
@@ -71,6 +91,8 @@ const claimsSchema = z.object({
   iat: z.number(),
   exp: z.number(),
   task: taskClaim.optional(),
+  /** RFC 9449 §6.1: the token is bound to the DPoP key with this RFC 7638 thumbprint. */
+  cnf: z.object({ jkt: z.string().min(1) }).optional(),
 });
 
 /** What a verified token says, before the live agent check. */
@@ -80,12 +102,21 @@ interface VerifiedClaims {
   readonly tokenId: string;
   readonly expiresAt: number;
   readonly task: TaskGrant | null;
+  /** Thumbprint of the DPoP key the token is bound to (cnf.jkt), or null for a bearer token. */
+  readonly jkt: string | null;
 }
 
 /** An invalid_token error that tells the client little and keeps the reason in `cause`. */
 function invalidToken(reason: string, cause?: unknown): CustosError {
   return new CustosError('invalid_token', 'the access token is not valid', {
     cause: new Error(reason, cause === undefined ? undefined : { cause }),
+  });
+}
+
+/** A sound token of an agent that must use DPoP-bound tokens; the message says what to do. */
+function dpopRequired(): CustosError {
+  return new CustosError('invalid_token', 'this agent must use DPoP-bound access tokens (RFC 9449)', {
+    cause: new Error('the agent requires DPoP and the token is not bound'),
   });
 }
 
@@ -113,6 +144,7 @@ export class TokenService {
   private readonly clock: Clock;
   private readonly cacheSize: number;
   private readonly verified = new Map<string, VerifiedClaims>();
+  private readonly dpop: DpopVerifier | undefined;
 
   constructor(options: TokenServiceOptions) {
     this.keys = options.keys;
@@ -122,20 +154,29 @@ export class TokenService {
     this.audience = options.audience;
     this.ttlSeconds = options.ttlSeconds ?? 600;
     this.cacheSize = options.cacheSize ?? 10_000;
+    this.dpop = options.dpop;
   }
 
   /**
    * Sign an access token for an agent. `task` makes it a task token; `notAfter` (ms)
-   * caps its expiry (a task token never outlives the token it came from).
+   * caps its expiry (a task token never outlives the token it came from); `jkt` binds it
+   * to a DPoP key (RFC 9449 §6.1, claim cnf.jkt).
    */
   async issueAccessToken(
     agent: AgentView,
-    options: { ttlSeconds?: number; notAfter?: number; task?: Omit<TaskGrant, 'expiresAt'> } = {},
+    options: {
+      ttlSeconds?: number;
+      notAfter?: number;
+      task?: Omit<TaskGrant, 'expiresAt'>;
+      jkt?: string | null;
+    } = {},
   ): Promise<IssuedToken> {
     const key = this.keys.current();
     const iat = Math.floor(this.clock.now() / 1000);
     let exp = iat + (options.ttlSeconds ?? this.ttlSeconds);
     if (options.notAfter !== undefined) exp = Math.min(exp, Math.floor(options.notAfter / 1000));
+    // A token never outlives its agent: at the agent's expiry it stops, whatever the lifetime.
+    if (agent.expiresAt !== null) exp = Math.min(exp, Math.floor(agent.expiresAt / 1000));
     if (exp <= iat) throw new CustosError('invalid_grant', 'the token would expire immediately');
     const tokenId = randomBytes(16).toString('base64url');
     const claims: Record<string, unknown> = { client_id: agent.id, owner: agent.owner, epoch: agent.epoch };
@@ -143,6 +184,7 @@ export class TokenService {
       const { id, purpose, servers, tools, budget } = options.task;
       claims.task = { id, purpose, servers, tools, budget };
     }
+    if (options.jkt != null) claims.cnf = { jkt: options.jkt };
     const header: JWTHeaderParameters = { alg: signingAlgorithm, kid: key.kid, typ: accessTokenType };
     const token = await new SignJWT(claims)
       .setProtectedHeader(header)
@@ -157,21 +199,68 @@ export class TokenService {
   }
 
   /**
-   * Authenticate a bearer token: the Principal, or a CustosError (`invalid_token` or
-   * `agent_inactive`, see the class comment) whose `cause` holds the reason for the log.
+   * Authenticate an access token: the Principal, or a CustosError (`invalid_token`,
+   * `invalid_dpop_proof` or `agent_inactive`, see the class comment) whose `cause` holds the
+   * reason for the log. A DPoP-bound token is accepted only with a valid proof of its key
+   * (RFC 9449 §7.1), never as a bearer token; an agent that requires DPoP has its unbound
+   * tokens refused.
    */
-  async verifyAccessToken(token: string): Promise<Principal> {
+  async verifyAccessToken(token: string, presentation: TokenPresentation = bearer): Promise<Principal> {
     const now = this.clock.now();
     let claims = this.verified.get(token);
     if (claims !== undefined && claims.expiresAt <= now) {
       this.verified.delete(token);
+      // Tokens end at their agent's expiry: say the agent expired, so the client knows a new token will not help.
+      const agent = this.directory.get(claims.agentId);
+      if (agent !== undefined && agent.expiresAt !== null && agent.expiresAt <= now) {
+        throw new CustosError('agent_inactive', 'the agent is not active', {
+          cause: new Error('agent expired'),
+        });
+      }
       throw invalidToken('expired');
     }
     if (claims === undefined) {
       claims = await this.verifySignedClaims(token, now);
       this.remember(token, claims);
     }
-    return this.checkAgent(claims, now);
+    const principal = await this.checkAgent(claims, now);
+    await this.checkBinding(token, claims, presentation);
+    return principal;
+  }
+
+  /** RFC 9449 §7.1 and §7.2: the token is presented the way it is bound, and the agent's rule holds. */
+  private async checkBinding(
+    token: string,
+    claims: VerifiedClaims,
+    presentation: TokenPresentation,
+  ): Promise<void> {
+    if (presentation.scheme === 'Bearer') {
+      if (claims.jkt !== null) throw invalidToken('DPoP-bound token presented as a bearer token');
+      if (this.directory.get(claims.agentId)?.requireDpop === true) throw dpopRequired();
+      return;
+    }
+    if (presentation.scheme === 'proven') {
+      if (claims.jkt !== null && presentation.jkt !== claims.jkt) {
+        throw invalidToken(
+          presentation.jkt === null
+            ? 'DPoP-bound token without a DPoP proof'
+            : 'DPoP key differs from cnf.jkt',
+        );
+      }
+      return;
+    }
+    if (claims.jkt === null) throw invalidToken('bearer token presented with the DPoP scheme');
+    if (this.dpop === undefined) throw invalidToken('DPoP is not enabled');
+    const proof = await this.dpop.verify(presentation.proof, {
+      method: presentation.method,
+      url: presentation.url,
+      accessToken: token,
+    });
+    if (proof.jkt !== claims.jkt) {
+      throw new CustosError('invalid_dpop_proof', 'the DPoP proof is not valid', {
+        cause: new Error('DPoP key differs from the key the token is bound to (cnf.jkt)'),
+      });
+    }
   }
 
   private async verifySignedClaims(token: string, now: number): Promise<VerifiedClaims> {
@@ -210,6 +299,7 @@ export class TokenService {
       tokenId: c.jti,
       expiresAt,
       task: c.task === undefined ? null : Object.freeze({ ...c.task, expiresAt }),
+      jkt: c.cnf?.jkt ?? null,
     });
   }
 

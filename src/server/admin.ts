@@ -26,7 +26,10 @@ const newAgent = z.strictObject({
   purpose: z.string().min(1),
   environment: z.string().min(1).optional(),
   expiresAt: z.number().int().positive().nullable().optional(),
+  expiresInDays: z.number().int().positive().optional(),
 });
+
+const renewal = z.strictObject({ days: z.number().int().positive().optional() });
 
 function sameSecret(a: string, b: string): boolean {
   const x = Buffer.from(a);
@@ -53,6 +56,8 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
         // Auditors read; only admins and approvers may change anything (routes narrow further).
         if (
           !['GET', 'HEAD', 'OPTIONS'].includes(request.method) &&
+          // Attesting an access review is an auditor's job (the route checks the role).
+          request.url.split('?')[0] !== '/api/v1/review/attest' &&
           !user.roles.has('admin') &&
           !user.roles.has('approver')
         ) {
@@ -73,7 +78,6 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
         return { agents: await deps.agents.list(filter) };
       });
       api.post('/agents', async (request, reply) => {
-        requireRole(request, 'admin');
         const parsed = newAgent.safeParse(request.body);
         if (!parsed.success) {
           throw new CustosError(
@@ -81,20 +85,46 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
             parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
           );
         }
-        const added = await deps.agents.add({ ...parsed.data, credential: { kind: 'client_secret' } });
+        const actor = requireRole(request, 'admin');
+        const added = await deps.agents.add(
+          { ...parsed.data, credential: { kind: 'client_secret' } },
+          { by: actor.name },
+        );
         return reply.code(201).send(added);
       });
       api.get('/agents/:ref', async (request) => {
         const { ref } = request.params as { ref: string };
         return { agent: await deps.agents.require(ref) };
       });
-      for (const action of ['suspend', 'resume', 'offboard'] as const) {
+      for (const action of ['suspend', 'resume'] as const) {
         api.post(`/agents/:ref/${action}`, async (request) => {
-          requireRole(request, 'admin');
+          const actor = requireRole(request, 'admin');
           const { ref } = request.params as { ref: string };
-          return { agent: await deps.agents[action](ref) };
+          return { agent: await deps.agents[action](ref, { by: actor.name }) };
         });
       }
+      api.post('/agents/:ref/offboard', async (request) => {
+        const actor = requireRole(request, 'admin');
+        const { ref } = request.params as { ref: string };
+        return await deps.agents.offboardWithReport(ref, { by: actor.name });
+      });
+      api.post('/agents/:ref/renew', async (request) => {
+        const actor = requireRole(request, 'admin');
+        const { ref } = request.params as { ref: string };
+        const parsed = renewal.safeParse(request.body ?? {});
+        if (!parsed.success) {
+          throw new CustosError(
+            'bad_request',
+            parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+          );
+        }
+        return {
+          agent: await deps.agents.renew(ref, {
+            by: actor.name,
+            ...(parsed.data.days === undefined ? {} : { days: parsed.data.days }),
+          }),
+        };
+      });
 
       api.get('/audit/events', async (request) => {
         const q = request.query as {

@@ -60,7 +60,13 @@ export function buildHttpServer(deps: HttpDeps): FastifyInstance {
     if (typeof form !== 'object' || Array.isArray(form)) {
       return reply.code(400).send({ error: 'invalid_request', error_description: 'form body required' });
     }
-    const outcome = await deps.identity.handleTokenRequest(form, request.headers.authorization);
+    const dpop = request.headers.dpop;
+    const outcome = await deps.identity.handleTokenRequest(
+      form,
+      request.headers.authorization,
+      // Repeated DPoP headers are refused by the verifier (RFC 9449 §4.3 item 1).
+      Array.isArray(dpop) ? dpop.join(', ') : dpop,
+    );
     reply.headers(tokenResponseHeaders);
     if (isTokenError(outcome)) {
       if (outcome.cause) request.log.info({ reason: String(outcome.cause) }, 'token request refused');

@@ -17,7 +17,8 @@ import {
   rpcCodes,
   rpcError,
 } from '../gateway/index.js';
-import type { Principal } from '../identity/index.js';
+import type { Principal, TokenPresentation } from '../identity/index.js';
+import { authChallenges, readPresentedToken } from './agent-auth.js';
 
 interface Session {
   id: string;
@@ -45,7 +46,9 @@ interface Listener {
 
 export interface McpHttpOptions {
   downstream: Downstream;
-  authenticate(token: string): Promise<Principal>;
+  authenticate(token: string, presentation: TokenPresentation): Promise<Principal>;
+  /** Custos's public base URL, which DPoP proofs name (htu) with the request's path. */
+  publicBase: string;
   /** Whether /mcp/<server> names a configured server. */
   hasServer(name: string): boolean;
   /** URL of the protected resource metadata, for WWW-Authenticate. */
@@ -449,17 +452,16 @@ export class McpHttp {
   }
 
   private async principalOf(request: FastifyRequest, reply: FastifyReply): Promise<Principal | undefined> {
-    const authorization = request.headers.authorization;
-    const challenge = `Bearer resource_metadata="${this.options.resourceMetadataUrl}"`;
-    if (authorization === undefined || !authorization.toLowerCase().startsWith('bearer ')) {
+    const presented = readPresentedToken(request, this.options.publicBase);
+    if (presented === undefined) {
       reply
         .code(401)
-        .header('www-authenticate', challenge)
-        .send({ error: { code: 'invalid_token', message: 'a Bearer access token is required' } });
+        .header('www-authenticate', authChallenges(this.options.resourceMetadataUrl))
+        .send({ error: { code: 'invalid_token', message: 'a Bearer or DPoP access token is required' } });
       return undefined;
     }
     try {
-      return await this.options.authenticate(authorization.slice(7).trim());
+      return await this.options.authenticate(presented.token, presented.presentation);
     } catch (error) {
       const code = isCustosError(error) ? error.code : 'internal';
       if (code === 'internal' || code === 'store_unavailable') throw error;
@@ -469,7 +471,10 @@ export class McpHttp {
       );
       reply
         .code(401)
-        .header('www-authenticate', `${challenge}, error="invalid_token"`)
+        .header(
+          'www-authenticate',
+          authChallenges(this.options.resourceMetadataUrl, { code, scheme: presented.presentation.scheme }),
+        )
         .send({ error: { code, message: (error as Error).message } });
       return undefined;
     }

@@ -1,4 +1,6 @@
+import { agentAuthPaths } from './openapi-agent-auth.js';
 import { detectPaths } from './openapi-detect.js';
+import { lifecyclePaths } from './openapi-lifecycle.js';
 import { oauthPaths } from './openapi-oauth.js';
 
 /** The admin API, described for people and for generated clients (OpenAPI 3.1). */
@@ -38,6 +40,10 @@ const agent = {
     epoch: { type: 'integer' },
     createdAt: { type: 'integer', description: 'ms since the Unix epoch' },
     expiresAt: { type: ['integer', 'null'] },
+    statusReason: {
+      type: ['string', 'null'],
+      description: 'why a suspended agent is suspended: expired or manual',
+    },
   },
 };
 const event = {
@@ -479,7 +485,11 @@ export const openApiDocument = {
                   owner: { type: 'string', format: 'email' },
                   purpose: { type: 'string' },
                   environment: { type: 'string' },
-                  expiresAt: { type: ['integer', 'null'] },
+                  expiresAt: {
+                    type: ['integer', 'null'],
+                    description: 'ms; null or absent: the default expiry',
+                  },
+                  expiresInDays: { type: 'integer', minimum: 1 },
                 },
               },
             },
@@ -518,9 +528,21 @@ export const openApiDocument = {
     },
     '/api/v1/agents/{ref}/offboard': {
       post: {
-        summary: 'Offboard: revoke credentials and end access for good',
+        summary:
+          'Offboard in one transaction: epoch bumped, credentials erased, offboarding steps run (approvals cancelled, bindings deleted), one audit event',
         parameters: [agentRef],
-        responses: { 200: ok({ type: 'object', properties: { agent } }), 404: error },
+        responses: {
+          200: ok({
+            type: 'object',
+            properties: {
+              agent,
+              changed: { type: 'boolean' },
+              credentialsErased: { type: 'integer' },
+              steps: { type: 'object', additionalProperties: { type: 'object' } },
+            },
+          }),
+          404: error,
+        },
       },
     },
     '/api/v1/audit/events': {
@@ -979,6 +1001,8 @@ export const openApiDocument = {
     },
     ...vaultPaths,
     ...detectPaths,
+    ...lifecyclePaths,
     ...oauthPaths,
+    ...agentAuthPaths,
   },
 } as const;

@@ -1,12 +1,17 @@
 import type { FastifyInstance } from 'fastify';
-import { CustosError } from '../core/errors.js';
+import { CustosError, isCustosError } from '../core/errors.js';
 import { type ApiUpstream, type Pipeline, runApiCall } from '../gateway/index.js';
+import { authChallenges, readPresentedToken } from './agent-auth.js';
 import { sendError } from './errors.js';
 
 export interface ProxyDeps {
   pipeline: Pipeline;
   apis: ReadonlyMap<string, ApiUpstream>;
   now(): number;
+  /** Custos's public base URL: DPoP proofs name it with the request's path (htu). */
+  publicBase: string;
+  /** Protected resource metadata URL, for WWW-Authenticate. */
+  resourceMetadataUrl: string;
 }
 
 /**
@@ -22,13 +27,30 @@ export function registerProxy(app: FastifyInstance, deps: ProxyDeps): void {
     scope.all('/proxy/:api/*', async (request, reply) => {
       const { api } = request.params as { api: string };
       const upstream = deps.apis.get(api);
-      const header = request.headers.authorization;
-      const token = typeof header === 'string' && /^bearer /i.test(header) ? header.slice(7).trim() : '';
-      if (token === '') {
-        reply.header('www-authenticate', 'Bearer');
-        return sendError(reply, new CustosError('invalid_token', 'a bearer token is required'));
+      // Bearer, or DPoP with a proof of the token's key (RFC 9449 §7.1).
+      const presented = readPresentedToken(request, deps.publicBase);
+      if (presented === undefined) {
+        reply.header('www-authenticate', authChallenges(deps.resourceMetadataUrl));
+        return sendError(
+          reply,
+          new CustosError('invalid_token', 'a Bearer or DPoP access token is required'),
+        );
       }
-      const principal = await deps.pipeline.authenticate(token);
+      let principal: Awaited<ReturnType<Pipeline['authenticate']>>;
+      try {
+        principal = await deps.pipeline.authenticate(presented.token, presented.presentation);
+      } catch (error) {
+        if (isCustosError(error) && (error.code === 'invalid_token' || error.code === 'invalid_dpop_proof')) {
+          reply.header(
+            'www-authenticate',
+            authChallenges(deps.resourceMetadataUrl, {
+              code: error.code,
+              scheme: presented.presentation.scheme,
+            }),
+          );
+        }
+        throw error;
+      }
       if (upstream === undefined)
         return sendError(reply, new CustosError('unknown_server', `no API named "${api}"`));
       const raw = request.url;

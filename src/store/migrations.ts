@@ -441,6 +441,35 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('vault_bindings_agent').on('vault_bindings').column('agent_id').execute();
     },
   },
+  '0013_lifecycle': {
+    async up(db: Kysely<unknown>) {
+      // Why an agent is suspended: 'expired' (the lifecycle sweep; renewing lifts it) or 'manual'.
+      await db.schema.alterTable('agents').addColumn('status_reason', 'text').execute();
+      // Every agent now has an expiry. Agents created before get the default 90 days from the
+      // upgrade, so they keep working and show up for renewal instead of stopping at once.
+      const defaultExpiry = Date.now() + 90 * 86_400_000;
+      await sql`update agents set expires_at = ${defaultExpiry} where expires_at is null and status <> 'offboarded'`.execute(
+        db,
+      );
+      // A reviewer's attestation that an agent's reach (servers, tools, bindings) was reviewed.
+      await db.schema
+        .createTable('access_reviews')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('agent_id', 'text', (c) => c.notNull().references('agents.id'))
+        .addColumn('reviewer', 'text', (c) => c.notNull())
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('note', 'text')
+        .addColumn('reach_digest', 'text', (c) => c.notNull())
+        .addColumn('reach', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('access_reviews_agent')
+        .on('access_reviews')
+        .columns(['agent_id', 'created_at'])
+        .execute();
+    },
+  },
   '0014_oauth_broker': {
     async up(db: Kysely<unknown>) {
       // One row per OAuth credential the broker holds (custos.yaml oauth.credentials). The tokens
@@ -475,6 +504,15 @@ const migrations: Record<string, Migration> = {
         .addColumn('requested_by', 'text', (c) => c.notNull())
         .addColumn('created_at', 'bigint', (c) => c.notNull())
         .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+  },
+  '0015_dpop': {
+    async up(db: Kysely<unknown>) {
+      // 1: the agent's access tokens must be DPoP-bound (RFC 9449); unbound ones are refused.
+      await db.schema
+        .alterTable('agents')
+        .addColumn('require_dpop', 'integer', (c) => c.notNull().defaultTo(0))
         .execute();
     },
   },

@@ -10,6 +10,10 @@ export interface AgentTable {
   created_at: number;
   updated_at: number;
   expires_at: number | null;
+  /** Why the agent is suspended (0013_lifecycle): 'expired' (renewing lifts it), 'manual', or null. */
+  status_reason?: string | null;
+  /** 1 when the agent's access tokens must be DPoP-bound (migration 0015). */
+  require_dpop: number;
 }
 
 export interface AgentCredentialTable {
@@ -360,6 +364,22 @@ export interface VaultBindingTable {
   created_at: number;
 }
 
+/** A reviewer's attestation of one agent's reach (0013_lifecycle). */
+export interface AccessReviewTable {
+  id: string;
+  agent_id: string;
+  /** Email of the person who attests. */
+  reviewer: string;
+  /** Who recorded it (a user's email or admin-token). */
+  actor: string;
+  note: string | null;
+  /** Hex SHA-256 of the RFC 8785 JSON of the reach attested. */
+  reach_digest: string;
+  /** JSON of the reach attested. */
+  reach: string;
+  created_at: number;
+}
+
 /** An OAuth credential of the broker: token generation, expiry and refresh lease (tokens live in the vault). */
 export interface OAuthCredentialTable {
   name: string;
@@ -420,6 +440,7 @@ export interface Database {
   vet_runs: VetRunTable;
   vault_secrets: VaultSecretTable;
   vault_bindings: VaultBindingTable;
+  access_reviews: AccessReviewTable;
   oauth_credentials: OAuthCredentialTable;
   oauth_connects: OAuthConnectTable;
 }
