@@ -1,3 +1,4 @@
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AgentClient, connectAgent, type Flavour, textOf } from './support/agents.js';
 import { eventually, startTestCustos, type TestCustos } from './support/custos.js';
@@ -172,6 +173,24 @@ describe('vault: credentials injected into Streamable HTTP MCP servers', () => {
     const after = [...legacy.seen.slice(from.legacy), ...modern.seen.slice(from.modern)];
     expect(after.length).toBeGreaterThan(0);
     expect(after.map((r) => r.authorization)).not.toContain('Bearer shared-v1');
+  });
+
+  it('requests Custos fans out on its own (logging/setLevel) carry the shared secret too', async () => {
+    const from = legacy.seen.length;
+    const client = new Client({ name: 'logging-agent', version: '1.0.0' });
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(`${t.url}/mcp`), {
+        requestInit: { headers: { authorization: `Bearer ${alpha}` } },
+      }),
+    );
+    try {
+      await client.setLoggingLevel('warning');
+    } finally {
+      await client.close();
+    }
+    const set = legacy.seen.slice(from).filter((r) => r.rpc === 'logging/setLevel');
+    expect(set.length).toBe(1);
+    expect(set[0]?.authorization).toBe('Bearer shared-v2');
   });
 
   it('a cancellation the agent sends reaches the upstream with the call credential', async () => {

@@ -36,7 +36,7 @@ export async function startRecordingMcpServer(
   era: 'legacy' | 'modern',
 ): Promise<RecordingMcpServer> {
   const factory = () => {
-    const server = new Server({ name, version: '1.0.0' }, { capabilities: { tools: {} } });
+    const server = new Server({ name, version: '1.0.0' }, { capabilities: { tools: {}, logging: {} } });
     server.setRequestHandler('tools/list', () => ({
       tools: [
         {
