@@ -35,6 +35,11 @@ export interface HttpSessionOptions {
   nextId: () => string;
   /** The server forgot the session (HTTP 404) or the link failed: reconnect. */
   lost: (reason: string) => void;
+  /**
+   * The shared credential headers from the vault, looked up for a request that brings none of
+   * its own (one Custos sends on its own, such as logging/setLevel), so nothing goes out bare.
+   */
+  credentials?: (() => Promise<Record<string, string> | undefined>) | undefined;
 }
 
 /**
@@ -62,6 +67,15 @@ export class HttpSession implements DirectRequests {
   }
 
   request(method: string, params: Json | undefined, options: SessionRequestOptions): Promise<Json> {
+    const credentials = this.#options.credentials;
+    if (options.headers !== undefined || credentials === undefined)
+      return this.#send(method, params, options);
+    return credentials().then((headers) =>
+      this.#send(method, params, headers === undefined ? options : { ...options, headers }),
+    );
+  }
+
+  #send(method: string, params: Json | undefined, options: SessionRequestOptions): Promise<Json> {
     if (this.#closed) return Promise.reject(unavailable(options.context.server, 'connection closed'));
     const id = this.#options.nextId();
     const body = JSON.stringify(

@@ -142,6 +142,7 @@ export class HttpUpstream extends SupervisedUpstream {
       protocolVersion,
       nextId: () => `custos-${++this.#requests}`,
       lost,
+      credentials: this.#credentials,
     });
   }
 }
