@@ -1,4 +1,5 @@
 import { ProtocolError, SdkError, SdkErrorCode, SdkHttpError } from '@modelcontextprotocol/client';
+import { classifyRefusal } from '../../core/bearer-challenge.js';
 import { CustosError } from '../../core/errors.js';
 import { UpstreamRpcError } from './types.js';
 
@@ -16,6 +17,36 @@ export function unavailable(server: string, why: string, cause?: unknown): Custo
     detail: { server, reason: why },
     ...(cause === undefined ? {} : { cause }),
   });
+}
+
+/**
+ * The upstream refused the credential Custos injected on a call (the agent never held it), read
+ * from the HTTP status and its Bearer challenge (RFC 6750 section 3): missing scope and a
+ * rejected token become the same distinct errors /proxy reports; anything else is undefined
+ * (the caller's usual error applies).
+ */
+export function refusedCredential(
+  server: string,
+  method: string,
+  status: number,
+  challenge: string | null | undefined,
+): CustosError | undefined {
+  const refusal = classifyRefusal(status, challenge);
+  if (refusal.kind === 'insufficient_scope') {
+    return new CustosError(
+      'upstream_insufficient_scope',
+      `upstream "${server}" refused ${method}: Custos's credential lacks the scope it needs${refusal.scope ? ` (${refusal.scope})` : ''}; ask its owner to grant it and reconnect`,
+      { detail: { server, method, httpStatus: status, ...(refusal.scope ? { scope: refusal.scope } : {}) } },
+    );
+  }
+  if (refusal.kind === 'invalid_token') {
+    return new CustosError(
+      'upstream_token_rejected',
+      `upstream "${server}" rejected Custos's credential for ${method} as invalid or expired; the next call uses a fresh one`,
+      { detail: { server, method, httpStatus: status } },
+    );
+  }
+  return undefined;
 }
 
 /** The caller's signal aborted the request. */

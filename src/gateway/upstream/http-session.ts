@@ -2,7 +2,7 @@ import { StringDecoder } from 'node:string_decoder';
 import type { Dispatcher, Pool } from 'undici';
 import { CustosError } from '../../core/errors.js';
 import { isJson } from './catalog.js';
-import { cancelled, type RequestContext, timedOut, unavailable } from './errors.js';
+import { cancelled, type RequestContext, refusedCredential, timedOut, unavailable } from './errors.js';
 import { type Json, UpstreamRpcError } from './types.js';
 
 /** What a request on a session needs besides its method and params. */
@@ -35,6 +35,11 @@ export interface HttpSessionOptions {
   nextId: () => string;
   /** The server forgot the session (HTTP 404) or the link failed: reconnect. */
   lost: (reason: string) => void;
+  /**
+   * The shared credential headers from the vault, looked up for a request that brings none of
+   * its own (one Custos sends on its own, such as logging/setLevel), so nothing goes out bare.
+   */
+  credentials?: (() => Promise<Record<string, string> | undefined>) | undefined;
 }
 
 /**
@@ -62,6 +67,15 @@ export class HttpSession implements DirectRequests {
   }
 
   request(method: string, params: Json | undefined, options: SessionRequestOptions): Promise<Json> {
+    const credentials = this.#options.credentials;
+    if (options.headers !== undefined || credentials === undefined)
+      return this.#send(method, params, options);
+    return credentials().then((headers) =>
+      this.#send(method, params, headers === undefined ? options : { ...options, headers }),
+    );
+  }
+
+  #send(method: string, params: Json | undefined, options: SessionRequestOptions): Promise<Json> {
     if (this.#closed) return Promise.reject(unavailable(options.context.server, 'connection closed'));
     const id = this.#options.nextId();
     const body = JSON.stringify(
@@ -94,10 +108,14 @@ export class HttpSession implements DirectRequests {
     this.#options.pool.dispatch({ path: this.#options.path, method: 'POST', headers, body }, handler);
   }
 
-  /** Send a notification or a response, fire and forget. @internal */
-  post(message: Json): void {
+  /**
+   * Send a notification or a response, fire and forget, with the credential headers of the
+   * request it concerns (a cancellation must reach an upstream that checks every request).
+   * @internal
+   */
+  post(message: Json, extra?: Readonly<Record<string, string>>): void {
     try {
-      this.dispatch(JSON.stringify(message), ignoreAnswer);
+      this.dispatch(JSON.stringify(message), ignoreAnswer, extra);
     } catch {
       // Best effort: the request it concerns has failed already.
     }
@@ -186,11 +204,10 @@ class SessionExchange implements Dispatcher.DispatchHandler {
       why === 'timeout'
         ? `timed out after ${this.options.timeoutMs} ms`
         : describeReason(this.options.signal?.reason);
-    this.session.post({
-      jsonrpc: '2.0',
-      method: 'notifications/cancelled',
-      params: { requestId: this.id, reason },
-    });
+    this.session.post(
+      { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: this.id, reason } },
+      this.options.headers,
+    );
     const error = why === 'timeout' ? timedOut(this.options.context) : cancelled(this.options.context);
     this.#abort(error);
   }
@@ -239,7 +256,17 @@ class SessionExchange implements Dispatcher.DispatchHandler {
       return;
     }
     if (statusCode < 200 || statusCode >= 300) {
-      this.#abort(this.#httpError(statusCode));
+      const challenge = headers['www-authenticate'];
+      const refused =
+        this.options.headers === undefined
+          ? undefined
+          : refusedCredential(
+              this.options.context.server,
+              this.options.context.method,
+              statusCode,
+              Array.isArray(challenge) ? challenge.join(', ') : challenge,
+            );
+      this.#abort(refused ?? this.#httpError(statusCode));
       return;
     }
     const type = headers['content-type'];
@@ -344,6 +371,7 @@ class SessionExchange implements Dispatcher.DispatchHandler {
       method === 'ping'
         ? { jsonrpc: '2.0', id, result: {} }
         : { jsonrpc: '2.0', id, error: { code: -32601, message: `Method not found: ${method}` } },
+      this.options.headers,
     );
   }
 

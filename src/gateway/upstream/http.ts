@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { type Client, StreamableHTTPClientTransport, type Transport } from '@modelcontextprotocol/client';
 import { Pool } from 'undici';
 import type { HttpServerConfig } from '../../core/config.js';
+import { refusedCredential } from './errors.js';
 import { type DirectRequests, HttpSession } from './http-session.js';
 import { SupervisedUpstream, type SupervisorOptions } from './supervised-upstream.js';
 
@@ -15,7 +16,7 @@ export type HttpUpstreamOptions = Omit<SupervisorOptions, 'timeoutMs'> & {
 };
 
 /** The calling request's credential headers, for the SDK client's fetch (2026-07-28 connections). */
-const callHeaders = new AsyncLocalStorage<Readonly<Record<string, string>>>();
+const callHeaders = new AsyncLocalStorage<{ method: string; headers: Readonly<Record<string, string>> }>();
 
 /** Keep-alive connections per upstream origin; enough for a busy gateway on a few cores. */
 const poolConnections = 32;
@@ -58,7 +59,7 @@ export class HttpUpstream extends SupervisedUpstream {
     const headers = args[2]?.headers;
     return headers === undefined
       ? super.request(...args)
-      : callHeaders.run(headers, () => super.request(...args));
+      : callHeaders.run({ method: args[0], headers }, () => super.request(...args));
   }
 
   override async close(): Promise<void> {
@@ -101,11 +102,23 @@ export class HttpUpstream extends SupervisedUpstream {
         ? {}
         : {
             fetch: async (url: string | URL, init?: RequestInit) => {
-              const extra = callHeaders.getStore() ?? (await credentials());
+              const call = callHeaders.getStore();
+              const extra = call?.headers ?? (await credentials());
               if (extra === undefined) return fetch(url, init);
               const headers = new Headers(init?.headers);
               for (const [name, value] of Object.entries(extra)) headers.set(name, value);
-              return fetch(url, { ...init, headers });
+              const response = await fetch(url, { ...init, headers });
+              if (call === undefined || (response.status !== 401 && response.status !== 403)) return response;
+              // A call's injected credential refused: the same distinct errors as the direct path.
+              const refused = refusedCredential(
+                this.name,
+                call.method,
+                response.status,
+                response.headers.get('www-authenticate'),
+              );
+              if (refused === undefined) return response;
+              await response.body?.cancel().catch(() => {});
+              throw refused;
             },
           }),
     });
@@ -129,6 +142,7 @@ export class HttpUpstream extends SupervisedUpstream {
       protocolVersion,
       nextId: () => `custos-${++this.#requests}`,
       lost,
+      credentials: this.#credentials,
     });
   }
 }
