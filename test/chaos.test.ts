@@ -168,19 +168,22 @@ describe('chaos: a real SDK agent runs away through Custos to a counting upstrea
       expect(await res.text()).toContain(`# Incident ${id}`);
     });
 
-    it('records every playbook step, and says plainly which steps have no hook yet', async () => {
+    it('records every playbook step, and says plainly which step does nothing by decision', async () => {
       const actions = await rig.custos.detect.actions(result.incidentId as string);
       const steps = actions
         .filter((a) => a.playbook === 'contain-runaway')
         .map((a) => `${a.kind}:${a.status}`);
       expect(steps).toEqual([
         'quarantine:noop',
-        'revoke_bindings:noop',
+        'revoke_bindings:done',
         'notify:done',
         'open_approval:noop',
         'snapshot:done',
       ]);
       expect(actions.map((a) => a.kind)).toEqual(expect.arrayContaining(['contain', 'revoke_tokens']));
+      // The vault revoked the agent's own upstream bindings: it has none in this rig.
+      const revoke = actions.find((a) => a.kind === 'revoke_bindings');
+      expect(revoke?.detail).toMatchObject({ revoked: 0 });
       const snapshot = actions.find((a) => a.kind === 'snapshot');
       expect(snapshot?.detail.containments).toHaveLength(1);
     });

@@ -71,7 +71,14 @@ describe('an incident’s report agrees exactly with the audit log (runaway agai
     const inWindow = audit.filter((e) => e.time >= from && e.time <= to);
     const others = new Set(inWindow.filter((e) => !governed.has(e.method)).map((e) => e.method));
     expect([...others].sort()).toEqual(
-      ['detect/quarantine', 'incident/close', 'incident/note', 'incident/open', 'tools/list'].sort(),
+      [
+        'agents/onboard',
+        'detect/quarantine',
+        'incident/close',
+        'incident/note',
+        'incident/open',
+        'tools/list',
+      ].sort(),
     );
     expect(summary.timeline.map((e) => e.id)).toEqual(
       inWindow.filter((e) => governed.has(e.method)).map((e) => e.id),

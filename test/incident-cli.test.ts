@@ -107,6 +107,7 @@ describe('custos kill, resume, incident and playbook without a running server', 
       (e) => `${e.method} ${e.reasons.find((r) => r.startsWith('by ') || r.includes(' by ')) ?? ''}`,
     );
     expect(trail).toEqual([
+      'agents/onboard onboard by admin token',
       'detect/kill by dana@example.com',
       'incident/open ',
       'detect/resume resume asked by dana@example.com',
