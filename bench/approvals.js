@@ -55,6 +55,9 @@ permit (principal, action == Action::"call_tool", resource);
       },
       agents: [{ name: 'bench-agent', owner: 'bench@example.com', purpose: 'benchmark' }],
       approvals: { holdSeconds: 30, tiers: { bench: {} } },
+      // Approved calls back to back reach ~30/s on a quiet machine, which the rate anomaly
+      // detector rightly quarantines; this benchmark measures approvals, not detection.
+      detect: { anomaly: { action: 'off' }, ceiling: { action: 'off' } },
     },
     home,
     { dataDir: path.join(home, 'data'), env: {} },
@@ -83,10 +86,22 @@ permit (principal, action == Action::"call_tool", resource);
     const approveCall = [];
     for (let i = 0; i < iterations + 3; i++) {
       const call = client.callTool({ name: 'transfer', arguments: { amount: i, to: `acct-${i}` } });
+      // A call answered before it is held (denied, contained) would leave nothing to approve.
+      let answered;
+      call.then(
+        (result) => {
+          answered = result;
+        },
+        (error) => {
+          answered = { isError: true, error: String(error) };
+        },
+      );
       let pending;
       while (pending === undefined) {
         [pending] = await custos.approvals.list({ status: 'pending', limit: 1 });
-        if (pending === undefined) await new Promise((r) => setTimeout(r, 2));
+        if (pending !== undefined) break;
+        if (answered !== undefined) throw new Error(`call ${i} was not held: ${JSON.stringify(answered)}`);
+        await new Promise((r) => setTimeout(r, 2));
       }
       const t0 = performance.now();
       const res = await fetch(`${custos.url}/api/v1/approvals/${pending.id}/approve`, {
