@@ -132,6 +132,9 @@ describe('containment cancels held approvals (real counting upstream, SDK agents
       expect.arrayContaining(['detect/kill', 'incident/open', 'approvals/cancel', 'approvals/revoke-grant']),
     );
     expect(events.find((e) => e.method === 'approvals/cancel')?.argsHash).toBe(held.callHash);
+    // Both are linked to their approval, as the admin cancel and revoke are (audit trace).
+    expect(events.find((e) => e.method === 'approvals/cancel')?.approvalId).toBe(held.id);
+    expect(events.find((e) => e.method === 'approvals/revoke-grant')?.approvalId).toBeTruthy();
     expect(events.find((e) => e.method === 'detect/kill')?.reasons).toEqual(
       expect.arrayContaining(['by admin token', 'reason: drill', `incident ${containment.incidentId}`]),
     );

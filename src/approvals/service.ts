@@ -285,28 +285,7 @@ export class ApprovalService {
     if (row === undefined) throw new CustosError('not_found', `no approval ${id}`);
     if (!(await this.repo.close(id, 'cancelled', now, reason)))
       throw new CustosError('approval_closed', `approval ${id} is ${row.status}, not pending`);
-    await this.deps.audit.record({
-      time: now,
-      agentId: row.agent_id,
-      owner: row.owner,
-      taskId: row.task_id,
-      method: 'approvals/cancel',
-      server: row.server,
-      target: row.tool,
-      argsHash: row.call_hash,
-      effect: 'deny',
-      policyIds: JSON.parse(row.policy_ids) as string[],
-      reasons: [
-        `approval ${id}`,
-        `cancelled by ${voterOf(approver)} (${approver.id})`,
-        `call ${row.call_hash}`,
-      ],
-      outcome: 'executed',
-      errorCode: null,
-      latencyUs: 0,
-      traceId: null,
-      approvalId: id,
-    });
+    await this.recordCancel(row, now, `${voterOf(approver)} (${approver.id})`);
     this.notify(id);
     return this.view((await this.repo.get(id)) ?? row, await this.repo.votes([id]));
   }
@@ -327,53 +306,21 @@ export class ApprovalService {
       if (!(await this.repo.close(row.id, 'cancelled', now, reason))) continue;
       cancelled.push(row.id);
       this.notify(row.id);
-      await this.deps.audit.record({
-        time: now,
-        agentId: row.agent_id,
-        owner: row.owner,
-        taskId: row.task_id,
-        method: 'approvals/cancel',
-        server: row.server,
-        target: row.tool,
-        argsHash: row.call_hash,
-        effect: 'deny',
-        policyIds: JSON.parse(row.policy_ids) as string[],
-        reasons: [
-          `approval ${row.id}`,
-          `cancelled by containment ${containment.id} (${containment.scope} ${containment.target}) of ${containment.actor}`,
-          `call ${row.call_hash}`,
-        ],
-        outcome: 'executed',
-        errorCode: null,
-        latencyUs: 0,
-        traceId: null,
-      });
+      await this.recordCancel(
+        row,
+        now,
+        `containment ${containment.id} (${containment.scope} ${containment.target}) of ${containment.actor}`,
+      );
     }
     const revokedGrants: string[] = [];
     for (const grant of await this.repo.grantsIn(containment, now)) {
       if (!(await this.repo.revokeGrant(grant.id, now))) continue;
       revokedGrants.push(grant.id);
-      await this.deps.audit.record({
-        time: now,
-        agentId: grant.agent_id,
-        owner: null,
-        taskId: grant.task_id,
-        method: 'approvals/revoke-grant',
-        server: grant.server,
-        target: grant.tool,
-        argsHash: null,
-        effect: 'deny',
-        policyIds: [],
-        reasons: [
-          `grant ${grant.id}`,
-          `approval ${grant.approval_id}`,
-          `revoked by containment ${containment.id} (${containment.scope} ${containment.target}) of ${containment.actor}`,
-        ],
-        outcome: 'executed',
-        errorCode: null,
-        latencyUs: 0,
-        traceId: null,
-      });
+      await this.recordGrantRevoke(
+        grant,
+        now,
+        `containment ${containment.id} (${containment.scope} ${containment.target}) of ${containment.actor}`,
+      );
     }
     return { cancelled, revokedGrants };
   }
@@ -443,29 +390,52 @@ export class ApprovalService {
     if (row === undefined) throw new CustosError('not_found', `no grant ${id}`);
     if (!(await this.repo.revokeGrant(id, now)))
       throw new CustosError('conflict', `grant ${id} is no longer in force`);
-    await this.deps.audit.record({
+    await this.recordGrantRevoke(row, now, `${voterOf(approver)} (${approver.id})`);
+    return grantView((await this.repo.grant(id)) ?? row);
+  }
+
+  /** An approvals/cancel event, linked to the approval and the exact call it was for. */
+  private recordCancel(row: ApprovalTable, now: number, by: string): Promise<unknown> {
+    return this.deps.audit.record({
       time: now,
       agentId: row.agent_id,
-      owner: null,
+      owner: row.owner,
       taskId: row.task_id,
-      method: 'approvals/revoke-grant',
+      method: 'approvals/cancel',
       server: row.server,
       target: row.tool,
-      argsHash: null,
+      argsHash: row.call_hash,
       effect: 'deny',
-      policyIds: [],
-      reasons: [
-        `grant ${id}`,
-        `approval ${row.approval_id}`,
-        `revoked by ${voterOf(approver)} (${approver.id})`,
-      ],
+      policyIds: JSON.parse(row.policy_ids) as string[],
+      reasons: [`approval ${row.id}`, `cancelled by ${by}`, `call ${row.call_hash}`],
       outcome: 'executed',
       errorCode: null,
       latencyUs: 0,
       traceId: null,
-      approvalId: row.approval_id,
+      approvalId: row.id,
     });
-    return grantView((await this.repo.grant(id)) ?? row);
+  }
+
+  /** An approvals/revoke-grant event, linked to the approval the grant came from. */
+  private recordGrantRevoke(grant: ApprovalGrantTable, now: number, by: string): Promise<unknown> {
+    return this.deps.audit.record({
+      time: now,
+      agentId: grant.agent_id,
+      owner: null,
+      taskId: grant.task_id,
+      method: 'approvals/revoke-grant',
+      server: grant.server,
+      target: grant.tool,
+      argsHash: null,
+      effect: 'deny',
+      policyIds: [],
+      reasons: [`grant ${grant.id}`, `approval ${grant.approval_id}`, `revoked by ${by}`],
+      outcome: 'executed',
+      errorCode: null,
+      latencyUs: 0,
+      traceId: null,
+      approvalId: grant.approval_id,
+    });
   }
 
   /** Per approver: votes per hour over the last `hours` hours, and the median time to decide. */
