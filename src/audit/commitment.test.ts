@@ -77,6 +77,27 @@ describe('commitment records', () => {
     }
   });
 
+  it('writes the same text as a general canonicalizer with every nullable field null or set', () => {
+    const everyNull = event({ agentId: null, owner: null, taskId: null, server: null, target: null });
+    const everySet = event({
+      taskId: 'task_\ud800x',
+      errorCode: 'e\u001f',
+      reasons: ['</script>', '\u00e9'],
+      policySetHash: 'cd'.repeat(32),
+      approvalId: 'apr_2',
+      arguments: {},
+      reasoning: '',
+      result: null,
+    });
+    for (const sample of [everyNull, everySet]) {
+      const c = commitEvent(sample, Buffer.alloc(32, 3));
+      expect(c.leafText).toBe(canonicalJson(c.record));
+      // Members in another order (a hand-written leaf) give the same canonical text.
+      const reversed = Object.fromEntries(Object.entries(c.record).reverse());
+      expect(serializeCommitment(reversed)).toMatchObject({ ok: true, text: c.leafText });
+    }
+  });
+
   it('commits the policy set hash and the approval id, and refuses a policy set hash that is not a hash', () => {
     const policySetHash = 'c4'.repeat(32);
     const c = commitEvent(event({ policySetHash, approvalId: 'apr_7' }), Buffer.alloc(32));

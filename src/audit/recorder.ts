@@ -123,13 +123,33 @@ export class AuditRecorder {
   }
 
   private eventOf(input: AuditEventInput): AuditEvent {
+    // Member by member: an object spread of this many members cost several microseconds on
+    // the append path. `satisfies` makes a member added to AuditEventInput a compile error here.
     return {
-      ...input,
       id: this.ids.next('evt'),
       seq: 0,
+      time: input.time,
+      agentId: input.agentId,
+      owner: input.owner,
+      taskId: input.taskId,
+      method: input.method,
+      server: input.server,
+      target: input.target,
+      argsHash: input.argsHash,
+      effect: input.effect,
+      policyIds: input.policyIds,
+      reasons: input.reasons,
+      outcome: input.outcome,
+      errorCode: input.errorCode,
+      latencyUs: input.latencyUs,
+      traceId: input.traceId,
       policySetHash: input.policySetHash ?? null,
       approvalId: input.approvalId ?? null,
-    };
+      traceparent: input.traceparent,
+      arguments: input.arguments,
+      reasoning: input.reasoning,
+      result: input.result,
+    } satisfies Record<Exclude<keyof AuditEvent, 'erased'>, unknown>;
   }
 
   /**

@@ -11,6 +11,7 @@ import {
   type CommitmentRecord,
   contentHash,
   hashFieldOf,
+  isHexHash,
   serializeCommitment,
 } from './commitment.js';
 import { HASH_SIZE, hashLeafText } from './merkle.js';
@@ -66,8 +67,6 @@ export async function* readLineBatches(path: string, start = 0, end?: number): A
   if (rest !== '') yield [rest];
 }
 
-const HEX_DIGITS = /^[0-9a-f]{64}$/;
-
 /** Problems with an event's content against the salted hashes in its leaf, or undefined. */
 export function contentProblem(record: CommitmentRecord, line: EventLine): string | undefined {
   const committed = CONTENT_FIELDS.some((field) => record[hashFieldOf(field)] !== null);
@@ -78,10 +77,8 @@ export function contentProblem(record: CommitmentRecord, line: EventLine): strin
   }
   if (line.erased === true) return 'marked erased but carries content';
   const content = line.content as Record<string, unknown>;
-  if (typeof content.salt !== 'string' || !HEX_DIGITS.test(content.salt)) {
-    return 'content salt is not 64 lower-case hex digits';
-  }
-  const salt = Buffer.from(content.salt, 'hex');
+  const salt = content.salt;
+  if (!isHexHash(salt)) return 'content salt is not 64 lower-case hex digits';
   for (const field of CONTENT_FIELDS) {
     const text = content[field] ?? null;
     const committedHash = record[hashFieldOf(field)];
@@ -130,7 +127,7 @@ export function checkLines(
       into.problem = { index, stage: 'seq' };
       return false;
     }
-    if (!hashLeafText(leaf).equals(leaves.subarray((seq - 1) * HASH_SIZE, seq * HASH_SIZE))) {
+    if (hashLeafText(leaf).compare(leaves, (seq - 1) * HASH_SIZE, seq * HASH_SIZE) !== 0) {
       into.problem = {
         index,
         stage: 'event',

@@ -1,4 +1,3 @@
-import { existsSync, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import {
   type AuditEvent,
@@ -7,12 +6,12 @@ import {
   getEvent,
   listEvents,
   TransparencyLog,
-  verifyBundle,
   verifyLive,
 } from '../audit/index.js';
 import { CustosError } from '../core/errors.js';
 import type { Store } from '../store/index.js';
 import { registerAuditTrace } from './audit-trace.js';
+import { registerAuditVerify } from './audit-verify.js';
 import { agentService, type GlobalOptions, readConfig, withStore } from './context.js';
 import { formatTime, printJson, printTable } from './output.js';
 
@@ -136,36 +135,7 @@ export function registerAuditCommands(program: Command): void {
         );
     });
 
-  audit
-    .command('verify [dir]')
-    .description('verify an export bundle offline (no server, no database), or the stored log with --live')
-    .option('--key <key>', "the published verifier key, or a file holding it (default: the bundle's key.txt)")
-    .option('--live', 'verify the stored log against its latest checkpoint instead of a bundle')
-    .option('--json', 'print the result as JSON')
-    .action(async (dir: string | undefined, o: { key?: string; live?: boolean; json?: boolean }) => {
-      if (o.live === true && dir !== undefined)
-        throw new CustosError('usage', 'give either a bundle directory or --live, not both');
-      if (o.live !== true && dir === undefined)
-        throw new CustosError('usage', 'give the bundle directory to verify, or --live');
-      let result: Awaited<ReturnType<typeof verifyBundle>> | Awaited<ReturnType<typeof verifyLive>>;
-      if (o.live === true) {
-        const config = readConfig(program.opts<GlobalOptions>());
-        result = await withLog(config, (log, store) => verifyLive(store, log));
-      } else {
-        const key = o.key === undefined ? undefined : readKey(o.key);
-        result = await verifyBundle(dir!, key === undefined ? {} : { verifierKey: key });
-      }
-      if (o.json) printJson(result);
-      if (!result.ok) {
-        if (!o.json) console.error(`custos: verification failed: ${result.problem}`);
-        process.exitCode = 1;
-        return;
-      }
-      if (!o.json) {
-        const what = o.live === true ? 'the stored log' : dir;
-        console.log(`ok: ${what} verifies (${result.events} events, ${result.checkpoints} checkpoints)`);
-      }
-    });
+  registerAuditVerify(audit, program);
 
   audit
     .command('erase-content')
@@ -188,6 +158,12 @@ export function registerAuditCommands(program: Command): void {
 }
 
 /** Open the store and its log read-only: a running server keeps appending and signing. */
+/** `custos audit verify --live`: the stored log against its latest checkpoint. */
+export function verifyStoredLog(program: Command): ReturnType<typeof verifyLive> {
+  const config = readConfig(program.opts<GlobalOptions>());
+  return withLog(config, (log, store) => verifyLive(store, log));
+}
+
 function withLog<T>(
   config: Parameters<typeof withStore>[0],
   work: (log: TransparencyLog, store: Store) => Promise<T> | T,
@@ -201,10 +177,6 @@ function parseTime(option: string, text: string): number {
   const ms = Date.parse(text);
   if (Number.isNaN(ms)) throw new CustosError('usage', `${option}: "${text}" is not an ISO 8601 time`);
   return ms;
-}
-
-function readKey(value: string): string {
-  return (existsSync(value) ? readFileSync(value, 'utf8') : value).trim();
 }
 
 /** An agent's id from its id or name; an offboarded agent's id is accepted as given. */

@@ -1,134 +1,27 @@
-import { readFileSync } from 'node:fs';
-import { Command, CommanderError } from 'commander';
-import { startCustos } from '../app.js';
-import { CustosError, isCustosError } from '../core/errors.js';
-import { runBridge } from '../gateway/connect.js';
-import { registerAgentCommands } from './agent.js';
-import { registerApprovalCommands } from './approvals.js';
-import { registerAuditCommands } from './audit.js';
-import { type GlobalOptions, readConfig } from './context.js';
-import { runDemo } from './demo.js';
-import { registerEvidenceCommands } from './evidence.js';
-import { registerIncidentCommands } from './incident.js';
-import { registerOAuthCommands } from './oauth.js';
-import { registerPolicyCommands } from './policy.js';
-import { registerReviewCommands } from './review.js';
-import { registerSecretCommands } from './secret.js';
-import { registerUserCommands } from './user.js';
-import { registerServersCommand, registerVetCommands } from './vet.js';
+import { type Command, CommanderError } from 'commander';
+import { isCustosError } from '../core/errors.js';
+import { registerAuditVerify } from './audit-verify.js';
+import { rootCommand } from './root.js';
 
-/** Resolve when the process is asked to stop. */
-function untilSignal(): Promise<string> {
-  return new Promise((resolve) => {
-    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve(signal));
-  });
-}
-
-export function buildProgram(): Command {
-  const program = new Command('custos')
-    .description('Custos governs autonomous AI agents: identity, least privilege, approval, audit')
-    .option('--config <file>', 'configuration file (default ./custos.yaml)')
-    .option('--data <dir>', 'data directory (default ./.custos)')
-    .showHelpAfterError()
-    .exitOverride();
-
-  program
-    .command('start')
-    .description('start the gateway, admin API and console on one port')
-    .option('--port <port>', 'port to listen on', (v) => Number.parseInt(v, 10))
-    .action(async (o: { port?: number }) => {
-      const config = readConfig({
-        ...program.opts<GlobalOptions>(),
-        ...(o.port !== undefined ? { port: o.port } : {}),
-      });
-      const custos = await startCustos(config);
-      for (const a of custos.createdAgents) {
-        console.log(
-          `created agent ${a.name}: client_id ${a.clientId} client_secret ${a.clientSecret} (shown once)`,
-        );
-      }
-      console.log(`Custos listening on ${custos.url} (MCP at ${custos.url}/mcp)`);
-      await untilSignal();
-      await custos.close();
-    });
-
-  program
-    .command('demo')
-    .description('start Custos with a demo configuration proxying real MCP servers (npm start)')
-    .option('--port <port>', 'port to listen on', (v) => Number.parseInt(v, 10), 7400)
-    .action(async (o: { port: number }) => {
-      const demo = await runDemo({ port: o.port, dataDir: program.opts<GlobalOptions>().data });
-      await untilSignal();
-      await demo.close();
-    });
-
-  program
-    .command('connect')
-    .description('bridge a stdio-only MCP client to Custos, keeping its token fresh')
-    .requiredOption('--url <url>', 'Custos MCP endpoint, e.g. http://127.0.0.1:7400/mcp')
-    .requiredOption('--client-id <id>', 'the agent id')
-    .option('--key-file <file>', "the agent's private JWK: authenticate with private_key_jwt, no secret")
-    .option('--client-secret-file <file>', 'file holding the client secret')
-    .option(
-      '--client-secret-env <var>',
-      'environment variable holding the client secret',
-      'CUSTOS_CLIENT_SECRET',
-    )
-    .option('--dpop', 'bind tokens to a DPoP key held only in this process (RFC 9449)')
-    .action(
-      async (o: {
-        url: string;
-        clientId: string;
-        keyFile?: string;
-        clientSecretFile?: string;
-        clientSecretEnv: string;
-        dpop?: boolean;
-      }) => {
-        const dpop = o.dpop === true;
-        if (o.keyFile !== undefined) {
-          if (o.clientSecretFile !== undefined)
-            throw new CustosError('usage', 'give --key-file or --client-secret-file, not both');
-          let privateKey: Record<string, unknown>;
-          try {
-            privateKey = JSON.parse(readFileSync(o.keyFile, 'utf8')) as Record<string, unknown>;
-          } catch (error) {
-            throw new CustosError('usage', `${o.keyFile} is not a readable JWK file`, { cause: error });
-          }
-          if (typeof privateKey.d !== 'string')
-            throw new CustosError('usage', `${o.keyFile} holds no private key (JWK member "d")`);
-          await runBridge({ url: o.url, clientId: o.clientId, privateKey, dpop });
-          return;
-        }
-        const secret = o.clientSecretFile
-          ? readFileSync(o.clientSecretFile, 'utf8').trim()
-          : process.env[o.clientSecretEnv];
-        if (!secret)
-          throw new CustosError(
-            'usage',
-            `no credentials: use --key-file, --client-secret-file or set ${o.clientSecretEnv}`,
-          );
-        await runBridge({ url: o.url, clientId: o.clientId, clientSecret: secret, dpop });
-      },
-    );
-
-  registerAgentCommands(program);
-  registerPolicyCommands(program);
-  registerAuditCommands(program);
-  registerEvidenceCommands(program);
-  registerIncidentCommands(program);
-  registerApprovalCommands(program);
-  registerUserCommands(program);
-  registerSecretCommands(program);
-  registerReviewCommands(program);
-  registerVetCommands(program);
-  registerOAuthCommands(program);
-  registerServersCommand(program);
-  return program;
+/**
+ * The program for these arguments. `custos audit verify DIR` gets one holding only that
+ * command, so an auditor's check loads the verifier and nothing else; every other command
+ * (and a verify with global options before it, or --live) gets the whole CLI.
+ */
+async function programFor(argv: readonly string[]): Promise<Command> {
+  const [command, subcommand, ...rest] = argv.slice(2);
+  if (command === 'audit' && subcommand === 'verify' && !rest.includes('--live')) {
+    const program = rootCommand();
+    registerAuditVerify(program.command('audit').description('read the audit log'), program);
+    return program;
+  }
+  const { buildProgram } = await import('./program.js');
+  return buildProgram();
 }
 
 /** Run the CLI; resolves to the exit code (0 ok, 1 failed check or error, 2 bad usage). */
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const program = await programFor(argv);
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
