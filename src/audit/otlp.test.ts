@@ -9,6 +9,8 @@ interface Span {
   traceId: string;
   spanId: string;
   parentSpanId?: string;
+  /** OTLP SpanKind: 1 internal, 2 server, 3 client. */
+  kind: number;
   attributes: Array<{ key: string; value: Record<string, unknown> }>;
 }
 
@@ -73,6 +75,8 @@ describe('OtlpTraceExporter', () => {
     const tool = spans.find((s) => s.name === 'execute_tool read_file');
     expect(invoke?.parentSpanId ?? '').toBe('');
     expect(tool?.parentSpanId).toBe(invoke?.spanId);
+    // The GenAI conventions: invoke_agent as Custos serves the agent's request, execute_tool INTERNAL.
+    expect([invoke?.kind, tool?.kind]).toEqual([2, 1]);
     expect(keys(invoke)).toContain('gen_ai.conversation.id');
     for (const key of ['gen_ai.tool.call.arguments', 'gen_ai.tool.call.result', 'custos.reasoning'])
       expect([...keys(invoke), ...keys(tool)]).not.toContain(key);

@@ -241,7 +241,8 @@ export class OtlpTraceExporter {
       const tool = this.#tracer.startSpan(
         `execute_tool ${event.target}`,
         {
-          kind: SpanKind.CLIENT,
+          // The GenAI conventions ask for INTERNAL on execute_tool (the MCP call beneath it would be the CLIENT span).
+          kind: SpanKind.INTERNAL,
           startTime: start,
           attributes: {
             ...common,
