@@ -28,7 +28,8 @@ const round = (x) => (x === null ? null : Math.round(x * 100) / 100);
 
 export async function run({ quick = false } = {}) {
   const iterations = quick ? 30 : 200;
-  const { startCustos, adminToken } = await import(pathToFileURL(path.join(repo, 'dist/app.js')).href);
+  const { startCustos } = await import(pathToFileURL(path.join(repo, 'dist/app.js')).href);
+  const { adminToken } = await import(pathToFileURL(path.join(repo, 'dist/core/runtime-file.js')).href);
   const { buildConfig } = await import(pathToFileURL(path.join(repo, 'dist/core/config.js')).href);
   const home = await mkdtemp(path.join(os.tmpdir(), 'custos-bench-approvals-'));
   const countFile = path.join(home, 'executed.jsonl');

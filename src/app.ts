@@ -1,16 +1,9 @@
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve as resolvePath } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import {
-  ApprovalService,
-  approvalsOffboardStep,
-  LinkSigner,
-  loadLinkKey,
-  WebhookChannel,
-} from './approvals/index.js';
+import { ApprovalService, LinkSigner, loadLinkKey, WebhookChannel } from './approvals/index.js';
 import {
   type AuditExporters,
   AuditRecorder,
@@ -19,20 +12,16 @@ import {
   TransparencyLog,
 } from './audit/index.js';
 import { type Clock, systemClock } from './core/clock.js';
-import { type Config, type CredentialConfig, isStdioServer, type ServerConfig } from './core/config.js';
+import { type Config, isStdioServer, type ServerConfig } from './core/config.js';
 import { CustosError } from './core/errors.js';
 import { IdGenerator } from './core/ids.js';
+import { adminToken, type RuntimeFile, runtimeFilePath } from './core/runtime-file.js';
 import { DetectService, loadPlaybooks } from './detect/index.js';
 import { ApiUpstream, CatalogView, Downstream, Pipeline, serverInfo, TaskBudgets } from './gateway/index.js';
 import { UpstreamRegistry } from './gateway/upstream/index.js';
-import {
-  AccessReview,
-  createIdentityService,
-  type IdentityService,
-  type OffboardStep,
-  UserService,
-} from './identity/index.js';
-import { archivedPolicySetOf, archivePolicySet, PolicyStore } from './policy/index.js';
+import { AccessReview, createIdentityService, type IdentityService, UserService } from './identity/index.js';
+import { offboardSteps } from './offboard-steps.js';
+import { archivedPolicySetOf, archivePolicySet, PolicyStore, policySetArchiveDir } from './policy/index.js';
 import { registerAdmin } from './server/admin.js';
 import { agentAuthRoutes } from './server/admin-agent-auth.js';
 import { approvalLinkRoutes, approvalRoutes } from './server/admin-approvals.js';
@@ -50,14 +39,7 @@ import { buildHttpServer } from './server/http.js';
 import { McpHttp } from './server/mcp-http.js';
 import { registerProxy } from './server/proxy.js';
 import { openStore, type Store } from './store/index.js';
-import {
-  type BindInput,
-  BindingService,
-  deleteAgentBindings,
-  OAuthBroker,
-  parseHeaderTemplate,
-  Vault,
-} from './vault/index.js';
+import { BindingService, configBindings, deleteAgentBindings, OAuthBroker, Vault } from './vault/index.js';
 import { type Lockfile, PinGate, serverPinsDigest } from './vet/index.js';
 
 export interface Custos {
@@ -81,47 +63,6 @@ export interface Custos {
 export interface StartOptions {
   logger?: Logger;
   clock?: Clock;
-}
-
-/**
- * What offboarding removes besides the agent's own rows, in order, inside its one transaction:
- * approvals (pending requests cancelled, grants revoked) and the vault's per-agent bindings.
- * A capability with per-agent state adds its step here; the CLI uses the same list.
- */
-export function offboardSteps(): OffboardStep[] {
-  return [
-    approvalsOffboardStep,
-    {
-      name: 'vault',
-      run: async (trx, agent) => ({ bindingsDeleted: await deleteAgentBindings(trx, agent.id) }),
-    },
-  ];
-}
-
-/** Where the policy sets enforced are kept by hash: `<data>/policy-sets/<hash>.json`. */
-export function policySetArchiveDir(dataDir: string): string {
-  return join(dataDir, 'policy-sets');
-}
-
-/** Where the CLI finds a running server for this data directory. */
-export interface RuntimeFile {
-  url: string;
-  pid: number;
-}
-
-export function runtimeFilePath(dataDir: string): string {
-  return join(dataDir, 'server.json');
-}
-
-/** The admin token: CUSTOS_ADMIN_TOKEN, else one kept in the data directory (mode 0600). */
-export function adminToken(dataDir: string, env: NodeJS.ProcessEnv = process.env): string {
-  if (env.CUSTOS_ADMIN_TOKEN) return env.CUSTOS_ADMIN_TOKEN;
-  const file = join(dataDir, 'admin-token');
-  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
-  mkdirSync(dataDir, { recursive: true });
-  const token = `cat_${randomBytes(32).toString('base64url')}`;
-  writeFileSync(file, `${token}\n`, { mode: 0o600 });
-  return token;
 }
 
 async function freePort(host: string): Promise<number> {
@@ -593,42 +534,6 @@ export async function startCustos(config: Config, options: StartOptions = {}): P
     await close().catch(() => {});
     throw error;
   }
-}
-
-/** The vault bindings custos.yaml declares (servers.*.credential, apis.*.credential), shared by every agent. */
-export function configBindings(config: Config): BindInput[] {
-  const out: BindInput[] = [];
-  const add = (targetKind: 'server' | 'api', target: string, stdio: boolean, c: CredentialConfig) => {
-    const secret = typeof c === 'string' ? c : c.secret;
-    if (typeof c !== 'string' && c.env !== undefined) {
-      out.push({ secret, targetKind, target, inject: 'env', field: c.env });
-      return;
-    }
-    if (stdio) {
-      throw new CustosError(
-        'config_invalid',
-        `configuration is invalid:\n  servers.${target}.credential: a stdio server takes its credential in an environment variable (fix: { secret: ${secret}, env: VAR })`,
-      );
-    }
-    const header = parseHeaderTemplate(
-      typeof c === 'string' || c.header === undefined ? 'Authorization: Bearer {{secret}}' : c.header,
-    );
-    out.push({
-      secret,
-      targetKind,
-      target,
-      inject: 'header',
-      field: header.field,
-      template: header.template,
-    });
-  };
-  for (const [name, server] of Object.entries(config.servers)) {
-    if (server.credential !== undefined) add('server', name, isStdioServer(server), server.credential);
-  }
-  for (const [name, api] of Object.entries(config.apis)) {
-    if (api.credential !== undefined) add('api', name, false, api.credential);
-  }
-  return out;
 }
 
 /**

@@ -163,7 +163,9 @@ describe('chaos: a real SDK agent runs away through Custos to a counting upstrea
       expect(html.match(/<tr class="[^"]*"><td>/g)?.length).toBe(summary.timeline.length);
       // The admin API serves the same report.
       const res = await fetch(`${rig.custos.url}/api/v1/incidents/${id}/report?format=md`, {
-        headers: { authorization: `Bearer ${(await import('../src/app.js')).adminToken(rig.dataDir, {})}` },
+        headers: {
+          authorization: `Bearer ${(await import('../src/core/runtime-file.js')).adminToken(rig.dataDir, {})}`,
+        },
       });
       expect(await res.text()).toContain(`# Incident ${id}`);
     });

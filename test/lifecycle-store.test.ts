@@ -2,7 +2,6 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { offboardSteps } from '../src/app.js';
 import { ApprovalService } from '../src/approvals/index.js';
 import { AuditRecorder, listEvents, TransparencyLog, verifyLive } from '../src/audit/index.js';
 import { ManualClock } from '../src/core/clock.js';
@@ -16,6 +15,7 @@ import {
   type IdentityService,
   UserService,
 } from '../src/identity/index.js';
+import { offboardSteps } from '../src/offboard-steps.js';
 import { PolicyStore } from '../src/policy/index.js';
 import { bindingsReach, reachSources } from '../src/server/admin-lifecycle.js';
 import { BindingService, Vault } from '../src/vault/index.js';

@@ -2,15 +2,8 @@ import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { CustosError } from '../core/errors.js';
-import type { Agent, CredentialInfo } from '../identity/index.js';
-import {
-  agentService,
-  callAdmin,
-  type GlobalOptions,
-  readConfig,
-  runningServer,
-  withStore,
-} from './context.js';
+import type { Agent, AgentService, CredentialInfo } from '../identity/index.js';
+import { callAdmin, type GlobalOptions, readConfig, runningServer, withAgents } from './context.js';
 import { formatTime, printJson, printTable } from './output.js';
 
 type Json = { json?: boolean };
@@ -19,11 +12,11 @@ type Json = { json?: boolean };
 async function act<T>(
   program: Command,
   viaServer: (server: { url: string; token: string }) => Promise<T>,
-  viaStore: (agents: ReturnType<typeof agentService>) => Promise<T>,
+  viaStore: (agents: AgentService) => Promise<T>,
 ): Promise<T> {
   const config = readConfig(program.opts<GlobalOptions>());
   const server = await runningServer(config);
-  return server ? viaServer(server) : withStore(config, (store) => viaStore(agentService(store)));
+  return server ? viaServer(server) : withAgents(config, viaStore);
 }
 
 /** A new Ed25519 key pair: the private JWK is written to `file` (mode 0600, never overwritten), the public JWK returned. */

@@ -3,15 +3,14 @@ import type { Command } from 'commander';
 import { systemClock } from '../core/clock.js';
 import { CustosError } from '../core/errors.js';
 import type { AddedAgent, Agent, OffboardReport, Orphan } from '../identity/index.js';
-import { findOrphans } from '../identity/index.js';
 import { registerAgentAuthCommands } from './agent-auth.js';
 import {
-  agentService,
   callAdmin,
   type GlobalOptions,
   offlineActor,
   readConfig,
   runningServer,
+  withAgents,
   withLifecycle,
   withStore,
 } from './context.js';
@@ -172,8 +171,8 @@ export function registerAgentCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (o: Json & { status?: 'active'; owner?: string }) => {
       const config = readConfig(program.opts<GlobalOptions>());
-      const agents = await withStore(config, (store) =>
-        agentService(store).list({
+      const agents = await withAgents(config, (agents) =>
+        agents.list({
           ...(o.status ? { status: o.status } : {}),
           ...(o.owner ? { owner: o.owner } : {}),
         }),
@@ -188,7 +187,7 @@ export function registerAgentCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (ref: string, o: Json) => {
       const config = readConfig(program.opts<GlobalOptions>());
-      printAgent(await withStore(config, (store) => agentService(store).require(ref)), o.json);
+      printAgent(await withAgents(config, (agents) => agents.require(ref)), o.json);
     });
 
   agent
@@ -220,7 +219,10 @@ export function registerAgentCommands(program: Command): void {
       const orphans = server
         ? (await callAdmin<{ orphans: Orphan[] }>(server, 'GET', `/lifecycle/orphans?idleDays=${idleDays}`))
             .orphans
-        : await withStore(config, (store) => findOrphans(store, systemClock, { idleDays }));
+        : await withStore(config, async (store) => {
+            const { findOrphans } = await import('../identity/index.js');
+            return findOrphans(store, systemClock, { idleDays });
+          });
       if (o.json) return printJson({ idleDays, orphans });
       if (orphans.length === 0) return console.log(`no orphans (idle threshold ${idleDays} days)`);
       printTable(orphans.map(orphanRow), [

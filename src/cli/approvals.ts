@@ -1,23 +1,15 @@
 import type { Command } from 'commander';
-import {
-  type Approval,
-  ApprovalService,
-  type ApprovalStatus,
-  type DecideInput,
-  renderJson,
-} from '../approvals/index.js';
-import { AuditRecorder, TransparencyLog } from '../audit/index.js';
+import type { Approval, ApprovalService, ApprovalStatus, DecideInput } from '../approvals/index.js';
 import { systemClock } from '../core/clock.js';
 import { CustosError } from '../core/errors.js';
 import { IdGenerator } from '../core/ids.js';
-import { PolicyStore } from '../policy/index.js';
 import { adminTokenActor } from '../server/actor.js';
 import {
-  agentService,
   callAdmin,
   type GlobalOptions,
   readConfig,
   runningServer,
+  withAgents,
   withStore,
 } from './context.js';
 import { formatTime, printJson, printTable } from './output.js';
@@ -37,7 +29,8 @@ function row(a: Approval) {
   };
 }
 
-function printApproval(a: Approval): void {
+async function printApproval(a: Approval): Promise<void> {
+  const { renderJson } = await import('../approvals/index.js');
   const fields: Array<[string, string]> = [
     ['id', a.id],
     ['status', a.status],
@@ -82,6 +75,9 @@ async function offline<T>(
       'CUSTOS_USER_TOKEN needs a running Custos server (start it with custos start)',
     );
   const config = readConfig(options);
+  const { ApprovalService } = await import('../approvals/index.js');
+  const { AuditRecorder, TransparencyLog } = await import('../audit/index.js');
+  const { PolicyStore } = await import('../policy/index.js');
   return withStore(config, async (store) => {
     const clock = systemClock;
     const ids = new IdGenerator(clock);
@@ -136,7 +132,7 @@ export function registerApprovalCommands(program: Command): void {
         list = (await callAdmin<{ approvals: Approval[] }>(server, 'GET', `/approvals?${query}`)).approvals;
       } else {
         const agentId = o.agent
-          ? (await withStore(config, (store) => agentService(store).require(o.agent as string))).id
+          ? (await withAgents(config, (agents) => agents.require(o.agent as string))).id
           : undefined;
         list = await offline(globals(), (s) =>
           s.list({ status: o.status as ApprovalStatus | undefined, agentId, limit: o.limit }),
@@ -160,7 +156,7 @@ export function registerApprovalCommands(program: Command): void {
             .approval
         : await offline(globals(), (s) => s.show(id));
       if (o.json) return printJson({ approval });
-      printApproval(approval);
+      await printApproval(approval);
     });
 
   const decide = async (id: string, input: DecideInput, json: boolean | undefined) => {

@@ -1,14 +1,7 @@
 import type { Command } from 'commander';
-import { type DecisionChain, loadDecisionChain, renderChain } from '../audit/index.js';
+import type { DecisionChain } from '../audit/index.js';
 import { CustosError } from '../core/errors.js';
-import {
-  agentService,
-  callAdmin,
-  type GlobalOptions,
-  readConfig,
-  runningServer,
-  withStore,
-} from './context.js';
+import { callAdmin, type GlobalOptions, readConfig, runningServer, withAgents } from './context.js';
 import { printJson } from './output.js';
 
 /** `custos audit trace <id>`: the decision chain of a task or trace, for a human or as JSON. */
@@ -25,15 +18,15 @@ export function registerAuditTrace(audit: Command, program: Command): void {
         throw new CustosError('usage', '--limit must be an integer from 1 to 10000');
       const config = readConfig(program.opts<GlobalOptions>());
       const server = await runningServer(config);
+      const { loadDecisionChain, renderChain } = await import('../audit/index.js');
       const chain =
         server === undefined
-          ? await withStore(config, (store) => {
-              const agents = agentService(store);
-              return loadDecisionChain(store, id, {
+          ? await withAgents(config, (agents, store) =>
+              loadDecisionChain(store, id, {
                 limit: o.limit,
                 agentName: async (agentId) => (await agents.get(agentId))?.name,
-              });
-            })
+              }),
+            )
           : await callAdmin<DecisionChain>(
               server,
               'GET',

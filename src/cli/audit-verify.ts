@@ -1,11 +1,10 @@
 /**
- * `custos audit verify`: the auditor's command. It is registered by the full CLI and, for a
- * bundle (no --live), also runs from a program of its own (see main.ts) that loads only the
- * verifier, so an auditor's check does not wait about a second for the whole server's modules.
+ * `custos audit verify`: the auditor's command. A bundle's check loads only the verifier (no
+ * store, no server), so an auditor does not wait for the server's modules.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { type BundleVerification, type LiveVerification, verifyBundle } from '../audit/verify-bundle.js';
+import type { BundleVerification, LiveVerification } from '../audit/verify-bundle.js';
 import { CustosError } from '../core/errors.js';
 import { printJson } from './output.js';
 
@@ -33,6 +32,7 @@ export function registerAuditVerify(audit: Command, program: Command): void {
         result = await verifyStoredLog(program);
       } else {
         const key = o.key === undefined ? undefined : readKey(o.key);
+        const { verifyBundle } = await import('../audit/verify-bundle.js');
         result = await verifyBundle(dir!, key === undefined ? {} : { verifierKey: key });
       }
       if (o.json) printJson(result);

@@ -1,18 +1,12 @@
 import type { Command } from 'commander';
-import {
-  type AuditEvent,
-  eraseContent,
-  exportBundle,
-  getEvent,
-  listEvents,
-  TransparencyLog,
-  verifyLive,
-} from '../audit/index.js';
+import type { AuditEvent, LiveVerification, TransparencyLog } from '../audit/index.js';
+import type { Config } from '../core/config.js';
 import { CustosError } from '../core/errors.js';
+import type { AgentService } from '../identity/index.js';
 import type { Store } from '../store/index.js';
 import { registerAuditTrace } from './audit-trace.js';
 import { registerAuditVerify } from './audit-verify.js';
-import { agentService, type GlobalOptions, readConfig, withStore } from './context.js';
+import { type GlobalOptions, readConfig, withAgents, withStore } from './context.js';
 import { formatTime, printJson, printTable } from './output.js';
 
 function row(e: AuditEvent) {
@@ -46,8 +40,9 @@ export function registerAuditCommands(program: Command): void {
     .option('--json', 'print JSON (one event per line with --follow)')
     .action(async (o: { agent?: string; task?: string; limit: number; follow?: boolean; json?: boolean }) => {
       const config = readConfig(program.opts<GlobalOptions>());
-      await withStore(config, async (store) => {
-        const agentId = o.agent ? (await agentService(store).require(o.agent)).id : undefined;
+      const { listEvents } = await import('../audit/index.js');
+      await withAgents(config, async (agents, store) => {
+        const agentId = o.agent ? (await agents.require(o.agent)).id : undefined;
         const filter = { ...(agentId ? { agentId } : {}), ...(o.task ? { taskId: o.task } : {}) };
         let events = await listEvents(store, { ...filter, limit: o.limit });
         if (o.json && !o.follow) printJson({ events });
@@ -69,6 +64,7 @@ export function registerAuditCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (id: string, o: { json?: boolean }) => {
       const config = readConfig(program.opts<GlobalOptions>());
+      const { getEvent } = await import('../audit/index.js');
       const event = await withStore(config, (store) => getEvent(store, id));
       if (event === undefined) throw new CustosError('not_found', `no audit event ${id}`);
       if (o.json) return printJson({ event });
@@ -120,6 +116,7 @@ export function registerAuditCommands(program: Command): void {
       const config = readConfig(program.opts<GlobalOptions>());
       const from = o.from === undefined ? undefined : parseTime('--from', o.from);
       const to = o.to === undefined ? undefined : parseTime('--to', o.to);
+      const { exportBundle } = await import('../audit/index.js');
       const summary = await withLog(config, (log, store) =>
         exportBundle(store, log, {
           outDir: o.out,
@@ -146,8 +143,9 @@ export function registerAuditCommands(program: Command): void {
       if ((o.agent === undefined) === (o.subject === undefined))
         throw new CustosError('usage', 'give exactly one of --agent or --subject');
       const config = readConfig(program.opts<GlobalOptions>());
-      const { erased } = await withStore(config, async (store) => {
-        const agentId = o.agent === undefined ? undefined : await agentIdOf(store, o.agent);
+      const { eraseContent } = await import('../audit/index.js');
+      const { erased } = await withAgents(config, async (agents, store) => {
+        const agentId = o.agent === undefined ? undefined : await agentIdOf(agents, o.agent);
         return eraseContent(store, {
           ...(agentId === undefined ? {} : { agentId }),
           ...(o.subject === undefined ? {} : { subject: o.subject }),
@@ -157,17 +155,19 @@ export function registerAuditCommands(program: Command): void {
     });
 }
 
-/** Open the store and its log read-only: a running server keeps appending and signing. */
 /** `custos audit verify --live`: the stored log against its latest checkpoint. */
-export function verifyStoredLog(program: Command): ReturnType<typeof verifyLive> {
+export async function verifyStoredLog(program: Command): Promise<LiveVerification> {
   const config = readConfig(program.opts<GlobalOptions>());
+  const { verifyLive } = await import('../audit/index.js');
   return withLog(config, (log, store) => verifyLive(store, log));
 }
 
-function withLog<T>(
-  config: Parameters<typeof withStore>[0],
+/** Open the store and its log read-only: a running server keeps appending and signing. */
+async function withLog<T>(
+  config: Config,
   work: (log: TransparencyLog, store: Store) => Promise<T> | T,
 ): Promise<T> {
+  const { TransparencyLog } = await import('../audit/index.js');
   return withStore(config, async (store) =>
     work(await TransparencyLog.open(store, { readOnly: true }), store),
   );
@@ -180,9 +180,9 @@ function parseTime(option: string, text: string): number {
 }
 
 /** An agent's id from its id or name; an offboarded agent's id is accepted as given. */
-async function agentIdOf(store: Store, agent: string): Promise<string> {
+async function agentIdOf(agents: AgentService, agent: string): Promise<string> {
   try {
-    return (await agentService(store).require(agent)).id;
+    return (await agents.require(agent)).id;
   } catch (error) {
     if (agent.startsWith('agt_')) return agent;
     throw error;

@@ -1,13 +1,17 @@
+/**
+ * What the commands share: the configuration, the running server, the store. Command
+ * definitions import this module, so it loads only what reading the configuration needs; the
+ * store, HTTP client and services are imported when a command's action uses them.
+ */
 import { existsSync, readFileSync } from 'node:fs';
-import { request } from 'undici';
-import { adminToken, offboardSteps, type RuntimeFile, runtimeFilePath } from '../app.js';
-import { AuditRecorder, TransparencyLog } from '../audit/index.js';
+import type { AuditRecorder } from '../audit/index.js';
 import { systemClock } from '../core/clock.js';
 import { type Config, loadConfig } from '../core/config.js';
 import { CustosError } from '../core/errors.js';
 import { IdGenerator } from '../core/ids.js';
-import { AgentDirectory, AgentService } from '../identity/index.js';
-import { openStore, type Store } from '../store/index.js';
+import { adminToken, type RuntimeFile, runtimeFilePath } from '../core/runtime-file.js';
+import type { AgentService } from '../identity/index.js';
+import type { Store } from '../store/index.js';
 
 export interface GlobalOptions {
   config?: string;
@@ -28,6 +32,7 @@ export function readConfig(options: GlobalOptions & { port?: number }): Config {
 export async function runningServer(config: Config): Promise<{ url: string; token: string } | undefined> {
   const file = runtimeFilePath(config.dataDir);
   if (!existsSync(file)) return undefined;
+  const { request } = await import('undici');
   try {
     const runtime = JSON.parse(readFileSync(file, 'utf8')) as RuntimeFile;
     const res = await request(`${runtime.url}/healthz`, { headersTimeout: 1000, bodyTimeout: 1000 });
@@ -48,6 +53,7 @@ export async function callAdmin<T>(
   path: string,
   body?: unknown,
 ): Promise<T> {
+  const { request } = await import('undici');
   const res = await request(`${server.url}/api/v1${path}`, {
     method,
     headers: {
@@ -66,6 +72,7 @@ export async function callAdmin<T>(
 
 /** Open the store the configuration names, for commands that work without a server. */
 export async function withStore<T>(config: Config, work: (store: Store) => Promise<T>): Promise<T> {
+  const { openStore } = await import('../store/index.js');
   const store = await openStore(config.storage.url, config.baseDir);
   try {
     return await work(store);
@@ -74,13 +81,21 @@ export async function withStore<T>(config: Config, work: (store: Store) => Promi
   }
 }
 
-export function agentService(store: Store): AgentService {
-  const clock = systemClock;
-  return new AgentService({
-    store,
-    clock,
-    ids: new IdGenerator(clock),
-    directory: new AgentDirectory(store),
+/** Open the store with the agents on it (no audit log: for reading, and for changes not audited). */
+export async function withAgents<T>(
+  config: Config,
+  work: (agents: AgentService, store: Store) => Promise<T>,
+): Promise<T> {
+  const { AgentDirectory, AgentService } = await import('../identity/index.js');
+  return withStore(config, (store) => {
+    const clock = systemClock;
+    const agents = new AgentService({
+      store,
+      clock,
+      ids: new IdGenerator(clock),
+      directory: new AgentDirectory(store),
+    });
+    return work(agents, store);
   });
 }
 
@@ -112,6 +127,9 @@ export async function withLifecycle<T>(
       'usage',
       'CUSTOS_USER_TOKEN needs a running Custos server (start it with custos start)',
     );
+  const { AuditRecorder, TransparencyLog } = await import('../audit/index.js');
+  const { AgentDirectory, AgentService } = await import('../identity/index.js');
+  const { offboardSteps } = await import('../offboard-steps.js');
   return withStore(config, async (store) => {
     const clock = systemClock;
     const ids = new IdGenerator(clock);

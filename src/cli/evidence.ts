@@ -1,25 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { policySetArchiveDir } from '../app.js';
-import {
-  FRAMEWORKS,
-  type Framework,
-  type InventoryAgent,
-  TransparencyLog,
-  verifyEvidencePack,
-  writeEvidencePack,
-} from '../audit/index.js';
+// The evidence module itself, not audit/index.js: help text and checking a pack need no store
+// or exporters.
+import { FRAMEWORKS, type Framework, type InventoryAgent } from '../audit/evidence.js';
 import { CustosError } from '../core/errors.js';
-import { serverInfo } from '../gateway/index.js';
-import {
-  archivedPolicySetOf,
-  archivePolicySet,
-  compilePolicySet,
-  POLICY_SET_HASH_ALGORITHM,
-  readArchivedPolicySet,
-  readPolicyDirectory,
-} from '../policy/index.js';
-import { agentService, type GlobalOptions, readConfig, withStore } from './context.js';
+import { type GlobalOptions, readConfig, withAgents } from './context.js';
 import { printJson } from './output.js';
 
 function parseTime(option: string, text: string | undefined): number | undefined {
@@ -50,6 +35,17 @@ export function registerEvidenceCommands(program: Command): void {
       if (from !== undefined && to !== undefined && from > to)
         throw new CustosError('usage', '--from is after --to');
       const config = readConfig(program.opts<GlobalOptions>());
+      const { TransparencyLog, writeEvidencePack } = await import('../audit/index.js');
+      const { serverInfo } = await import('../gateway/index.js');
+      const {
+        archivedPolicySetOf,
+        archivePolicySet,
+        compilePolicySet,
+        POLICY_SET_HASH_ALGORITHM,
+        policySetArchiveDir,
+        readArchivedPolicySet,
+        readPolicyDirectory,
+      } = await import('../policy/index.js');
       const policies = await readPolicyDirectory(config.policies);
       // Compiling checks the set is the valid one Custos would enforce, and counts its policies.
       const compiled = compilePolicySet(policies);
@@ -57,8 +53,7 @@ export function registerEvidenceCommands(program: Command): void {
       const archive = policySetArchiveDir(config.dataDir);
       const inForce = archivedPolicySetOf(compiled, Date.now());
       archivePolicySet(archive, inForce);
-      const summary = await withStore(config, async (store) => {
-        const agents = agentService(store);
+      const summary = await withAgents(config, async (agents, store) => {
         const inventory: InventoryAgent[] = [];
         for (const a of await agents.list()) {
           const credentials = await agents.listCredentials(a.id);
@@ -125,6 +120,7 @@ export function registerEvidenceCommands(program: Command): void {
       };
       const key =
         o.key === undefined ? undefined : (existsSync(o.key) ? readFileSync(o.key, 'utf8') : o.key).trim();
+      const { verifyEvidencePack } = await import('../audit/evidence.js');
       const result = await verifyEvidencePack(dir, key === undefined ? {} : { verifierKey: key });
       if (o.json) printJson(result);
       if (!result.ok) {

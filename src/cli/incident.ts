@@ -2,33 +2,21 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { adminToken, type RuntimeFile, runtimeFilePath } from '../app.js';
-import { ApprovalService } from '../approvals/index.js';
-import { AuditRecorder, TransparencyLog } from '../audit/index.js';
 import { systemClock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
 import { CustosError } from '../core/errors.js';
 import { IdGenerator } from '../core/ids.js';
-import {
-  type Containment,
+import { adminToken, type RuntimeFile, runtimeFilePath } from '../core/runtime-file.js';
+import type {
+  Containment,
   DetectService,
-  type Incident,
-  type IncidentAction,
-  type IncidentSummary,
-  loadPlaybooks,
-  type ResumeResult,
-  reportHtml,
-  reportMarkdown,
+  Incident,
+  IncidentAction,
+  IncidentSummary,
+  ResumeResult,
 } from '../detect/index.js';
-import type { Store } from '../store/index.js';
-import {
-  agentService,
-  callAdmin,
-  type GlobalOptions,
-  readConfig,
-  runningServer,
-  withStore,
-} from './context.js';
+import type { AgentService } from '../identity/index.js';
+import { callAdmin, type GlobalOptions, readConfig, runningServer, withAgents } from './context.js';
 import { formatTime, printJson, printTable } from './output.js';
 
 type Json = { json?: boolean };
@@ -59,10 +47,13 @@ function scopeOf(o: ScopeOptions): { scope: string; target?: string } {
  */
 async function offline<T>(
   config: Config,
-  work: (detect: DetectService, store: Store) => Promise<T>,
+  work: (detect: DetectService, agents: AgentService) => Promise<T>,
   writes = false,
 ): Promise<T> {
-  return withStore(config, async (store) => {
+  const { ApprovalService } = await import('../approvals/index.js');
+  const { AuditRecorder, TransparencyLog } = await import('../audit/index.js');
+  const { DetectService, loadPlaybooks } = await import('../detect/index.js');
+  return withAgents(config, async (agents, store) => {
     const clock = systemClock;
     const ids = new IdGenerator(clock);
     const log = writes ? await TransparencyLog.open(store, { clock }) : undefined;
@@ -72,7 +63,7 @@ async function offline<T>(
       clock,
       ids,
       config: config.detect,
-      agents: agentService(store),
+      agents,
       playbooks: config.detect.playbooks
         ? loadPlaybooks(resolve(config.baseDir, config.detect.playbooks))
         : [],
@@ -93,7 +84,7 @@ async function offline<T>(
       }));
     }
     try {
-      return await work(detect, store);
+      return await work(detect, agents);
     } finally {
       await detect.close();
       await audit?.close();
@@ -355,6 +346,7 @@ export function registerIncidentCommands(program: Command): void {
     .option('--out <file>', 'write to a file instead of standard output')
     .action(async (id: string, o: { format: string; out?: string }) => {
       if (o.format !== 'md' && o.format !== 'html') throw new CustosError('usage', '--format is md or html');
+      const { reportHtml, reportMarkdown } = await import('../detect/index.js');
       const summary = await offline(config(), (detect) => detect.summary(id));
       const text = o.format === 'html' ? reportHtml(summary) : reportMarkdown(summary);
       if (o.out) writeFileSync(o.out, text);
@@ -370,8 +362,8 @@ export function registerIncidentCommands(program: Command): void {
     .option('--limit <n>', 'how many', (v) => Number.parseInt(v, 10), 50)
     .option('--json', 'print JSON')
     .action(async (o: Json & { agent?: string; limit: number }) => {
-      const detections = await offline(config(), async (detect, store) => {
-        const agentId = o.agent ? (await agentService(store).require(o.agent)).id : undefined;
+      const detections = await offline(config(), async (detect, agents) => {
+        const agentId = o.agent ? (await agents.require(o.agent)).id : undefined;
         return detect.detections({ ...(agentId ? { agentId } : {}), limit: o.limit });
       });
       if (o.json) return printJson({ detections });
@@ -396,6 +388,7 @@ export function registerIncidentCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (o: Json) => {
       const c = config();
+      const { loadPlaybooks } = await import('../detect/index.js');
       const playbooks = c.detect.playbooks ? loadPlaybooks(resolve(c.baseDir, c.detect.playbooks)) : [];
       if (o.json) return printJson({ playbooks });
       printTable(

@@ -1,10 +1,9 @@
 import type { Command } from 'commander';
-import { AuditRecorder, TransparencyLog } from '../audit/index.js';
 import { systemClock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
 import { CustosError } from '../core/errors.js';
 import { IdGenerator } from '../core/ids.js';
-import { type ConnectStart, OAuthBroker, type OAuthCredentialStatus, Vault } from '../vault/index.js';
+import type { ConnectStart, OAuthBroker, OAuthCredentialStatus } from '../vault/index.js';
 import { callAdmin, type GlobalOptions, readConfig, runningServer, withStore } from './context.js';
 import { formatTime, printJson, printTable } from './output.js';
 
@@ -22,6 +21,8 @@ async function offline<T>(config: Config, work: (broker: OAuthBroker) => Promise
       'usage',
       'CUSTOS_USER_TOKEN needs a running Custos server (start it with custos start)',
     );
+  const { AuditRecorder, TransparencyLog } = await import('../audit/index.js');
+  const { OAuthBroker, Vault } = await import('../vault/index.js');
   return withStore(config, async (store) => {
     const clock = systemClock;
     const log = await TransparencyLog.open(store, { clock });
@@ -75,6 +76,7 @@ export function registerOAuthCommands(program: Command): void {
         ? (await callAdmin<{ credentials: OAuthCredentialStatus[] }>(server, 'GET', '/oauth/credentials'))
             .credentials
         : await withStore(config, async (store) => {
+            const { OAuthBroker, Vault } = await import('../vault/index.js');
             const vault = await Vault.open({ store, clock: systemClock, dataDir: config.dataDir });
             return new OAuthBroker({
               store,

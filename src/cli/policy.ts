@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { CustosError } from '../core/errors.js';
-import { PolicyLoadError, type PolicyProblem, PolicyStore } from '../policy/index.js';
-import { agentService, type GlobalOptions, readConfig, withStore } from './context.js';
+import type { PolicyProblem } from '../policy/index.js';
+import { type GlobalOptions, readConfig, withAgents } from './context.js';
 import { printJson } from './output.js';
 
 function printProblems(problems: readonly PolicyProblem[]): void {
@@ -32,6 +32,7 @@ export function registerPolicyCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (o: { dir?: string; json?: boolean }) => {
       const dir = o.dir ?? readConfig(program.opts<GlobalOptions>()).policies;
+      const { PolicyLoadError, PolicyStore } = await import('../policy/index.js');
       try {
         const store = await PolicyStore.open(dir);
         const { policies, schema } = store.snapshot;
@@ -75,7 +76,8 @@ export function registerPolicyCommands(program: Command): void {
         json?: boolean;
       }) => {
         const config = readConfig(program.opts<GlobalOptions>());
-        const agent = await withStore(config, (store) => agentService(store).require(o.agent));
+        const agent = await withAgents(config, (agents) => agents.require(o.agent));
+        const { PolicyStore } = await import('../policy/index.js');
         const store = await PolicyStore.open(o.dir ?? config.policies);
         const annotations = parseJsonOption('annotations', o.annotations) as
           | Record<string, boolean>

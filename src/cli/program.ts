@@ -1,13 +1,10 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { startCustos } from '../app.js';
 import { CustosError } from '../core/errors.js';
-import { runBridge } from '../gateway/connect.js';
 import { registerAgentCommands } from './agent.js';
 import { registerApprovalCommands } from './approvals.js';
 import { registerAuditCommands } from './audit.js';
 import { type GlobalOptions, readConfig } from './context.js';
-import { runDemo } from './demo.js';
 import { registerEvidenceCommands } from './evidence.js';
 import { registerIncidentCommands } from './incident.js';
 import { registerOAuthCommands } from './oauth.js';
@@ -25,6 +22,10 @@ function untilSignal(): Promise<string> {
   });
 }
 
+/**
+ * The whole CLI. Command definitions are static and cheap; each action imports the modules it
+ * needs when it runs, so `custos --help` or a read of the store does not load the server.
+ */
 export function buildProgram(): Command {
   const program = rootCommand();
 
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
         ...program.opts<GlobalOptions>(),
         ...(o.port !== undefined ? { port: o.port } : {}),
       });
+      const { startCustos } = await import('../app.js');
       const custos = await startCustos(config);
       for (const a of custos.createdAgents) {
         console.log(
@@ -53,6 +55,7 @@ export function buildProgram(): Command {
     .description('start Custos with a demo configuration proxying real MCP servers (npm start)')
     .option('--port <port>', 'port to listen on', (v) => Number.parseInt(v, 10), 7400)
     .action(async (o: { port: number }) => {
+      const { runDemo } = await import('./demo.js');
       const demo = await runDemo({ port: o.port, dataDir: program.opts<GlobalOptions>().data });
       await untilSignal();
       await demo.close();
@@ -81,6 +84,7 @@ export function buildProgram(): Command {
         dpop?: boolean;
       }) => {
         const dpop = o.dpop === true;
+        const { runBridge } = await import('../gateway/connect.js');
         if (o.keyFile !== undefined) {
           if (o.clientSecretFile !== undefined)
             throw new CustosError('usage', 'give --key-file or --client-secret-file, not both');

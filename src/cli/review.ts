@@ -1,12 +1,8 @@
 import type { Command } from 'commander';
-import pino from 'pino';
 import { systemClock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
 import { IdGenerator } from '../core/ids.js';
-import { UpstreamRegistry } from '../gateway/upstream/index.js';
-import { AccessReview, type AgentReach } from '../identity/index.js';
-import { PolicyStore } from '../policy/index.js';
-import { reachSources, reviewerOf } from '../server/admin-lifecycle.js';
+import type { AccessReview, AgentReach } from '../identity/index.js';
 import {
   callAdmin,
   type GlobalOptions,
@@ -22,6 +18,11 @@ import { formatTime, printJson } from './output.js';
  * (started here, for their tool lists, and stopped again), over the store.
  */
 async function offlineReview<T>(config: Config, work: (review: AccessReview) => Promise<T>): Promise<T> {
+  const { default: pino } = await import('pino');
+  const { UpstreamRegistry } = await import('../gateway/upstream/index.js');
+  const { AccessReview } = await import('../identity/index.js');
+  const { PolicyStore } = await import('../policy/index.js');
+  const { reachSources } = await import('../server/admin-lifecycle.js');
   const policy = await PolicyStore.open(config.policies);
   const upstreams = new UpstreamRegistry(config.servers, {
     logger: pino({ level: process.env.CUSTOS_LOG_LEVEL ?? 'silent' }),
@@ -124,13 +125,14 @@ export function registerReviewCommands(program: Command): void {
               ...(o.note ? { note: o.note } : {}),
             })
           ).agents
-        : await offlineReview(config, (r) =>
-            r.attest(refs, {
+        : await offlineReview(config, async (r) => {
+            const { reviewerOf } = await import('../server/admin-lifecycle.js');
+            return r.attest(refs, {
               reviewer: reviewerOf({ kind: 'admin-token', name: offlineActor }, o.reviewer),
               actor: offlineActor,
               ...(o.note ? { note: o.note } : {}),
-            }),
-          );
+            });
+          });
       if (o.json) return printJson({ agents });
       for (const reach of agents) {
         console.log(

@@ -1,12 +1,11 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { configBindings } from '../app.js';
 import { systemClock } from '../core/clock.js';
 import { CustosError } from '../core/errors.js';
 import { IdGenerator } from '../core/ids.js';
 import type { Store } from '../store/index.js';
-import { BindingService, parseHeaderTemplate, parseMasterKey, Vault } from '../vault/index.js';
-import { agentService, type GlobalOptions, readConfig, withStore } from './context.js';
+import type { Vault } from '../vault/index.js';
+import { type GlobalOptions, readConfig, withAgents, withStore } from './context.js';
 import { formatTime, printJson, printTable } from './output.js';
 
 /**
@@ -30,6 +29,7 @@ async function readValue(file: string | undefined): Promise<string> {
 
 async function withVault<T>(program: Command, work: (vault: Vault, store: Store) => Promise<T>): Promise<T> {
   const config = readConfig(program.opts<GlobalOptions>());
+  const { Vault } = await import('../vault/index.js');
   return withStore(config, async (store) =>
     work(await Vault.open({ store, clock: systemClock, dataDir: config.dataDir }), store),
   );
@@ -98,6 +98,7 @@ export function registerSecretCommands(program: Command): void {
     )
     .option('--json', 'print JSON')
     .action(async (o: { newKeyFile?: string; json?: boolean }) => {
+      const { parseMasterKey } = await import('../vault/index.js');
       const key =
         o.newKeyFile === undefined
           ? undefined
@@ -128,7 +129,8 @@ export function registerSecretCommands(program: Command): void {
         if ((o.server === undefined) === (o.api === undefined))
           throw new CustosError('usage', 'name exactly one of --server or --api');
         const config = readConfig(program.opts<GlobalOptions>());
-        const binding = await withStore(config, async (store) => {
+        const { BindingService, parseHeaderTemplate, Vault } = await import('../vault/index.js');
+        const binding = await withAgents(config, async (agents, store) => {
           const vault = await Vault.open({ store, clock: systemClock, dataDir: config.dataDir });
           // Binding "oauth:<credential>" checks the credential against custos.yaml (no token is read here).
           const oauth = {
@@ -144,7 +146,7 @@ export function registerSecretCommands(program: Command): void {
           });
           let agentId: string | null = null;
           if (o.agent !== undefined) {
-            const agent = await agentService(store).get(o.agent);
+            const agent = await agents.get(o.agent);
             if (agent === undefined) throw new CustosError('not_found', `no agent "${o.agent}"`);
             agentId = agent.id;
           }
@@ -169,6 +171,7 @@ export function registerSecretCommands(program: Command): void {
     .description('remove a binding')
     .action(async (id: string) => {
       const config = readConfig(program.opts<GlobalOptions>());
+      const { BindingService, Vault } = await import('../vault/index.js');
       const removed = await withStore(config, async (store) => {
         const vault = await Vault.open({ store, clock: systemClock, dataDir: config.dataDir });
         return new BindingService({
@@ -188,6 +191,7 @@ export function registerSecretCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
       const config = readConfig(program.opts<GlobalOptions>());
+      const { BindingService, configBindings, Vault } = await import('../vault/index.js');
       const list = await withStore(config, async (store) => {
         const vault = await Vault.open({ store, clock: systemClock, dataDir: config.dataDir });
         return new BindingService(

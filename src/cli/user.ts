@@ -1,20 +1,14 @@
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
-import { AuditRecorder, TransparencyLog } from '../audit/index.js';
 import { systemClock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
 import { CustosError } from '../core/errors.js';
 import { IdGenerator } from '../core/ids.js';
-import { type User, type UserRole, UserService, type UserTokenInfo, userRoles } from '../identity/index.js';
-import type { Store } from '../store/index.js';
+import type { User, UserRole, UserService, UserTokenInfo } from '../identity/index.js';
 import { callAdmin, type GlobalOptions, readConfig, runningServer, withStore } from './context.js';
 import { formatTime, printJson, printTable } from './output.js';
 
 type Json = { json?: boolean };
-
-function userService(store: Store): UserService {
-  return new UserService({ store, clock: systemClock, ids: new IdGenerator(systemClock) });
-}
 
 /** Who runs the CLI without a server: $CUSTOS_USER or the login name (recorded with each change). */
 function whoAmI(): string {
@@ -23,6 +17,8 @@ function whoAmI(): string {
 
 /** A change to people without a server: the user service with the audit log, so it is recorded. */
 async function changeUsers<T>(config: Config, work: (users: UserService) => Promise<T>): Promise<T> {
+  const { AuditRecorder, TransparencyLog } = await import('../audit/index.js');
+  const { UserService } = await import('../identity/index.js');
   return withStore(config, async (store) => {
     const clock = systemClock;
     const ids = new IdGenerator(clock);
@@ -82,6 +78,7 @@ export function registerUserCommands(program: Command): void {
         email: string,
         o: Json & { role: string[]; group: string[]; name?: string; passwordStdin?: boolean },
       ) => {
+        const { userRoles } = await import('../identity/index.js');
         for (const role of o.role) {
           if (!userRoles.includes(role as UserRole)) {
             throw new CustosError('usage', `unknown role ${role}: use ${userRoles.join(', ')}`);
@@ -113,7 +110,10 @@ export function registerUserCommands(program: Command): void {
       const server = await runningServer(config);
       const users = server
         ? (await callAdmin<{ users: User[] }>(server, 'GET', '/users')).users
-        : await withStore(config, (store) => userService(store).list());
+        : await withStore(config, async (store) => {
+            const { UserService } = await import('../identity/index.js');
+            return new UserService({ store, clock: systemClock, ids: new IdGenerator(systemClock) }).list();
+          });
       if (o.json) return printJson({ users });
       printTable(users.map(row), ['email', 'id', 'roles', 'groups', 'status', 'password']);
     });
@@ -151,6 +151,7 @@ export function registerUserCommands(program: Command): void {
     .requiredOption('--role <role>', 'admin, approver or auditor (repeatable)', collect, [])
     .option('--json', 'print JSON')
     .action(async (ref: string, o: Json & { role: string[] }) => {
+      const { userRoles } = await import('../identity/index.js');
       for (const role of o.role) {
         if (!userRoles.includes(role as UserRole))
           throw new CustosError('usage', `unknown role ${role}: use ${userRoles.join(', ')}`);

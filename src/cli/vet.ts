@@ -8,41 +8,13 @@ import { canonicalHash } from '../core/canonical.js';
 import type { Config } from '../core/config.js';
 import { isStdioServer } from '../core/config.js';
 import { CustosError } from '../core/errors.js';
-import { PolicyStore } from '../policy/index.js';
+import type { Drift, Judge, Lockfile, ServerPins, ServerSnapshot, Source, VetReport } from '../vet/index.js';
 import {
-  collect,
-  type Drift,
-  diffSnapshot,
-  type Judge,
-  type Lockfile,
-  latestRuns,
-  loadJudge,
-  loadQuestionnaire,
-  lockfilePath,
-  pinSnapshot,
-  readAnswers,
-  readLockfile,
-  readSuppressions,
-  recordRun,
-  renderHtml,
-  renderSarif,
-  renderTerminal,
-  type ServerPins,
-  type ServerSnapshot,
-  type Source,
-  toxicFlows,
-  type VetReport,
-  vetReportSchema,
-  vetSnapshot,
-  visible,
-  writeLockfile,
-} from '../vet/index.js';
-import {
-  agentService,
   callAdmin,
   type GlobalOptions,
   readConfig,
   runningServer,
+  withAgents,
   withStore,
 } from './context.js';
 import { formatTime, printJson, printTable } from './output.js';
@@ -122,7 +94,10 @@ function sourceOf(config: Config, name: string | undefined, o: SourceOptions): S
 async function record(config: Config, report: VetReport): Promise<void> {
   const server = await runningServer(config);
   if (server) await callAdmin(server, 'POST', '/vet/runs', { report });
-  else await withStore(config, (store) => recordRun(store, report, Date.now()));
+  else {
+    const { recordRun } = await import('../vet/index.js');
+    await withStore(config, (store) => recordRun(store, report, Date.now()));
+  }
 }
 
 const formats = ['terminal', 'json', 'html', 'sarif'] as const;
@@ -140,7 +115,8 @@ interface VetCommandOptions extends SourceOptions, GlobalOptions {
   record: boolean;
 }
 
-function drifts(pins: ServerPins | undefined, snapshot: ServerSnapshot): Drift[] | undefined {
+async function drifts(pins: ServerPins | undefined, snapshot: ServerSnapshot): Promise<Drift[] | undefined> {
+  const { diffSnapshot } = await import('../vet/index.js');
   return pins === undefined ? undefined : diffSnapshot(pins, snapshot);
 }
 
@@ -152,7 +128,8 @@ function diffDigest(server: string, drift: readonly Drift[]): string {
   }).slice(0, 16);
 }
 
-function printDrift(drift: readonly Drift[]): void {
+async function printDrift(drift: readonly Drift[]): Promise<void> {
+  const { visible } = await import('../vet/index.js');
   for (const d of drift) {
     console.log(`${d.change.toUpperCase()} ${d.kind} ${d.key}`);
     const was = d.pinned?.definition ?? {};
@@ -170,6 +147,7 @@ function printDrift(drift: readonly Drift[]): void {
 async function collectNamed(config: Config, name: string): Promise<ServerSnapshot> {
   const server = config.servers[name];
   if (server === undefined) throw new CustosError('usage', `no server "${name}" in the configuration`);
+  const { collect } = await import('../vet/index.js');
   const collected = await collect(
     { kind: 'config', name, server, baseDir: config.baseDir },
     { probe: false },
@@ -224,6 +202,18 @@ export function registerVetCommands(program: Command): void {
         throw new CustosError('usage', '--fail-on must be block, warn or never');
       const config = readConfig(program.opts<GlobalOptions>());
       const source = sourceOf(config, name, o);
+      const {
+        collect,
+        loadJudge,
+        lockfilePath,
+        readAnswers,
+        readLockfile,
+        readSuppressions,
+        renderHtml,
+        renderSarif,
+        renderTerminal,
+        vetSnapshot,
+      } = await import('../vet/index.js');
       const answersFile = o.answers ?? (name ? config.vet.servers[name]?.answers : undefined);
       const answers = answersFile ? readAnswers(resolve(config.baseDir, answersFile)) : undefined;
       const suppressionsFile =
@@ -271,6 +261,7 @@ export function registerVetCommands(program: Command): void {
       const config = readConfig(program.opts<GlobalOptions>());
       const list = names.length > 0 ? names : Object.keys(config.servers);
       if (list.length === 0) throw new CustosError('usage', 'no servers to pin: the configuration has none');
+      const { lockfilePath, pinSnapshot, readLockfile, writeLockfile } = await import('../vet/index.js');
       const path = lockfilePath(config, o.lockfile);
       const lock = readLockfile(path);
       const pinned: Array<Record<string, unknown>> = [];
@@ -305,15 +296,16 @@ export function registerVetCommands(program: Command): void {
     .action(async (name: string, options: { lockfile?: string; json?: boolean }) => {
       const o = shared(options);
       const config = readConfig(program.opts<GlobalOptions>());
+      const { lockfilePath, readLockfile } = await import('../vet/index.js');
       const lock = readLockfile(lockfilePath(config, o.lockfile));
       const snapshot = await collectNamed(config, name);
-      const drift = drifts(lock.servers[name], snapshot);
+      const drift = await drifts(lock.servers[name], snapshot);
       const digest = drift === undefined ? undefined : diffDigest(name, drift);
       if (o.json) printJson({ server: name, pinned: drift !== undefined, drift: drift ?? [], digest });
       else if (drift === undefined) console.log(`${name} has no pins: run custos vet pin ${name}`);
       else if (drift.length === 0) console.log(`${name} matches its pins`);
       else {
-        printDrift(drift);
+        await printDrift(drift);
         console.log(`\napprove exactly this change with: custos vet approve ${name} --digest ${digest}`);
       }
       if (drift === undefined || drift.length > 0) process.exitCode = 1;
@@ -331,13 +323,14 @@ export function registerVetCommands(program: Command): void {
       async (name: string, options: { digest: string; lockfile?: string; by?: string; json?: boolean }) => {
         const o = shared(options);
         const config = readConfig(program.opts<GlobalOptions>());
+        const { lockfilePath, pinSnapshot, readLockfile, writeLockfile } = await import('../vet/index.js');
         const path = lockfilePath(config, o.lockfile);
         const lock = readLockfile(path);
         const snapshot = await collectNamed(config, name);
-        const drift = drifts(lock.servers[name], snapshot) ?? [];
+        const drift = (await drifts(lock.servers[name], snapshot)) ?? [];
         const digest = diffDigest(name, drift);
         if (digest !== o.digest) {
-          if (!o.json) printDrift(drift);
+          if (!o.json) await printDrift(drift);
           throw new CustosError(
             'conflict',
             `the server's definitions changed since the diff you reviewed (digest now ${digest}); review again with custos vet diff ${name}`,
@@ -359,13 +352,15 @@ export function registerVetCommands(program: Command): void {
     .action(async (options: { agent?: string; lockfile?: string; json?: boolean }) => {
       const o = shared(options);
       const config = readConfig(program.opts<GlobalOptions>());
+      const { lockfilePath, readLockfile, toxicFlows } = await import('../vet/index.js');
       const lock = readLockfile(lockfilePath(config, o.lockfile));
       let snapshots = Object.entries(lock.servers)
         .filter(([name]) => config.servers[name] !== undefined)
         .map(([name, pins]) => snapshotFromPins(name, pins));
       if (o.agent) {
-        const agent = await withStore(config, (store) => agentService(store).get(String(o.agent)));
+        const agent = await withAgents(config, (agents) => agents.get(String(o.agent)));
         if (agent === undefined) throw new CustosError('usage', `no agent "${o.agent}"`);
+        const { PolicyStore } = await import('../policy/index.js');
         const policy = await PolicyStore.open(config.policies);
         const principal = {
           agentId: agent.id,
@@ -414,14 +409,18 @@ export function registerVetCommands(program: Command): void {
   vet
     .command('schema')
     .description('print the JSON Schema of the JSON report')
-    .action(() => printJson(z.toJSONSchema(vetReportSchema)));
+    .action(async () => {
+      const { vetReportSchema } = await import('../vet/index.js');
+      printJson(z.toJSONSchema(vetReportSchema));
+    });
 
   vet
     .command('questionnaire')
     .description('print the MCP server security questionnaire (YAML) to send to a vendor')
     .option('--json', 'print as JSON')
-    .action((options: { json?: boolean }) => {
+    .action(async (options: { json?: boolean }) => {
       const o = shared(options);
+      const { loadQuestionnaire } = await import('../vet/index.js');
       const questions = loadQuestionnaire();
       if (o.json) printJson({ version: 1, questions });
       else console.log(stringify({ version: 1, questions }));
@@ -442,6 +441,7 @@ interface InventoryRow {
 export async function inventory(config: Config): Promise<InventoryRow[]> {
   const server = await runningServer(config);
   if (server) return (await callAdmin<{ servers: InventoryRow[] }>(server, 'GET', '/vet/servers')).servers;
+  const { latestRuns, lockfilePath, readLockfile } = await import('../vet/index.js');
   const lock = readLockfile(lockfilePath(config));
   const runs = await withStore(config, (store) => latestRuns(store));
   return Object.entries(config.servers).map(([name, s]) => {

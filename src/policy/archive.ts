@@ -26,6 +26,11 @@ export const POLICY_SET_HASH_ALGORITHM =
 
 const HASH = /^[0-9a-f]{64}$/;
 
+/** Where the policy sets enforced are kept by hash: `<data>/policy-sets/<hash>.json`. */
+export function policySetArchiveDir(dataDir: string): string {
+  return join(dataDir, 'policy-sets');
+}
+
 /** The archive record of a compiled set. */
 export function archivedPolicySetOf(set: CompiledPolicySet, firstSeen: number): ArchivedPolicySet {
   const policies = set.policies.map(({ id, file, text }) => ({ id, file, text }));

@@ -8,6 +8,7 @@ export {
   archivedPolicySetOf,
   archivePolicySet,
   POLICY_SET_HASH_ALGORITHM,
+  policySetArchiveDir,
   readArchivedPolicySet,
 } from './archive.js';
 export { type EngineLimits, PolicyEngine } from './engine.js';

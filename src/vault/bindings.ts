@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Clock } from '../core/clock.js';
+import { type Config, type CredentialConfig, isStdioServer } from '../core/config.js';
 import { CustosError } from '../core/errors.js';
 import type { IdGenerator } from '../core/ids.js';
 import type { Database, Store, VaultBindingTable } from '../store/index.js';
@@ -303,4 +304,40 @@ function toBinding(row: VaultBindingTable): Binding {
     source: 'store',
     createdAt: Number(row.created_at),
   };
+}
+
+/** The vault bindings custos.yaml declares (servers.*.credential, apis.*.credential), shared by every agent. */
+export function configBindings(config: Config): BindInput[] {
+  const out: BindInput[] = [];
+  const add = (targetKind: 'server' | 'api', target: string, stdio: boolean, c: CredentialConfig) => {
+    const secret = typeof c === 'string' ? c : c.secret;
+    if (typeof c !== 'string' && c.env !== undefined) {
+      out.push({ secret, targetKind, target, inject: 'env', field: c.env });
+      return;
+    }
+    if (stdio) {
+      throw new CustosError(
+        'config_invalid',
+        `configuration is invalid:\n  servers.${target}.credential: a stdio server takes its credential in an environment variable (fix: { secret: ${secret}, env: VAR })`,
+      );
+    }
+    const header = parseHeaderTemplate(
+      typeof c === 'string' || c.header === undefined ? 'Authorization: Bearer {{secret}}' : c.header,
+    );
+    out.push({
+      secret,
+      targetKind,
+      target,
+      inject: 'header',
+      field: header.field,
+      template: header.template,
+    });
+  };
+  for (const [name, server] of Object.entries(config.servers)) {
+    if (server.credential !== undefined) add('server', name, isStdioServer(server), server.credential);
+  }
+  for (const [name, api] of Object.entries(config.apis)) {
+    if (api.credential !== undefined) add('api', name, false, api.credential);
+  }
+  return out;
 }

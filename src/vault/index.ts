@@ -3,6 +3,7 @@ export {
   type Binding,
   BindingService,
   type BindingTargetKind,
+  configBindings,
   deleteAgentBindings,
   fillTemplate,
   parseHeaderTemplate,

@@ -3,9 +3,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { adminToken, type Custos, startCustos } from '../../src/app.js';
+import { type Custos, startCustos } from '../../src/app.js';
 import type { Clock } from '../../src/core/clock.js';
 import { buildConfig } from '../../src/core/config.js';
+import { adminToken } from '../../src/core/runtime-file.js';
 
 /** Entry scripts of the real MCP servers the tests run behind Custos (spawned over stdio). */
 export const everythingEntry = resolve('node_modules/@modelcontextprotocol/server-everything/dist/index.js');
