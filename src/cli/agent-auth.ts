@@ -14,7 +14,7 @@ async function act<T>(
   viaServer: (server: { url: string; token: string }) => Promise<T>,
   viaStore: (agents: AgentService) => Promise<T>,
 ): Promise<T> {
-  const config = readConfig(program.opts<GlobalOptions>());
+  const config = await readConfig(program.opts<GlobalOptions>());
   const server = await runningServer(config);
   return server ? viaServer(server) : withAgents(config, viaStore);
 }

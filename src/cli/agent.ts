@@ -56,7 +56,7 @@ async function lifecycle(
   ref: string,
   options: GlobalOptions & Json & { days?: number },
 ) {
-  const config = readConfig(options);
+  const config = await readConfig(options);
   const server = await runningServer(config);
   const path = `/agents/${encodeURIComponent(ref)}/${action}`;
   const body = action === 'renew' && options.days !== undefined ? { days: options.days } : undefined;
@@ -128,7 +128,7 @@ export function registerAgentCommands(program: Command): void {
             publicKey?: string;
           },
       ) => {
-        const config = readConfig(program.opts<GlobalOptions>());
+        const config = await readConfig(program.opts<GlobalOptions>());
         const input = {
           name,
           owner: o.owner,
@@ -170,7 +170,7 @@ export function registerAgentCommands(program: Command): void {
     .option('--owner <email>', 'only agents of this owner')
     .option('--json', 'print JSON')
     .action(async (o: Json & { status?: 'active'; owner?: string }) => {
-      const config = readConfig(program.opts<GlobalOptions>());
+      const config = await readConfig(program.opts<GlobalOptions>());
       const agents = await withAgents(config, (agents) =>
         agents.list({
           ...(o.status ? { status: o.status } : {}),
@@ -186,7 +186,7 @@ export function registerAgentCommands(program: Command): void {
     .description('show one agent by id or name')
     .option('--json', 'print JSON')
     .action(async (ref: string, o: Json) => {
-      const config = readConfig(program.opts<GlobalOptions>());
+      const config = await readConfig(program.opts<GlobalOptions>());
       printAgent(await withAgents(config, (agents) => agents.require(ref)), o.json);
     });
 
@@ -211,7 +211,7 @@ export function registerAgentCommands(program: Command): void {
     )
     .option('--json', 'print JSON')
     .action(async (o: Json & { idleDays?: number }) => {
-      const config = readConfig(program.opts<GlobalOptions>());
+      const config = await readConfig(program.opts<GlobalOptions>());
       const idleDays = o.idleDays ?? config.lifecycle.idleDays;
       if (!(Number.isInteger(idleDays) && idleDays > 0))
         throw new CustosError('usage', '--idle-days must be a positive whole number');

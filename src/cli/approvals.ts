@@ -74,7 +74,7 @@ async function offline<T>(
       'usage',
       'CUSTOS_USER_TOKEN needs a running Custos server (start it with custos start)',
     );
-  const config = readConfig(options);
+  const config = await readConfig(options);
   const { ApprovalService } = await import('../approvals/index.js');
   const { AuditRecorder, TransparencyLog } = await import('../audit/index.js');
   const { PolicyStore } = await import('../policy/index.js');
@@ -120,7 +120,7 @@ export function registerApprovalCommands(program: Command): void {
         throw new CustosError('usage', `--status must be one of ${statuses.join(', ')}`);
       if (!Number.isInteger(o.limit) || o.limit < 1)
         throw new CustosError('usage', '--limit must be a positive integer');
-      const config = readConfig(globals());
+      const config = await readConfig(globals());
       const server = await runningServer(config);
       let list: Approval[];
       if (server) {
@@ -149,7 +149,7 @@ export function registerApprovalCommands(program: Command): void {
     )
     .option('--json', 'print JSON')
     .action(async (id: string, o: { json?: boolean }) => {
-      const config = readConfig(globals());
+      const config = await readConfig(globals());
       const server = await runningServer(config);
       const approval = server
         ? (await callAdmin<{ approval: Approval }>(server, 'GET', `/approvals/${encodeURIComponent(id)}`))
@@ -160,7 +160,7 @@ export function registerApprovalCommands(program: Command): void {
     });
 
   const decide = async (id: string, input: DecideInput, json: boolean | undefined) => {
-    const config = readConfig(globals());
+    const config = await readConfig(globals());
     const server = await runningServer(config);
     const path = `/approvals/${encodeURIComponent(id)}/${input.decision}`;
     const body = {

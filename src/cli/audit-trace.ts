@@ -16,7 +16,7 @@ export function registerAuditTrace(audit: Command, program: Command): void {
     .action(async (id: string, o: { limit: number; json?: boolean }) => {
       if (!Number.isInteger(o.limit) || o.limit < 1 || o.limit > 10_000)
         throw new CustosError('usage', '--limit must be an integer from 1 to 10000');
-      const config = readConfig(program.opts<GlobalOptions>());
+      const config = await readConfig(program.opts<GlobalOptions>());
       const server = await runningServer(config);
       const { loadDecisionChain, renderChain } = await import('../audit/index.js');
       const chain =

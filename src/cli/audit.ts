@@ -39,7 +39,7 @@ export function registerAuditCommands(program: Command): void {
     .option('--follow', 'keep printing new events')
     .option('--json', 'print JSON (one event per line with --follow)')
     .action(async (o: { agent?: string; task?: string; limit: number; follow?: boolean; json?: boolean }) => {
-      const config = readConfig(program.opts<GlobalOptions>());
+      const config = await readConfig(program.opts<GlobalOptions>());
       const { listEvents } = await import('../audit/index.js');
       await withAgents(config, async (agents, store) => {
         const agentId = o.agent ? (await agents.require(o.agent)).id : undefined;
@@ -63,7 +63,7 @@ export function registerAuditCommands(program: Command): void {
     .description('one audit event with its decision, reasoning and arguments')
     .option('--json', 'print JSON')
     .action(async (id: string, o: { json?: boolean }) => {
-      const config = readConfig(program.opts<GlobalOptions>());
+      const config = await readConfig(program.opts<GlobalOptions>());
       const { getEvent } = await import('../audit/index.js');
       const event = await withStore(config, (store) => getEvent(store, id));
       if (event === undefined) throw new CustosError('not_found', `no audit event ${id}`);
@@ -100,7 +100,7 @@ export function registerAuditCommands(program: Command): void {
     .command('key')
     .description("print the verifier key that checks the log's checkpoints and exports (publish it)")
     .action(async () => {
-      const config = readConfig(program.opts<GlobalOptions>());
+      const config = await readConfig(program.opts<GlobalOptions>());
       const key = await withLog(config, (log) => log.verifierKey);
       console.log(key);
     });
@@ -113,7 +113,7 @@ export function registerAuditCommands(program: Command): void {
     .requiredOption('--out <dir>', 'directory to write the bundle into')
     .option('--json', 'print the summary as JSON')
     .action(async (o: { from?: string; to?: string; out: string; json?: boolean }) => {
-      const config = readConfig(program.opts<GlobalOptions>());
+      const config = await readConfig(program.opts<GlobalOptions>());
       const from = o.from === undefined ? undefined : parseTime('--from', o.from);
       const to = o.to === undefined ? undefined : parseTime('--to', o.to);
       const { exportBundle } = await import('../audit/index.js');
@@ -142,7 +142,7 @@ export function registerAuditCommands(program: Command): void {
     .action(async (o: { agent?: string; subject?: string }) => {
       if ((o.agent === undefined) === (o.subject === undefined))
         throw new CustosError('usage', 'give exactly one of --agent or --subject');
-      const config = readConfig(program.opts<GlobalOptions>());
+      const config = await readConfig(program.opts<GlobalOptions>());
       const { eraseContent } = await import('../audit/index.js');
       const { erased } = await withAgents(config, async (agents, store) => {
         const agentId = o.agent === undefined ? undefined : await agentIdOf(agents, o.agent);
@@ -157,7 +157,7 @@ export function registerAuditCommands(program: Command): void {
 
 /** `custos audit verify --live`: the stored log against its latest checkpoint. */
 export async function verifyStoredLog(program: Command): Promise<LiveVerification> {
-  const config = readConfig(program.opts<GlobalOptions>());
+  const config = await readConfig(program.opts<GlobalOptions>());
   const { verifyLive } = await import('../audit/index.js');
   return withLog(config, (log, store) => verifyLive(store, log));
 }

@@ -1,12 +1,12 @@
 /**
  * What the commands share: the configuration, the running server, the store. Command
- * definitions import this module, so it loads only what reading the configuration needs; the
- * store, HTTP client and services are imported when a command's action uses them.
+ * definitions import this module, so it imports nothing heavy itself: the configuration's
+ * parser, the store, the HTTP client and the services load when an action uses them.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import type { AuditRecorder } from '../audit/index.js';
 import { systemClock } from '../core/clock.js';
-import { type Config, loadConfig } from '../core/config.js';
+import type { Config } from '../core/config.js';
 import { CustosError } from '../core/errors.js';
 import { IdGenerator } from '../core/ids.js';
 import { adminToken, type RuntimeFile, runtimeFilePath } from '../core/runtime-file.js';
@@ -19,7 +19,8 @@ export interface GlobalOptions {
 }
 
 /** Read the configuration the way `custos start` would: --config, else ./custos.yaml if present. */
-export function readConfig(options: GlobalOptions & { port?: number }): Config {
+export async function readConfig(options: GlobalOptions & { port?: number }): Promise<Config> {
+  const { loadConfig } = await import('../core/config.js');
   const file = options.config ?? (existsSync('custos.yaml') ? 'custos.yaml' : undefined);
   return loadConfig({
     ...(file ? { file } : {}),

@@ -34,7 +34,7 @@ export function registerEvidenceCommands(program: Command): void {
       const to = parseTime('--to', o.to);
       if (from !== undefined && to !== undefined && from > to)
         throw new CustosError('usage', '--from is after --to');
-      const config = readConfig(program.opts<GlobalOptions>());
+      const config = await readConfig(program.opts<GlobalOptions>());
       const { TransparencyLog, writeEvidencePack } = await import('../audit/index.js');
       const { serverInfo } = await import('../gateway/index.js');
       const {

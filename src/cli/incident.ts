@@ -210,7 +210,7 @@ export function registerIncidentCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (o: ScopeOptions & Json & { reason?: string }) => {
       const target = scopeOf(o);
-      const c = config();
+      const c = await config();
       const server = await reachServer(c);
       const body = { ...target, ...(o.reason ? { reason: o.reason } : {}) };
       const containment = server
@@ -230,7 +230,7 @@ export function registerIncidentCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (o: ScopeOptions & Json & { by?: string }) => {
       const target = scopeOf(o);
-      const c = config();
+      const c = await config();
       const server = await reachServer(c);
       const by = whoAmI(o.by);
       const result = server
@@ -252,7 +252,7 @@ export function registerIncidentCommands(program: Command): void {
     .description('list the kills and quarantines in force')
     .option('--json', 'print JSON')
     .action(async (o: Json) => {
-      const c = config();
+      const c = await config();
       const server = await runningServer(c);
       const containments = server
         ? (await callAdmin<{ containments: Containment[] }>(server, 'GET', '/containments')).containments
@@ -279,7 +279,7 @@ export function registerIncidentCommands(program: Command): void {
     .action(async (o: Json & { status?: 'open' | 'closed' }) => {
       if (o.status !== undefined && o.status !== 'open' && o.status !== 'closed')
         throw new CustosError('usage', '--status is open or closed');
-      const incidents = await offline(config(), (detect) =>
+      const incidents = await offline(await config(), (detect) =>
         detect.listIncidents(o.status ? { status: o.status } : {}),
       );
       if (o.json) return printJson({ incidents });
@@ -290,7 +290,7 @@ export function registerIncidentCommands(program: Command): void {
     .description('an incident with its numbers, actions, notes and timeline from the audit log')
     .option('--json', 'print JSON')
     .action(async (id: string, o: Json) => {
-      const summary = await offline(config(), (detect) => detect.summary(id));
+      const summary = await offline(await config(), (detect) => detect.summary(id));
       if (o.json) return printJson({ summary });
       printSummary(summary);
     });
@@ -300,7 +300,7 @@ export function registerIncidentCommands(program: Command): void {
     .option('--by <name>', 'who writes (default $CUSTOS_USER or the login name)')
     .option('--json', 'print JSON')
     .action(async (id: string, text: string, o: Json & { by?: string }) => {
-      const c = config();
+      const c = await config();
       const server = await runningServer(c);
       const by = whoAmI(o.by);
       const result = server
@@ -323,7 +323,7 @@ export function registerIncidentCommands(program: Command): void {
     .option('--by <name>', 'who closes (default $CUSTOS_USER or the login name)')
     .option('--json', 'print JSON')
     .action(async (id: string, o: Json & { note: string; by?: string }) => {
-      const c = config();
+      const c = await config();
       const server = await runningServer(c);
       const by = whoAmI(o.by);
       const result = server
@@ -347,7 +347,7 @@ export function registerIncidentCommands(program: Command): void {
     .action(async (id: string, o: { format: string; out?: string }) => {
       if (o.format !== 'md' && o.format !== 'html') throw new CustosError('usage', '--format is md or html');
       const { reportHtml, reportMarkdown } = await import('../detect/index.js');
-      const summary = await offline(config(), (detect) => detect.summary(id));
+      const summary = await offline(await config(), (detect) => detect.summary(id));
       const text = o.format === 'html' ? reportHtml(summary) : reportMarkdown(summary);
       if (o.out) writeFileSync(o.out, text);
       else process.stdout.write(text);
@@ -362,7 +362,7 @@ export function registerIncidentCommands(program: Command): void {
     .option('--limit <n>', 'how many', (v) => Number.parseInt(v, 10), 50)
     .option('--json', 'print JSON')
     .action(async (o: Json & { agent?: string; limit: number }) => {
-      const detections = await offline(config(), async (detect, agents) => {
+      const detections = await offline(await config(), async (detect, agents) => {
         const agentId = o.agent ? (await agents.require(o.agent)).id : undefined;
         return detect.detections({ ...(agentId ? { agentId } : {}), limit: o.limit });
       });
@@ -387,7 +387,7 @@ export function registerIncidentCommands(program: Command): void {
     .description('list the playbooks and check they are valid')
     .option('--json', 'print JSON')
     .action(async (o: Json) => {
-      const c = config();
+      const c = await config();
       const { loadPlaybooks } = await import('../detect/index.js');
       const playbooks = c.detect.playbooks ? loadPlaybooks(resolve(c.baseDir, c.detect.playbooks)) : [];
       if (o.json) return printJson({ playbooks });
@@ -409,7 +409,7 @@ export function registerIncidentCommands(program: Command): void {
     .option('--dry-run', 'record what each step would do, do nothing')
     .option('--json', 'print JSON')
     .action(async (name: string, o: Json & { agent: string; incident?: string; dryRun?: boolean }) => {
-      const c = config();
+      const c = await config();
       const server = await runningServer(c);
       const body = {
         agent: o.agent,

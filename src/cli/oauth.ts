@@ -70,7 +70,7 @@ export function registerOAuthCommands(program: Command): void {
     .description('list the OAuth credentials and the state of their tokens (never a token)')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
-      const config = readConfig(globals());
+      const config = await readConfig(globals());
       const server = await runningServer(config);
       const list = server
         ? (await callAdmin<{ credentials: OAuthCredentialStatus[] }>(server, 'GET', '/oauth/credentials'))
@@ -107,7 +107,7 @@ export function registerOAuthCommands(program: Command): void {
     )
     .option('--json', 'print JSON')
     .action(async (name: string, o: { json?: boolean }) => {
-      const config = readConfig(globals());
+      const config = await readConfig(globals());
       const server = await runningServer(config);
       const start = server
         ? await callAdmin<ConnectStart>(
@@ -139,7 +139,7 @@ export function registerOAuthCommands(program: Command): void {
     )
     .option('--json', 'print JSON')
     .action(async (name: string, o: { json?: boolean }) => {
-      const config = readConfig(globals());
+      const config = await readConfig(globals());
       const server = await runningServer(config);
       const status = server
         ? await callAdmin<OAuthCredentialStatus>(

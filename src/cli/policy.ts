@@ -31,7 +31,7 @@ export function registerPolicyCommands(program: Command): void {
     .option('--dir <dir>', 'policy directory (default: policies from the configuration)')
     .option('--json', 'print JSON')
     .action(async (o: { dir?: string; json?: boolean }) => {
-      const dir = o.dir ?? readConfig(program.opts<GlobalOptions>()).policies;
+      const dir = o.dir ?? (await readConfig(program.opts<GlobalOptions>())).policies;
       const { PolicyLoadError, PolicyStore } = await import('../policy/index.js');
       try {
         const store = await PolicyStore.open(dir);
@@ -75,7 +75,7 @@ export function registerPolicyCommands(program: Command): void {
         dir?: string;
         json?: boolean;
       }) => {
-        const config = readConfig(program.opts<GlobalOptions>());
+        const config = await readConfig(program.opts<GlobalOptions>());
         const agent = await withAgents(config, (agents) => agents.require(o.agent));
         const { PolicyStore } = await import('../policy/index.js');
         const store = await PolicyStore.open(o.dir ?? config.policies);

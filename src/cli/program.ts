@@ -34,7 +34,7 @@ export function buildProgram(): Command {
     .description('start the gateway, admin API and console on one port')
     .option('--port <port>', 'port to listen on', (v) => Number.parseInt(v, 10))
     .action(async (o: { port?: number }) => {
-      const config = readConfig({
+      const config = await readConfig({
         ...program.opts<GlobalOptions>(),
         ...(o.port !== undefined ? { port: o.port } : {}),
       });

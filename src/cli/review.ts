@@ -89,7 +89,7 @@ export function registerReviewCommands(program: Command): void {
     .option('--owner <email>', 'only agents of this owner')
     .option('--json', 'print JSON')
     .action(async (o: { owner?: string; json?: boolean }) => {
-      const config = readConfig(program.opts<GlobalOptions>());
+      const config = await readConfig(program.opts<GlobalOptions>());
       const server = await runningServer(config);
       const agents = server
         ? (
@@ -115,7 +115,7 @@ export function registerReviewCommands(program: Command): void {
     .option('--note <text>', 'a note kept with the attestation')
     .option('--json', 'print JSON')
     .action(async (refs: string[], o: { reviewer?: string; note?: string; json?: boolean }) => {
-      const config = readConfig(program.opts<GlobalOptions>());
+      const config = await readConfig(program.opts<GlobalOptions>());
       const server = await runningServer(config);
       const agents = server
         ? (

@@ -28,7 +28,7 @@ async function readValue(file: string | undefined): Promise<string> {
 }
 
 async function withVault<T>(program: Command, work: (vault: Vault, store: Store) => Promise<T>): Promise<T> {
-  const config = readConfig(program.opts<GlobalOptions>());
+  const config = await readConfig(program.opts<GlobalOptions>());
   const { Vault } = await import('../vault/index.js');
   return withStore(config, async (store) =>
     work(await Vault.open({ store, clock: systemClock, dataDir: config.dataDir }), store),
@@ -128,7 +128,7 @@ export function registerSecretCommands(program: Command): void {
       ) => {
         if ((o.server === undefined) === (o.api === undefined))
           throw new CustosError('usage', 'name exactly one of --server or --api');
-        const config = readConfig(program.opts<GlobalOptions>());
+        const config = await readConfig(program.opts<GlobalOptions>());
         const { BindingService, parseHeaderTemplate, Vault } = await import('../vault/index.js');
         const binding = await withAgents(config, async (agents, store) => {
           const vault = await Vault.open({ store, clock: systemClock, dataDir: config.dataDir });
@@ -170,7 +170,7 @@ export function registerSecretCommands(program: Command): void {
     .command('unbind <id>')
     .description('remove a binding')
     .action(async (id: string) => {
-      const config = readConfig(program.opts<GlobalOptions>());
+      const config = await readConfig(program.opts<GlobalOptions>());
       const { BindingService, Vault } = await import('../vault/index.js');
       const removed = await withStore(config, async (store) => {
         const vault = await Vault.open({ store, clock: systemClock, dataDir: config.dataDir });
@@ -190,7 +190,7 @@ export function registerSecretCommands(program: Command): void {
     .description('list bindings (configuration and store)')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
-      const config = readConfig(program.opts<GlobalOptions>());
+      const config = await readConfig(program.opts<GlobalOptions>());
       const { BindingService, configBindings, Vault } = await import('../vault/index.js');
       const list = await withStore(config, async (store) => {
         const vault = await Vault.open({ store, clock: systemClock, dataDir: config.dataDir });

@@ -91,7 +91,7 @@ export function registerUserCommands(program: Command): void {
           ...(o.name ? { name: o.name } : {}),
           ...(o.passwordStdin ? { password: await readPassword() } : {}),
         };
-        const config = readConfig(program.opts<GlobalOptions>());
+        const config = await readConfig(program.opts<GlobalOptions>());
         const server = await runningServer(config);
         const added = server
           ? (await callAdmin<{ user: User }>(server, 'POST', '/users', input)).user
@@ -106,7 +106,7 @@ export function registerUserCommands(program: Command): void {
     .description('list users')
     .option('--json', 'print JSON')
     .action(async (o: Json) => {
-      const config = readConfig(program.opts<GlobalOptions>());
+      const config = await readConfig(program.opts<GlobalOptions>());
       const server = await runningServer(config);
       const users = server
         ? (await callAdmin<{ users: User[] }>(server, 'GET', '/users')).users
@@ -128,7 +128,7 @@ export function registerUserCommands(program: Command): void {
       )
       .option('--json', 'print JSON')
       .action(async (ref: string, o: Json) => {
-        const config = readConfig(program.opts<GlobalOptions>());
+        const config = await readConfig(program.opts<GlobalOptions>());
         const server = await runningServer(config);
         const changed = server
           ? (
@@ -156,7 +156,7 @@ export function registerUserCommands(program: Command): void {
         if (!userRoles.includes(role as UserRole))
           throw new CustosError('usage', `unknown role ${role}: use ${userRoles.join(', ')}`);
       }
-      const config = readConfig(program.opts<GlobalOptions>());
+      const config = await readConfig(program.opts<GlobalOptions>());
       const server = await runningServer(config);
       const roles = o.role as UserRole[];
       const changed = server
@@ -175,7 +175,7 @@ export function registerUserCommands(program: Command): void {
     .description("set a user's password, read from standard input; their sessions end")
     .action(async (ref: string) => {
       const password = await readPassword();
-      const config = readConfig(program.opts<GlobalOptions>());
+      const config = await readConfig(program.opts<GlobalOptions>());
       const server = await runningServer(config);
       if (server) await callAdmin(server, 'POST', `/users/${encodeURIComponent(ref)}/password`, { password });
       else await changeUsers(config, (users) => users.setPassword(ref, password, whoAmI()));
@@ -188,7 +188,7 @@ export function registerUserCommands(program: Command): void {
     .requiredOption('--name <name>', 'what the token is for, e.g. "ci"')
     .option('--json', 'print JSON')
     .action(async (ref: string, o: Json & { name: string }) => {
-      const config = readConfig(program.opts<GlobalOptions>());
+      const config = await readConfig(program.opts<GlobalOptions>());
       const server = await runningServer(config);
       const created = server
         ? await callAdmin<{ token: string; info: UserTokenInfo }>(

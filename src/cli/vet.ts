@@ -2,11 +2,8 @@ import { writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { stringify } from 'yaml';
-import { z } from 'zod';
 import { canonicalHash } from '../core/canonical.js';
 import type { Config } from '../core/config.js';
-import { isStdioServer } from '../core/config.js';
 import { CustosError } from '../core/errors.js';
 import type { Drift, Judge, Lockfile, ServerPins, ServerSnapshot, Source, VetReport } from '../vet/index.js';
 import {
@@ -200,7 +197,7 @@ export function registerVetCommands(program: Command): void {
         throw new CustosError('usage', `--format must be one of ${formats.join(', ')}`);
       if (!['block', 'warn', 'never'].includes(o.failOn))
         throw new CustosError('usage', '--fail-on must be block, warn or never');
-      const config = readConfig(program.opts<GlobalOptions>());
+      const config = await readConfig(program.opts<GlobalOptions>());
       const source = sourceOf(config, name, o);
       const {
         collect,
@@ -258,7 +255,7 @@ export function registerVetCommands(program: Command): void {
     .option('--json', 'print the result as JSON')
     .action(async (names: string[], options: { lockfile?: string; by?: string; json?: boolean }) => {
       const o = shared(options);
-      const config = readConfig(program.opts<GlobalOptions>());
+      const config = await readConfig(program.opts<GlobalOptions>());
       const list = names.length > 0 ? names : Object.keys(config.servers);
       if (list.length === 0) throw new CustosError('usage', 'no servers to pin: the configuration has none');
       const { lockfilePath, pinSnapshot, readLockfile, writeLockfile } = await import('../vet/index.js');
@@ -295,7 +292,7 @@ export function registerVetCommands(program: Command): void {
     .option('--json', 'print the drift as JSON')
     .action(async (name: string, options: { lockfile?: string; json?: boolean }) => {
       const o = shared(options);
-      const config = readConfig(program.opts<GlobalOptions>());
+      const config = await readConfig(program.opts<GlobalOptions>());
       const { lockfilePath, readLockfile } = await import('../vet/index.js');
       const lock = readLockfile(lockfilePath(config, o.lockfile));
       const snapshot = await collectNamed(config, name);
@@ -322,7 +319,7 @@ export function registerVetCommands(program: Command): void {
     .action(
       async (name: string, options: { digest: string; lockfile?: string; by?: string; json?: boolean }) => {
         const o = shared(options);
-        const config = readConfig(program.opts<GlobalOptions>());
+        const config = await readConfig(program.opts<GlobalOptions>());
         const { lockfilePath, pinSnapshot, readLockfile, writeLockfile } = await import('../vet/index.js');
         const path = lockfilePath(config, o.lockfile);
         const lock = readLockfile(path);
@@ -351,7 +348,7 @@ export function registerVetCommands(program: Command): void {
     .option('--json', 'print as JSON')
     .action(async (options: { agent?: string; lockfile?: string; json?: boolean }) => {
       const o = shared(options);
-      const config = readConfig(program.opts<GlobalOptions>());
+      const config = await readConfig(program.opts<GlobalOptions>());
       const { lockfilePath, readLockfile, toxicFlows } = await import('../vet/index.js');
       const lock = readLockfile(lockfilePath(config, o.lockfile));
       let snapshots = Object.entries(lock.servers)
@@ -411,6 +408,7 @@ export function registerVetCommands(program: Command): void {
     .description('print the JSON Schema of the JSON report')
     .action(async () => {
       const { vetReportSchema } = await import('../vet/index.js');
+      const { z } = await import('zod');
       printJson(z.toJSONSchema(vetReportSchema));
     });
 
@@ -421,6 +419,7 @@ export function registerVetCommands(program: Command): void {
     .action(async (options: { json?: boolean }) => {
       const o = shared(options);
       const { loadQuestionnaire } = await import('../vet/index.js');
+      const { stringify } = await import('yaml');
       const questions = loadQuestionnaire();
       if (o.json) printJson({ version: 1, questions });
       else console.log(stringify({ version: 1, questions }));
@@ -442,6 +441,7 @@ export async function inventory(config: Config): Promise<InventoryRow[]> {
   const server = await runningServer(config);
   if (server) return (await callAdmin<{ servers: InventoryRow[] }>(server, 'GET', '/vet/servers')).servers;
   const { latestRuns, lockfilePath, readLockfile } = await import('../vet/index.js');
+  const { isStdioServer } = await import('../core/config.js');
   const lock = readLockfile(lockfilePath(config));
   const runs = await withStore(config, (store) => latestRuns(store));
   return Object.entries(config.servers).map(([name, s]) => {
@@ -467,7 +467,7 @@ export function registerServersCommand(program: Command): void {
     .description('list every upstream MCP server with its risk tier, owner, last vetting and pin status')
     .option('--json', 'print as JSON')
     .action(async (o: { json?: boolean }) => {
-      const config = readConfig(program.opts<GlobalOptions>());
+      const config = await readConfig(program.opts<GlobalOptions>());
       const rows = await inventory(config);
       if (o.json) printJson({ servers: rows });
       else
