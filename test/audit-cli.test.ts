@@ -235,6 +235,15 @@ describe('custos audit (built CLI against a temp configuration)', () => {
         'event inserted at line 21: seq 3 was already seen',
       ],
       [
+        'forged event inserted before the genuine one',
+        editLines((ls) => [
+          ...ls.slice(0, 9),
+          ls[9]!.replace('"target":"read_file"', '"target":"delete_file"'),
+          ...ls.slice(9),
+        ]),
+        'event inserted at line 10: seq 10 does not match its leaf, and line 11 is the event seq 10 that does',
+      ],
+      [
         'inserted new event',
         editLines((ls) => [...ls, forged(ls.at(-1)!, 31)]),
         'event inserted at line 31: seq 31 is outside the signed export range 1..30',
