@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { connectAgent, textOf } from './support/agents.js';
-import { bin, ensureBuilt } from './support/cli.js';
+import { bin, ensureBuilt, runCli } from './support/cli.js';
 import { eventually, everythingEntry } from './support/custos.js';
 
 interface Run {
@@ -17,29 +17,13 @@ interface Run {
 }
 
 /** Run the built CLI to completion. */
-function custos(args: string[], cwd: string): Promise<Run> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      cwd,
-      env: { ...process.env, CUSTOS_LOG_LEVEL: 'warn' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('error', fail);
-    child.on('close', (code) => {
-      let json: Record<string, unknown> = {};
-      try {
-        json = JSON.parse(stdout) as Record<string, unknown>;
-      } catch {}
-      done({ code: code ?? -1, stdout, stderr, json });
-    });
-  });
+async function custos(args: string[], cwd: string): Promise<Run> {
+  const run = await runCli(args, { cwd });
+  let json: Record<string, unknown> = {};
+  try {
+    json = JSON.parse(run.stdout) as Record<string, unknown>;
+  } catch {}
+  return { ...run, json };
 }
 
 const policies = {
