@@ -5,25 +5,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { connectAgent, textOf } from './support/agents.js';
-import { bin, ensureBuilt, runCli } from './support/cli.js';
+import { bin, ensureBuilt, runCliJson } from './support/cli.js';
 import { eventually, everythingEntry } from './support/custos.js';
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-  /** stdout parsed as JSON (commands run with --json). */
-  json: Record<string, unknown>;
-}
-
 /** Run the built CLI to completion. */
-async function custos(args: string[], cwd: string): Promise<Run> {
-  const run = await runCli(args, { cwd });
-  let json: Record<string, unknown> = {};
-  try {
-    json = JSON.parse(run.stdout) as Record<string, unknown>;
-  } catch {}
-  return { ...run, json };
+function custos(args: string[], cwd: string) {
+  return runCliJson(args, { cwd });
 }
 
 const policies = {

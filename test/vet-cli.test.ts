@@ -5,25 +5,13 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { ensureBuilt, runCli } from './support/cli.js';
+import { ensureBuilt, runCliJson } from './support/cli.js';
 import { everythingEntry } from './support/custos.js';
 
 const rugPull = resolve('test/support/rug-pull-server.mjs');
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-  json: Record<string, unknown>;
-}
-
-async function custos(args: string[], cwd: string): Promise<Run> {
-  const run = await runCli(args, { cwd });
-  let json: Record<string, unknown> = {};
-  try {
-    json = JSON.parse(run.stdout) as Record<string, unknown>;
-  } catch {}
-  return { ...run, json };
+function custos(args: string[], cwd: string) {
+  return runCliJson(args, { cwd });
 }
 
 describe('custos vet and custos servers', () => {

@@ -60,3 +60,16 @@ export function runCli(
     child.stdin.end(options.stdin ?? '');
   });
 }
+
+/** runCli, with stdout parsed as JSON (commands run with --json; {} when it is not JSON). */
+export async function runCliJson(
+  args: readonly string[],
+  options: Parameters<typeof runCli>[1] = {},
+): Promise<CliRun & { json: Record<string, unknown> }> {
+  const run = await runCli(args, options);
+  let json: Record<string, unknown> = {};
+  try {
+    json = JSON.parse(run.stdout) as Record<string, unknown>;
+  } catch {}
+  return { ...run, json };
+}
