@@ -1,10 +1,12 @@
 // Transparency log benchmark: appending audit events with tree integration through the
 // AuditRecorder into a real SQLite file (events, content and leaves in one insertMany per
-// group commit), then exporting a bundle and verifying it offline. For comparison it also
+// group commit), then exporting a bundle and verifying it offline with `custos audit verify`
+// in a process of its own once the store is closed (as an auditor would). For comparison it also
 // times the recorder's old path without the tree (events and content only) and the
 // tree appended in a Kysely transaction of its own (appendInTransaction).
 // Needs `npm run build` first (imports dist/). TLOG_BENCH_EVENTS sets the event count
-// (default 1,000,000); with fewer, the 1M verification time is extrapolated linearly.
+// (default 1,000,000); with fewer, the 1M verification time is extrapolated linearly
+// (start-up included, so the extrapolation overstates it).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';

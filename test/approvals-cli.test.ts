@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -10,7 +9,7 @@ import { buildConfig } from '../src/core/config.js';
 import { IdGenerator } from '../src/core/ids.js';
 import { openStore } from '../src/store/index.js';
 import { type AgentClient, connectAgent, type ToolResult } from './support/agents.js';
-import { bin, ensureBuilt } from './support/cli.js';
+import { ensureBuilt, runCli } from './support/cli.js';
 import { startTestCustos, type TestCustos } from './support/custos.js';
 
 const countingEntry = resolve('test/support/counting-server.mjs');
@@ -22,22 +21,7 @@ interface Run {
 }
 
 function custos(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      cwd: tmpdir(),
-      env: { ...process.env, CUSTOS_LOG_LEVEL: 'warn', ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('error', fail);
-    child.on('close', (code) => done({ code: code ?? -1, stdout, stderr }));
-  });
+  return runCli(args, { cwd: tmpdir(), env });
 }
 
 const pendingId = (result: ToolResult) =>

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,31 +8,10 @@ import { generateSignerKey } from '../src/audit/note.js';
 import { systemClock } from '../src/core/clock.js';
 import { IdGenerator } from '../src/core/ids.js';
 import { openStore } from '../src/store/index.js';
-import { bin, ensureBuilt } from './support/cli.js';
+import { type CliRun, ensureBuilt, runCli } from './support/cli.js';
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function custos(args: string[], cwd: string): Promise<Run> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      cwd,
-      env: { ...process.env, CUSTOS_LOG_LEVEL: 'warn' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('error', fail);
-    child.on('close', (code) => done({ code: code ?? -1, stdout, stderr }));
-  });
+function custos(args: string[], cwd: string): Promise<CliRun> {
+  return runCli(args, { cwd });
 }
 
 const firstTime = Date.parse('2026-11-01T00:00:00Z');
@@ -233,6 +211,15 @@ describe('custos audit (built CLI against a temp configuration)', () => {
         'inserted copy of an earlier event',
         editLines((ls) => [...ls.slice(0, 20), ls[2]!, ...ls.slice(20)]),
         'event inserted at line 21: seq 3 was already seen',
+      ],
+      [
+        'forged event inserted before the genuine one',
+        editLines((ls) => [
+          ...ls.slice(0, 9),
+          ls[9]!.replace('"target":"read_file"', '"target":"delete_file"'),
+          ...ls.slice(9),
+        ]),
+        'event inserted at line 10: seq 10 does not match its leaf, and line 11 is the event seq 10 that does',
       ],
       [
         'inserted new event',

@@ -7,7 +7,7 @@ import { Pool } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { openStore } from '../src/store/index.js';
-import { bin, ensureBuilt, root } from './support/cli.js';
+import { bin, type CliRun, ensureBuilt, root, runCli } from './support/cli.js';
 
 const clients = 4;
 const inFlightPerClient = 4;
@@ -56,25 +56,6 @@ function startProcess(
       clearTimeout(timer);
       fail(new Error(`exited with ${code} before ready:\n${output}`));
     });
-  });
-}
-
-function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      cwd: tmpdir(),
-      env: { ...process.env, CUSTOS_LOG_LEVEL: 'warn' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('error', fail);
-    child.on('close', (code) => done({ code: code ?? -1, stdout, stderr }));
   });
 }
 
@@ -290,9 +271,11 @@ describe('audit crash safety (custos start as a child process, killed with SIGKI
       expect(missing.map((a) => `client ${a.client} id ${a.id} (${a.text})`)).toEqual([]);
 
       // The restarted log signs a checkpoint over everything within its interval (1 s).
-      let live: { code: number; stdout: string; stderr: string } | undefined;
+      let live: CliRun | undefined;
       for (let attempt = 0; attempt < 40; attempt++) {
-        live = await runCli(['--config', config, '--data', dataDir, 'audit', 'verify', '--live', '--json']);
+        live = await runCli(['--config', config, '--data', dataDir, 'audit', 'verify', '--live', '--json'], {
+          cwd: tmpdir(),
+        });
         const parsed = JSON.parse(live.stdout || '{}') as { ok?: boolean; events?: number };
         if (live.code !== 0 || parsed.events === total) break;
         await new Promise((r) => setTimeout(r, 250));
@@ -302,21 +285,14 @@ describe('audit crash safety (custos start as a child process, killed with SIGKI
       expect((JSON.parse(live!.stdout) as { events: number }).events).toBe(total);
 
       const out = join(home, 'bundle');
-      const exported = await runCli([
-        '--config',
-        config,
-        '--data',
-        dataDir,
-        'audit',
-        'export',
-        '--out',
-        out,
-        '--json',
-      ]);
+      const exported = await runCli(
+        ['--config', config, '--data', dataDir, 'audit', 'export', '--out', out, '--json'],
+        { cwd: tmpdir() },
+      );
       expect(exported.code, exported.stderr).toBe(0);
       const summary = JSON.parse(exported.stdout) as { events: number };
       expect(summary.events).toBeGreaterThanOrEqual(answered.length);
-      const verified = await runCli(['audit', 'verify', out, '--json']);
+      const verified = await runCli(['audit', 'verify', out, '--json'], { cwd: tmpdir() });
       expect(verified.code, verified.stdout + verified.stderr).toBe(0);
       expect(JSON.parse(verified.stdout)).toMatchObject({ ok: true, events: summary.events });
     } finally {

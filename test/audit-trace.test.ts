@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +6,7 @@ import { stringify } from 'yaml';
 import type { Approval } from '../src/approvals/index.js';
 import type { DecisionChain } from '../src/audit/index.js';
 import { connectAgent, textOf } from './support/agents.js';
-import { bin, ensureBuilt } from './support/cli.js';
+import { type CliRun, ensureBuilt, runCli } from './support/cli.js';
 import { everythingServer, startTestCustos, type TestCustos } from './support/custos.js';
 
 const policies = {
@@ -32,23 +31,8 @@ when { principal.name == "payer" && resource.name == "echo" };
 `,
 };
 
-function run(args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      cwd,
-      env: { ...process.env, CUSTOS_LOG_LEVEL: 'warn' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('error', fail);
-    child.on('close', (code) => done({ code: code ?? -1, stdout, stderr }));
-  });
+function run(args: string[], cwd: string): Promise<CliRun> {
+  return runCli(args, { cwd });
 }
 
 function claims(jwt: string): Record<string, unknown> {

@@ -1,28 +1,12 @@
-import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bin, ensureBuilt } from './support/cli.js';
+import { type CliRun, ensureBuilt, runCli } from './support/cli.js';
 import { everythingServer, startTestCustos, type TestCustos } from './support/custos.js';
 
 const password = 'a long enough password';
 
 /** Run the built CLI, feeding stdin, to completion. */
-function custos(args: string[], stdin: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      env: { ...process.env, CUSTOS_LOG_LEVEL: 'warn' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('error', fail);
-    child.on('close', (code) => done({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(stdin);
-  });
+function custos(args: string[], stdin: string): Promise<CliRun> {
+  return runCli(args, { stdin });
 }
 
 describe('console login, sessions, API tokens and roles over HTTP', () => {

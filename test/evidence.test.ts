@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { appendFileSync, cpSync, existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,7 +5,7 @@ import { stringify } from 'yaml';
 import { generateSignerKey } from '../src/audit/note.js';
 import { policySetHash } from '../src/policy/index.js';
 import { connectAgent, textOf } from './support/agents.js';
-import { bin, ensureBuilt } from './support/cli.js';
+import { type CliRun, ensureBuilt, runCli } from './support/cli.js';
 import { everythingServer, startTestCustos, type TestCustos } from './support/custos.js';
 
 const policies = {
@@ -20,12 +19,6 @@ forbid (principal, action == Action::"call_tool", resource in Server::"everythin
 when { principal.name == "analyst" && resource.name == "get-env" };
 `,
 };
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 interface Index {
   framework: string;
@@ -53,23 +46,8 @@ describe('custos evidence: packs from real traffic, with a signed manifest', { t
   let home: string;
   let configFile: string;
   let analystId: string;
-  const run = (...args: string[]): Promise<Run> =>
-    new Promise((done, fail) => {
-      const child = spawn(process.execPath, [bin, '--config', configFile, '--data', t.dataDir, ...args], {
-        cwd: home,
-        env: { ...process.env, CUSTOS_LOG_LEVEL: 'warn' },
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d) => {
-        stdout += d;
-      });
-      child.stderr.on('data', (d) => {
-        stderr += d;
-      });
-      child.on('error', fail);
-      child.on('close', (code) => done({ code: code ?? -1, stdout, stderr }));
-    });
+  const run = (...args: string[]): Promise<CliRun> =>
+    runCli(['--config', configFile, '--data', t.dataDir, ...args], { cwd: home });
 
   beforeAll(async () => {
     ensureBuilt();

@@ -1,34 +1,12 @@
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { bin, ensureBuilt } from './support/cli.js';
+import { type CliRun, ensureBuilt, runCli } from './support/cli.js';
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function custos(args: string[], cwd: string): Promise<Run> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      cwd,
-      env: { ...process.env, CUSTOS_LOG_LEVEL: 'warn', CUSTOS_USER: 'dana@example.com' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('error', fail);
-    child.on('close', (code) => done({ code: code ?? -1, stdout, stderr }));
-  });
+function custos(args: string[], cwd: string): Promise<CliRun> {
+  return runCli(args, { cwd, env: { CUSTOS_USER: 'dana@example.com' } });
 }
 
 describe('custos kill, resume, incident and playbook without a running server', { timeout: 240_000 }, () => {

@@ -14,29 +14,14 @@ import { IdGenerator } from '../src/core/ids.js';
 import { AgentService } from '../src/identity/index.js';
 import { openStore } from '../src/store/index.js';
 import { BindingService, Vault } from '../src/vault/index.js';
-import { bin, ensureBuilt } from './support/cli.js';
+import { bin, ensureBuilt, runCli } from './support/cli.js';
 import { postgresUnavailable, postgresUrl } from './support/stores.js';
 
 const children = new Set<ChildProcess>();
 
 /** Run the CLI as users do, in a child process. */
-function runCli(args: string[], env: Record<string, string> = {}) {
-  return new Promise<{ code: number; stdout: string; stderr: string }>((done, fail) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      cwd: tmpdir(),
-      env: { ...process.env, CUSTOS_LOG_LEVEL: 'warn', ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('error', fail);
-    child.on('close', (code) => done({ code: code ?? -1, stdout, stderr }));
-  });
+function custos(args: string[], env: Record<string, string> = {}) {
+  return runCli(args, { cwd: tmpdir(), env });
 }
 
 /**
@@ -109,7 +94,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
             },
           }),
         );
-        const added = await runCli(
+        const added = await custos(
           cli('agent', 'add', 'crashy', '--owner', 'bob@example.com', '--purpose', 'crash tests', '--json'),
         );
         expect(added.code, added.stderr).toBe(0);
@@ -246,7 +231,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       }
 
       it('an offboarding that runs to the end leaves all of it, with one event', async () => {
-        const result = await runCli(cli('agent', 'offboard', 'crashy', '--json'));
+        const result = await custos(cli('agent', 'offboard', 'crashy', '--json'));
         expect(result.code, result.stderr).toBe(0);
         expect(JSON.parse(result.stdout)).toMatchObject({
           changed: true,
@@ -263,7 +248,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
           offboardEvents: 1,
           verified: true,
         });
-        const verify = await runCli(cli('audit', 'verify', '--live', '--json'));
+        const verify = await custos(cli('audit', 'verify', '--live', '--json'));
         expect(verify.code, verify.stdout + verify.stderr).toBe(0);
       }, 120_000);
     },

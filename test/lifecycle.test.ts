@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,7 +6,7 @@ import { listEvents } from '../src/audit/index.js';
 import { ManualClock } from '../src/core/clock.js';
 import type { AgentReach } from '../src/identity/index.js';
 import { connectAgent, textOf } from './support/agents.js';
-import { bin, ensureBuilt } from './support/cli.js';
+import { ensureBuilt, runCli } from './support/cli.js';
 import { eventually, everythingServer, startTestCustos, type TestCustos } from './support/custos.js';
 
 const day = 86_400_000;
@@ -25,22 +24,8 @@ permit (principal, action == Action::"call_tool", resource in Server::"everythin
 when { principal.name == "worker" && resource.name == "get-sum" };
 `;
 
-function runCli(args: string[], env: Record<string, string> = {}) {
-  return new Promise<{ code: number; stdout: string; stderr: string }>((done, fail) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      env: { ...process.env, CUSTOS_LOG_LEVEL: 'silent', ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('error', fail);
-    child.on('close', (code) => done({ code: code ?? -1, stdout, stderr }));
-  });
+function custos(args: string[], env: Record<string, string> = {}) {
+  return runCli(args, { env: { CUSTOS_LOG_LEVEL: 'silent', ...env } });
 }
 
 describe('agent lifecycle end to end (real everything server, SDK agent, CLI)', () => {
@@ -94,7 +79,7 @@ describe('agent lifecycle end to end (real everything server, SDK agent, CLI)', 
   });
 
   it('lists the reach over the live catalog through the CLI, and records an attestation', async () => {
-    const listed = await runCli(cli('review', '--owner', 'wendy@example.com', '--json'));
+    const listed = await custos(cli('review', '--owner', 'wendy@example.com', '--json'));
     expect(listed.code, listed.stderr).toBe(0);
     const [reach] = (JSON.parse(listed.stdout) as { agents: AgentReach[] }).agents;
     expect(reach?.agent.name).toBe('worker');
@@ -110,14 +95,14 @@ describe('agent lifecycle end to end (real everything server, SDK agent, CLI)', 
     ]);
     expect(reach?.lastAttestation).toBeNull();
 
-    const refused = await runCli(cli('review', 'attest', 'worker'));
+    const refused = await custos(cli('review', 'attest', 'worker'));
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/reviewer/);
-    const attested = await runCli(
+    const attested = await custos(
       cli('review', 'attest', 'worker', '--reviewer', 'rita@example.com', '--note', 'Q3', '--json'),
     );
     expect(attested.code, attested.stderr).toBe(0);
-    const again = JSON.parse((await runCli(cli('review', '--json'))).stdout) as { agents: AgentReach[] };
+    const again = JSON.parse((await custos(cli('review', '--json'))).stdout) as { agents: AgentReach[] };
     expect(again.agents[0]?.lastAttestation).toMatchObject({
       reviewer: 'rita@example.com',
       note: 'Q3',
@@ -129,11 +114,11 @@ describe('agent lifecycle end to end (real everything server, SDK agent, CLI)', 
   }, 120_000);
 
   it('lists orphans through the CLI: the owner is no user of this Custos', async () => {
-    const result = await runCli(cli('agent', 'orphans', '--idle-days', '5', '--json'));
+    const result = await custos(cli('agent', 'orphans', '--idle-days', '5', '--json'));
     expect(result.code, result.stderr).toBe(0);
     const { orphans } = JSON.parse(result.stdout) as { orphans: Array<{ name: string; reasons: string[] }> };
     expect(orphans.find((o) => o.name === 'worker')?.reasons).toEqual(['owner_unknown']);
-    const bad = await runCli(cli('agent', 'orphans', '--idle-days', 'x'));
+    const bad = await custos(cli('agent', 'orphans', '--idle-days', 'x'));
     expect(bad.code).toBe(2);
   }, 60_000);
 
@@ -167,13 +152,13 @@ describe('agent lifecycle end to end (real everything server, SDK agent, CLI)', 
     expect(expired[0]?.reasons[0]).toBe('expire by lifecycle sweep');
     await expect(t.token('worker')).rejects.toThrow(/token request failed/);
 
-    const renewed = await runCli(cli('agent', 'renew', 'worker', '--days', '5', '--json'));
+    const renewed = await custos(cli('agent', 'renew', 'worker', '--days', '5', '--json'));
     expect(renewed.code, renewed.stderr).toBe(0);
     expect(JSON.parse(renewed.stdout).agent).toMatchObject({
       status: 'active',
       expiresAt: clock.now() + 5 * day,
     });
-    const tooLong = await runCli(cli('agent', 'renew', 'worker', '--days', '21'));
+    const tooLong = await custos(cli('agent', 'renew', 'worker', '--days', '21'));
     expect(tooLong.code).toBe(1);
     const fresh = await connectAgent('sdk2-legacy', `${t.url}/mcp`, await t.token('worker'));
     expect(textOf(await fresh.callTool('echo', { message: 'back' }))).toContain('back');
@@ -182,7 +167,7 @@ describe('agent lifecycle end to end (real everything server, SDK agent, CLI)', 
 
   it('offboards through the CLI and the running server: the connected agent is cut off at once', async () => {
     const agent = await connectAgent('sdk2-legacy', `${t.url}/mcp`, await t.token('worker'));
-    const result = await runCli(cli('agent', 'offboard', 'worker', '--json'));
+    const result = await custos(cli('agent', 'offboard', 'worker', '--json'));
     expect(result.code, result.stderr).toBe(0);
     expect(JSON.parse(result.stdout)).toMatchObject({
       changed: true,

@@ -5,41 +5,13 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { bin, ensureBuilt } from './support/cli.js';
+import { ensureBuilt, runCliJson } from './support/cli.js';
 import { everythingEntry } from './support/custos.js';
 
 const rugPull = resolve('test/support/rug-pull-server.mjs');
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-  json: Record<string, unknown>;
-}
-
-function custos(args: string[], cwd: string): Promise<Run> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      cwd,
-      env: { ...process.env, CUSTOS_LOG_LEVEL: 'warn' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('error', fail);
-    child.on('close', (code) => {
-      let json: Record<string, unknown> = {};
-      try {
-        json = JSON.parse(stdout) as Record<string, unknown>;
-      } catch {}
-      done({ code: code ?? -1, stdout, stderr, json });
-    });
-  });
+function custos(args: string[], cwd: string) {
+  return runCliJson(args, { cwd });
 }
 
 describe('custos vet and custos servers', () => {

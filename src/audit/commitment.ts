@@ -188,17 +188,13 @@ function fieldProblem(kind: FieldKind, value: unknown): string | undefined {
     case 'string':
       return typeof value === 'string' ? undefined : 'must be a string';
     case 'nullableString':
-      return value === null || typeof value === 'string' ? undefined : 'must be a string or null';
+      return isNullableString(value) ? undefined : 'must be a string or null';
     case 'nullableHash':
-      return value === null || isHexHash(value)
-        ? undefined
-        : 'must be a SHA-256 hash (64 lower-case hex digits) or null';
+      return isNullableHash(value) ? undefined : 'must be a SHA-256 hash (64 lower-case hex digits) or null';
     case 'integer':
       return Number.isSafeInteger(value) ? undefined : 'must be a safe integer';
     case 'strings':
-      return Array.isArray(value) && value.every((item) => typeof item === 'string')
-        ? undefined
-        : 'must be an array of strings';
+      return isStrings(value) ? undefined : 'must be an array of strings';
   }
 }
 

@@ -348,6 +348,26 @@ await describeEachStore('tlog', (current) => {
       editEvents(dir, (ls) => [...ls.slice(0, 8), ls[2]!, ...ls.slice(8)]),
     );
     expect(earlier).toEqual({ ok: false, problem: 'event inserted at line 9: seq 7 was already seen' });
+    // A forged event placed before the genuine one it imitates: not a modified event, an inserted one.
+    const before = await tampered((dir) =>
+      editEvents(dir, (ls) => [
+        ...ls.slice(0, 6),
+        ls[6]!.replace('"effect":"allow"', '"effect":"deny"'),
+        ...ls.slice(6),
+      ]),
+    );
+    expect(before).toEqual({
+      ok: false,
+      problem:
+        'event inserted at line 7: seq 11 does not match its leaf, and line 8 is the event seq 11 that does',
+    });
+    // The same edit without the genuine line is a modified event.
+    const modified = await tampered((dir) =>
+      editEvents(dir, (ls) =>
+        ls.map((l, i) => (i === 6 ? l.replace('"effect":"allow"', '"effect":"deny"') : l)),
+      ),
+    );
+    expect(modified).toEqual({ ok: false, problem: 'event seq 11: leaf hash does not match its fields' });
     const forged = await tampered((dir) =>
       editEvents(dir, (ls) => [
         ...ls,

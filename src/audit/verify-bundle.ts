@@ -48,6 +48,17 @@ export type LiveVerification =
 /** Raised inside the verifiers to stop at the first problem; never escapes them. */
 class Problem extends Error {}
 
+/** The first problem is an event line whose fields do not hash to its leaf (see explainLeafMismatch). */
+class LeafMismatch extends Error {
+  constructor(
+    readonly line: number,
+    readonly seq: number,
+    readonly detail: string,
+  ) {
+    super(detail);
+  }
+}
+
 function problem(message: string): never {
   throw new Problem(message);
 }
@@ -287,7 +298,11 @@ class EventOrder {
       const expected = this.previous === 0 ? fromSeq : this.previous + 1;
       if (seq > expected && this.gap === undefined)
         this.gap = { seq: expected, message: `event seq ${expected} missing` };
-      if (found !== undefined && i === found.index && found.stage === 'event') this.fail(found.detail);
+      if (found !== undefined && i === found.index && found.stage === 'leaf' && this.gap === undefined) {
+        throw new LeafMismatch(this.lineNumber, seq, found.detail);
+      }
+      if (found !== undefined && i === found.index && (found.stage === 'event' || found.stage === 'leaf'))
+        this.fail(found.detail);
       this.previous = seq;
       this.events++;
     }
@@ -351,6 +366,48 @@ function lineRanges(path: string, size: number, parts: number): { start: number;
  * Large files are split into line ranges checked by worker threads; `signal` stops them.
  */
 async function checkEvents(
+  path: string,
+  leaves: Buffer,
+  manifest: Manifest,
+  parallelism: number | undefined,
+  signal: AbortSignal,
+): Promise<{ events: number; erased: number }> {
+  try {
+    return await checkEventLines(path, leaves, manifest, parallelism, signal);
+  } catch (error) {
+    if (error instanceof LeafMismatch) problem(await explainLeafMismatch(path, error, leaves, manifest));
+    throw error;
+  }
+}
+
+/**
+ * A line whose fields do not hash to its leaf was changed, unless the next line is the genuine
+ * event with the same seq: then the first is a forged event inserted before it. Read only on
+ * this failure path (one more pass over the file, up to that line).
+ */
+async function explainLeafMismatch(
+  path: string,
+  mismatch: LeafMismatch,
+  leaves: Buffer,
+  manifest: Manifest,
+): Promise<string> {
+  let seen = 0;
+  for await (const batch of readLineBatches(path)) {
+    if (seen + batch.length <= mismatch.line) {
+      seen += batch.length;
+      continue;
+    }
+    const next: LinesResult = { seqs: [], erased: 0 };
+    checkLines([batch[mismatch.line - seen]!], { leaves, ...manifest }, next);
+    if (next.problem === undefined && next.seqs[0] === mismatch.seq) {
+      return `event inserted at line ${mismatch.line}: seq ${mismatch.seq} does not match its leaf, and line ${mismatch.line + 1} is the event seq ${mismatch.seq} that does`;
+    }
+    break;
+  }
+  return mismatch.detail;
+}
+
+async function checkEventLines(
   path: string,
   leaves: Buffer,
   manifest: Manifest,

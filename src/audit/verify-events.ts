@@ -28,8 +28,10 @@ export type LineProblem =
   | { readonly index: number; readonly stage: 'line'; readonly detail: string }
   /** The seq is outside the signed range: the sequential checks report it (or an earlier problem). */
   | { readonly index: number; readonly stage: 'seq' }
-  /** The event does not match its leaf or its content: report `detail` once its seq passed the order checks. */
-  | { readonly index: number; readonly stage: 'event'; readonly detail: string };
+  /** The event does not match its content: report `detail` once its seq passed the order checks. */
+  | { readonly index: number; readonly stage: 'event'; readonly detail: string }
+  /** The event's fields do not hash to its leaf: as 'event', unless the next line is the genuine event (an insertion). */
+  | { readonly index: number; readonly stage: 'leaf'; readonly detail: string };
 
 /** What checking a run of lines found: the seq of every line up to and including the first problem's, if any. */
 export interface LinesResult {
@@ -130,7 +132,7 @@ export function checkLines(
     if (hashLeafText(leaf).compare(leaves, (seq - 1) * HASH_SIZE, seq * HASH_SIZE) !== 0) {
       into.problem = {
         index,
-        stage: 'event',
+        stage: 'leaf',
         detail: `event seq ${seq}: leaf hash does not match its fields`,
       };
       return false;

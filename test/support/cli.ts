@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
@@ -26,4 +26,50 @@ export function ensureBuilt(): void {
     return;
   }
   execFileSync('npm', ['run', 'build'], { cwd: root, stdio: 'pipe' });
+}
+
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Run the built CLI as users do, in a child process, to completion. Logs at warn unless `env`
+ * says otherwise; `stdin` is written and closed (otherwise stdin is closed empty).
+ */
+export function runCli(
+  args: readonly string[],
+  options: { cwd?: string; env?: Record<string, string>; stdin?: string } = {},
+): Promise<CliRun> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [bin, ...args], {
+      ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+      env: { ...process.env, CUSTOS_LOG_LEVEL: 'warn', ...options.env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.on('error', fail);
+    child.on('close', (code) => done({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(options.stdin ?? '');
+  });
+}
+
+/** runCli, with stdout parsed as JSON (commands run with --json; {} when it is not JSON). */
+export async function runCliJson(
+  args: readonly string[],
+  options: Parameters<typeof runCli>[1] = {},
+): Promise<CliRun & { json: Record<string, unknown> }> {
+  const run = await runCli(args, options);
+  let json: Record<string, unknown> = {};
+  try {
+    json = JSON.parse(run.stdout) as Record<string, unknown>;
+  } catch {}
+  return { ...run, json };
 }
