@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Command } from 'commander';
+import { Command } from 'commander';
 import { CustosError } from '../core/errors.js';
 import { registerAgentCommands } from './agent.js';
 import { registerApprovalCommands } from './approvals.js';
@@ -10,7 +10,6 @@ import { registerIncidentCommands } from './incident.js';
 import { registerOAuthCommands } from './oauth.js';
 import { registerPolicyCommands } from './policy.js';
 import { registerReviewCommands } from './review.js';
-import { rootCommand } from './root.js';
 import { registerSecretCommands } from './secret.js';
 import { registerUserCommands } from './user.js';
 import { registerServersCommand, registerVetCommands } from './vet.js';
@@ -27,7 +26,12 @@ function untilSignal(): Promise<string> {
  * needs when it runs, so `custos --help` or a read of the store does not load the server.
  */
 export function buildProgram(): Command {
-  const program = rootCommand();
+  const program = new Command('custos')
+    .description('Custos governs autonomous AI agents: identity, least privilege, approval, audit')
+    .option('--config <file>', 'configuration file (default ./custos.yaml)')
+    .option('--data <dir>', 'data directory (default ./.custos)')
+    .showHelpAfterError()
+    .exitOverride();
 
   program
     .command('start')
