@@ -9,7 +9,7 @@ import { CustosError } from '../core/errors.js';
 import { printJson } from './output.js';
 
 /** A verifier key given inline or as a file holding it. */
-function readKey(value: string): string {
+export function readKey(value: string): string {
   return (existsSync(value) ? readFileSync(value, 'utf8') : value).trim();
 }
 

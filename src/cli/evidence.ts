@@ -1,9 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 // The evidence module itself, not audit/index.js: help text and checking a pack need no store
 // or exporters.
 import { FRAMEWORKS, type Framework, type InventoryAgent } from '../audit/evidence.js';
 import { CustosError } from '../core/errors.js';
+import { readKey } from './audit-verify.js';
 import { type GlobalOptions, readConfig, withAgents } from './context.js';
 import { printJson } from './output.js';
 
@@ -118,8 +118,7 @@ export function registerEvidenceCommands(program: Command): void {
         ...options,
         json: options.json === true || evidence.opts<{ json?: boolean }>().json === true,
       };
-      const key =
-        o.key === undefined ? undefined : (existsSync(o.key) ? readFileSync(o.key, 'utf8') : o.key).trim();
+      const key = o.key === undefined ? undefined : readKey(o.key);
       const { verifyEvidencePack } = await import('../audit/evidence.js');
       const result = await verifyEvidencePack(dir, key === undefined ? {} : { verifierKey: key });
       if (o.json) printJson(result);
