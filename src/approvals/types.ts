@@ -1,4 +1,5 @@
 import type { AuditEvent } from '../audit/index.js';
+import type { ApprovalStopCode } from '../gateway/index.js';
 import type { ApprovalStatus } from '../store/index.js';
 
 export type { ApprovalStatus };
@@ -75,14 +76,7 @@ export type ApprovalGate =
   | { readonly kind: 'proceed'; readonly approvalId: string; readonly grantId?: string }
   | {
       readonly kind: 'stop';
-      readonly code:
-        | 'approval_pending'
-        | 'approval_denied'
-        | 'approval_expired'
-        | 'approval_cancelled'
-        | 'approval_misconfigured'
-        /** The containment of the agent, task, server or tool ended the hold. */
-        | 'contained';
+      readonly code: ApprovalStopCode;
       readonly message: string;
       /** What the agent sees in `_meta["io.custos/approval"]`. */
       readonly approval: Readonly<Record<string, unknown>>;

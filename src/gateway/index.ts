@@ -10,7 +10,7 @@ export {
 export { type ApiRequest, type ApiResponse, ApiUpstream, runApiCall } from './http-api.js';
 export { Pipeline, type PipelineDeps } from './pipeline.js';
 export * from './protocol.js';
-export type { ApprovalPort, ApprovalSubject } from './stages/approve.js';
+export type { ApprovalPort, ApprovalStopCode, ApprovalSubject } from './stages/approve.js';
 export type { PolicyPort } from './stages/authorize.js';
 export type { CredentialPort } from './stages/inject.js';
 export { TaskBudgets } from './stages/meter.js';

@@ -29,12 +29,14 @@ export interface ApprovalPort {
   >;
 }
 
-type ApprovalStopCode =
+/** Why a call that needs approval does not run now. */
+export type ApprovalStopCode =
   | 'approval_pending'
   | 'approval_denied'
   | 'approval_expired'
   | 'approval_cancelled'
   | 'approval_misconfigured'
+  /** The containment of the agent, task, server or tool ended the hold. */
   | 'contained';
 
 /**
