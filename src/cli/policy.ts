@@ -77,7 +77,7 @@ export function registerPolicyCommands(program: Command): void {
       }) => {
         const config = await readConfig(program.opts<GlobalOptions>());
         const agent = await withAgents(config, (agents) => agents.require(o.agent));
-        const { PolicyStore } = await import('../policy/index.js');
+        const { PolicyStore, principalOfAgent } = await import('../policy/index.js');
         const store = await PolicyStore.open(o.dir ?? config.policies);
         const annotations = parseJsonOption('annotations', o.annotations) as
           | Record<string, boolean>
@@ -88,13 +88,7 @@ export function registerPolicyCommands(program: Command): void {
         const time = o.at ? Date.parse(o.at) : Date.now();
         if (Number.isNaN(time)) throw new CustosError('usage', '--at must be an ISO 8601 time');
         const explanation = store.explain({
-          principal: {
-            agentId: agent.id,
-            name: agent.name,
-            owner: agent.owner,
-            environment: agent.environment,
-            purpose: agent.purpose,
-          },
+          principal: principalOfAgent(agent),
           ...(o.taskPurpose ? { task: { id: 'task_policy_test', purpose: o.taskPurpose } } : {}),
           action,
           resource: { server: o.server, kind: o.kind, name: o.tool, ...(annotations ? { annotations } : {}) },

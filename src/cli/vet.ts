@@ -357,15 +357,9 @@ export function registerVetCommands(program: Command): void {
       if (o.agent) {
         const agent = await withAgents(config, (agents) => agents.get(String(o.agent)));
         if (agent === undefined) throw new CustosError('usage', `no agent "${o.agent}"`);
-        const { PolicyStore } = await import('../policy/index.js');
+        const { PolicyStore, principalOfAgent } = await import('../policy/index.js');
         const policy = await PolicyStore.open(config.policies);
-        const principal = {
-          agentId: agent.id,
-          name: agent.name,
-          owner: agent.owner,
-          environment: agent.environment,
-          purpose: agent.purpose,
-        };
+        const principal = principalOfAgent(agent);
         try {
           snapshots = snapshots.map((s) => ({
             ...s,

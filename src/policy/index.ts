@@ -40,6 +40,7 @@ export {
   type PolicyResource,
   type PolicyTask,
   policyActions,
+  principalOfAgent,
   type ResourceKind,
   type ToolAnnotations,
 } from './types.js';

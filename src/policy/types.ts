@@ -19,6 +19,23 @@ export interface PolicyPrincipal {
   readonly purpose: string;
 }
 
+/** The principal of an agent's own record, for checks made on its behalf outside a call (reach, previews). */
+export function principalOfAgent(agent: {
+  readonly id: string;
+  readonly name: string;
+  readonly owner: string;
+  readonly environment: string;
+  readonly purpose: string;
+}): PolicyPrincipal {
+  return {
+    agentId: agent.id,
+    name: agent.name,
+    owner: agent.owner,
+    environment: agent.environment,
+    purpose: agent.purpose,
+  };
+}
+
 /** The task the agent works on, when it called with a task token. */
 export interface PolicyTask {
   readonly id: string;

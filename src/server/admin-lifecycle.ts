@@ -10,7 +10,7 @@ import {
   type ReachSources,
   type ToolAccess,
 } from '../identity/index.js';
-import type { PolicyResource, PolicyStore } from '../policy/index.js';
+import { type PolicyResource, type PolicyStore, principalOfAgent } from '../policy/index.js';
 import type { Store } from '../store/index.js';
 import { actorOf, requireRole } from './actor.js';
 
@@ -32,13 +32,7 @@ export function reachSources(deps: {
   return {
     servers: () => deps.servers(),
     access(agent: Agent, server, tool): Omit<ToolAccess, 'tool'> | undefined {
-      const principal = {
-        agentId: agent.id,
-        name: agent.name,
-        owner: agent.owner,
-        environment: agent.environment,
-        purpose: agent.purpose,
-      };
+      const principal = principalOfAgent(agent);
       const resource: PolicyResource = {
         server,
         kind: 'tool',
