@@ -1,16 +1,15 @@
 import type { Command } from 'commander';
 import type { Approval, ApprovalService, ApprovalStatus, DecideInput } from '../approvals/index.js';
-import { systemClock } from '../core/clock.js';
 import { CustosError } from '../core/errors.js';
-import { IdGenerator } from '../core/ids.js';
 import { adminTokenActor } from '../server/actor.js';
 import {
   callAdmin,
   type GlobalOptions,
   readConfig,
+  refuseUserTokenOffline,
   runningServer,
   withAgents,
-  withStore,
+  withAudit,
 } from './context.js';
 import { formatTime, printJson, printTable } from './output.js';
 
@@ -69,37 +68,27 @@ async function offline<T>(
   options: GlobalOptions,
   work: (service: ApprovalService) => Promise<T>,
 ): Promise<T> {
-  if (process.env.CUSTOS_USER_TOKEN)
-    throw new CustosError(
-      'usage',
-      'CUSTOS_USER_TOKEN needs a running Custos server (start it with custos start)',
-    );
+  refuseUserTokenOffline();
   const config = await readConfig(options);
   const { ApprovalService } = await import('../approvals/index.js');
-  const { AuditRecorder, TransparencyLog } = await import('../audit/index.js');
   const { PolicyStore } = await import('../policy/index.js');
-  return withStore(config, async (store) => {
-    const clock = systemClock;
-    const ids = new IdGenerator(clock);
-    const policy = await PolicyStore.open(config.policies).catch(() => undefined);
-    const log = await TransparencyLog.open(store, { clock });
-    const audit = new AuditRecorder(store, log, ids, { commitDelayMs: 0 });
-    try {
-      const service = new ApprovalService({
-        store,
-        clock,
-        ids,
-        config: config.approvals,
-        audit,
-        annotationsOf: (id) => policy?.annotationsOf(id),
-      });
-      return await work(service);
-    } finally {
-      await audit.close();
-      await log.close();
-      policy?.close();
-    }
-  });
+  const policy = await PolicyStore.open(config.policies).catch(() => undefined);
+  try {
+    return await withAudit(config, ({ store, audit, clock, ids }) =>
+      work(
+        new ApprovalService({
+          store,
+          clock,
+          ids,
+          config: config.approvals,
+          audit,
+          annotationsOf: (id) => policy?.annotationsOf(id),
+        }),
+      ),
+    );
+  } finally {
+    policy?.close();
+  }
 }
 
 export function registerApprovalCommands(program: Command): void {

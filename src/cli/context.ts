@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import type { AuditRecorder } from '../audit/index.js';
-import { systemClock } from '../core/clock.js';
+import { type Clock, systemClock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
 import { CustosError } from '../core/errors.js';
 import { IdGenerator } from '../core/ids.js';
@@ -115,6 +115,40 @@ export function offboardPauseFromEnv(env: NodeJS.ProcessEnv = process.env) {
   };
 }
 
+/** A person's API token is checked by the server: without one running, refuse it rather than ignore it. */
+export function refuseUserTokenOffline(): void {
+  if (process.env.CUSTOS_USER_TOKEN)
+    throw new CustosError(
+      'usage',
+      'CUSTOS_USER_TOKEN needs a running Custos server (start it with custos start)',
+    );
+}
+
+/** What a change made without a server records with. */
+export interface OfflineAudit {
+  readonly store: Store;
+  readonly audit: AuditRecorder;
+  readonly clock: Clock;
+  readonly ids: IdGenerator;
+}
+
+/** Open the store with its audit log writable (no server running), so the work's changes are recorded. */
+export async function withAudit<T>(config: Config, work: (offline: OfflineAudit) => Promise<T>): Promise<T> {
+  const { AuditRecorder, TransparencyLog } = await import('../audit/index.js');
+  return withStore(config, async (store) => {
+    const clock = systemClock;
+    const ids = new IdGenerator(clock);
+    const log = await TransparencyLog.open(store, { clock });
+    const audit = new AuditRecorder(store, log, ids, { commitDelayMs: 0 });
+    try {
+      return await work({ store, audit, clock, ids });
+    } finally {
+      await audit.close();
+      await log.close();
+    }
+  });
+}
+
 /**
  * Work on the agents with lifecycle changes recorded (no server running): the store, a
  * writable audit log, and the offboarding steps the server registers.
@@ -123,36 +157,22 @@ export async function withLifecycle<T>(
   config: Config,
   work: (agents: AgentService, store: Store, audit: AuditRecorder) => Promise<T>,
 ): Promise<T> {
-  if (process.env.CUSTOS_USER_TOKEN)
-    throw new CustosError(
-      'usage',
-      'CUSTOS_USER_TOKEN needs a running Custos server (start it with custos start)',
-    );
-  const { AuditRecorder, TransparencyLog } = await import('../audit/index.js');
+  refuseUserTokenOffline();
   const { AgentDirectory, AgentService } = await import('../identity/index.js');
   const { offboardSteps } = await import('../offboard-steps.js');
-  return withStore(config, async (store) => {
-    const clock = systemClock;
-    const ids = new IdGenerator(clock);
-    const log = await TransparencyLog.open(store, { clock });
-    const audit = new AuditRecorder(store, log, ids, { commitDelayMs: 0 });
-    try {
-      const pause = offboardPauseFromEnv();
-      const agents = new AgentService({
-        store,
-        clock,
-        ids,
-        directory: new AgentDirectory(store),
-        audit,
-        expiry: config.lifecycle,
-        offboardSteps: offboardSteps(),
-        ...(pause === undefined ? {} : { pause }),
-      });
-      return await work(agents, store, audit);
-    } finally {
-      await audit.close();
-      await log.close();
-    }
+  return withAudit(config, ({ store, audit, clock, ids }) => {
+    const pause = offboardPauseFromEnv();
+    const agents = new AgentService({
+      store,
+      clock,
+      ids,
+      directory: new AgentDirectory(store),
+      audit,
+      expiry: config.lifecycle,
+      offboardSteps: offboardSteps(),
+      ...(pause === undefined ? {} : { pause }),
+    });
+    return work(agents, store, audit);
   });
 }
 

@@ -1,10 +1,16 @@
 import type { Command } from 'commander';
 import { systemClock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
-import { CustosError } from '../core/errors.js';
-import { IdGenerator } from '../core/ids.js';
 import type { ConnectStart, OAuthBroker, OAuthCredentialStatus } from '../vault/index.js';
-import { callAdmin, type GlobalOptions, readConfig, runningServer, withStore } from './context.js';
+import {
+  callAdmin,
+  type GlobalOptions,
+  readConfig,
+  refuseUserTokenOffline,
+  runningServer,
+  withAudit,
+  withStore,
+} from './context.js';
 import { formatTime, printJson, printTable } from './output.js';
 
 /** The URL Custos is reached at, as `custos start` computes it (the provider redirects there). */
@@ -16,33 +22,20 @@ function baseUrlOf(config: Config): string {
 
 /** Run work on a broker over the store (no server running), recording to the audit log. */
 async function offline<T>(config: Config, work: (broker: OAuthBroker) => Promise<T>): Promise<T> {
-  if (process.env.CUSTOS_USER_TOKEN)
-    throw new CustosError(
-      'usage',
-      'CUSTOS_USER_TOKEN needs a running Custos server (start it with custos start)',
-    );
-  const { AuditRecorder, TransparencyLog } = await import('../audit/index.js');
+  refuseUserTokenOffline();
   const { OAuthBroker, Vault } = await import('../vault/index.js');
-  return withStore(config, async (store) => {
-    const clock = systemClock;
-    const log = await TransparencyLog.open(store, { clock });
-    const audit = new AuditRecorder(store, log, new IdGenerator(clock), { commitDelayMs: 0 });
-    try {
-      const vault = await Vault.open({ store, clock, dataDir: config.dataDir });
-      return await work(
-        new OAuthBroker({
-          store,
-          clock,
-          secrets: vault,
-          config: config.oauth,
-          baseUrl: baseUrlOf(config),
-          audit,
-        }),
-      );
-    } finally {
-      await audit.close();
-      await log.close();
-    }
+  return withAudit(config, async ({ store, audit, clock }) => {
+    const vault = await Vault.open({ store, clock, dataDir: config.dataDir });
+    return work(
+      new OAuthBroker({
+        store,
+        clock,
+        secrets: vault,
+        config: config.oauth,
+        baseUrl: baseUrlOf(config),
+        audit,
+      }),
+    );
   });
 }
 

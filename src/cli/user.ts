@@ -5,7 +5,7 @@ import type { Config } from '../core/config.js';
 import { CustosError } from '../core/errors.js';
 import { IdGenerator } from '../core/ids.js';
 import type { User, UserRole, UserService, UserTokenInfo } from '../identity/index.js';
-import { callAdmin, type GlobalOptions, readConfig, runningServer, withStore } from './context.js';
+import { callAdmin, type GlobalOptions, readConfig, runningServer, withAudit, withStore } from './context.js';
 import { formatTime, printJson, printTable } from './output.js';
 
 type Json = { json?: boolean };
@@ -17,20 +17,10 @@ function whoAmI(): string {
 
 /** A change to people without a server: the user service with the audit log, so it is recorded. */
 async function changeUsers<T>(config: Config, work: (users: UserService) => Promise<T>): Promise<T> {
-  const { AuditRecorder, TransparencyLog } = await import('../audit/index.js');
   const { UserService } = await import('../identity/index.js');
-  return withStore(config, async (store) => {
-    const clock = systemClock;
-    const ids = new IdGenerator(clock);
-    const log = await TransparencyLog.open(store, { clock });
-    const audit = new AuditRecorder(store, log, ids, { commitDelayMs: 0 });
-    try {
-      return await work(new UserService({ store, clock, ids, audit }));
-    } finally {
-      await audit.close();
-      await log.close();
-    }
-  });
+  return withAudit(config, ({ store, audit, clock, ids }) =>
+    work(new UserService({ store, clock, ids, audit })),
+  );
 }
 
 /** The password from standard input (never from argv, where other users of the machine can read it). */
