@@ -1,6 +1,6 @@
 /** OpenAPI paths of the detect capability (containment, incidents, detections, playbooks). */
-const err = { description: 'error' };
-const json = (schema: object) => ({ description: 'ok', content: { 'application/json': { schema } } });
+import { err, ok } from './openapi-parts.js';
+
 const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
 const scopeBody = (extra: Record<string, object>, description: string) => ({
   content: {
@@ -39,13 +39,13 @@ export const detectPaths = {
     get: {
       summary: 'Containments in force (kill switch, quarantines, disabled servers and tools)',
       responses: {
-        200: json({ type: 'object', properties: { containments: { type: 'array', items: containment } } }),
+        200: ok({ type: 'object', properties: { containments: { type: 'array', items: containment } } }),
       },
     },
     post: {
       summary: 'Kill: contain at once; the running gateway refuses the next call (needs admin)',
       requestBody: scopeBody({ reason: { type: 'string' } }, 'what to contain'),
-      responses: { 201: json({ type: 'object', properties: { containment } }), 400: err, 403: err, 404: err },
+      responses: { 201: ok({ type: 'object', properties: { containment } }), 400: err, 403: err, 404: err },
     },
   },
   '/api/v1/containments/resume': {
@@ -56,7 +56,7 @@ export const detectPaths = {
         'what to resume',
       ),
       responses: {
-        200: json({
+        200: ok({
           type: 'object',
           properties: {
             containment,
@@ -78,7 +78,7 @@ export const detectPaths = {
         { name: 'limit', in: 'query', schema: { type: 'integer', maximum: 1000 } },
       ],
       responses: {
-        200: json({ type: 'object', properties: { incidents: { type: 'array', items: incident } } }),
+        200: ok({ type: 'object', properties: { incidents: { type: 'array', items: incident } } }),
       },
     },
   },
@@ -87,7 +87,7 @@ export const detectPaths = {
       summary:
         'An incident with counts, time to detect and contain, actions and its timeline from the audit log',
       parameters: [idParam],
-      responses: { 200: json({ type: 'object', properties: { summary: { type: 'object' } } }), 404: err },
+      responses: { 200: ok({ type: 'object', properties: { summary: { type: 'object' } } }), 404: err },
     },
   },
   '/api/v1/incidents/{id}/report': {
@@ -104,20 +104,20 @@ export const detectPaths = {
     post: {
       summary: 'Add a note',
       parameters: [idParam],
-      requestBody: json({
+      requestBody: ok({
         type: 'object',
         required: ['text'],
         properties: { text: { type: 'string' }, by: { type: 'string' } },
       }),
-      responses: { 200: json({ type: 'object', properties: { incident } }), 404: err },
+      responses: { 200: ok({ type: 'object', properties: { incident } }), 404: err },
     },
   },
   '/api/v1/incidents/{id}/close': {
     post: {
       summary: 'Close with a closing note (containments stay until resumed)',
       parameters: [idParam],
-      requestBody: json({ type: 'object', properties: { note: { type: 'string' }, by: { type: 'string' } } }),
-      responses: { 200: json({ type: 'object', properties: { incident } }), 404: err, 409: err },
+      requestBody: ok({ type: 'object', properties: { note: { type: 'string' }, by: { type: 'string' } } }),
+      responses: { 200: ok({ type: 'object', properties: { incident } }), 404: err, 409: err },
     },
   },
   '/api/v1/detections': {
@@ -127,22 +127,22 @@ export const detectPaths = {
         { name: 'agent', in: 'query', schema: { type: 'string' } },
         { name: 'limit', in: 'query', schema: { type: 'integer', maximum: 1000 } },
       ],
-      responses: { 200: json({ type: 'object' }) },
+      responses: { 200: ok({ type: 'object' }) },
     },
   },
   '/api/v1/playbooks': {
-    get: { summary: 'Loaded playbooks', responses: { 200: json({ type: 'object' }) } },
+    get: { summary: 'Loaded playbooks', responses: { 200: ok({ type: 'object' }) } },
   },
   '/api/v1/playbooks/{name}/run': {
     post: {
       summary: 'Run a playbook against an agent now (dryRun: record what it would do)',
       parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }],
-      requestBody: json({
+      requestBody: ok({
         type: 'object',
         required: ['agent'],
         properties: { agent: { type: 'string' }, incident: { type: 'string' }, dryRun: { type: 'boolean' } },
       }),
-      responses: { 200: json({ type: 'object' }), 404: err },
+      responses: { 200: ok({ type: 'object' }), 404: err },
     },
   },
 } as const;

@@ -1,13 +1,5 @@
 /** OpenAPI paths of the agent lifecycle routes (renewal, orphans, access reviews). */
-const ref = {
-  name: 'ref',
-  in: 'path',
-  required: true,
-  description: 'agent id or name',
-  schema: { type: 'string' },
-};
-const error = { description: 'error' };
-const ok = (schema: object) => ({ description: 'ok', content: { 'application/json': { schema } } });
+import { agentRef, err, ok } from './openapi-parts.js';
 
 const attestation = {
   type: ['object', 'null'],
@@ -56,7 +48,7 @@ export const lifecyclePaths = {
   '/api/v1/agents/{ref}/renew': {
     post: {
       summary: "Extend an agent's expiry (days from now; an expiry suspension is lifted)",
-      parameters: [ref],
+      parameters: [agentRef],
       requestBody: {
         content: {
           'application/json': { schema: { type: 'object', properties: { days: { type: 'integer' } } } },
@@ -64,9 +56,9 @@ export const lifecyclePaths = {
       },
       responses: {
         200: ok({ type: 'object', properties: { agent: { type: 'object' } } }),
-        400: error,
-        404: error,
-        409: error,
+        400: err,
+        404: err,
+        409: err,
       },
     },
   },
@@ -109,15 +101,15 @@ export const lifecyclePaths = {
       },
       responses: {
         201: ok({ type: 'object', properties: { agents: { type: 'array', items: reach } } }),
-        400: error,
-        403: error,
+        400: err,
+        403: err,
       },
     },
   },
   '/api/v1/review/{ref}/attestations': {
     get: {
       summary: 'Attestations of one agent, newest first',
-      parameters: [ref],
+      parameters: [agentRef],
       responses: {
         200: ok({ type: 'object', properties: { attestations: { type: 'array', items: attestation } } }),
       },

@@ -1,6 +1,6 @@
 /** OpenAPI paths of the OAuth broker (upstream OAuth 2 credentials, docs/oauth.md). */
-const err = { description: 'error' };
-const json = (schema: object) => ({ description: 'ok', content: { 'application/json': { schema } } });
+import { err, ok } from './openapi-parts.js';
+
 const nameParam = {
   name: 'name',
   in: 'path',
@@ -31,7 +31,7 @@ export const oauthPaths = {
     get: {
       summary: 'The configured OAuth credentials and their state (admin or auditor)',
       responses: {
-        '200': json({ type: 'object', properties: { credentials: { type: 'array', items: credential } } }),
+        '200': ok({ type: 'object', properties: { credentials: { type: 'array', items: credential } } }),
       },
     },
   },
@@ -39,7 +39,7 @@ export const oauthPaths = {
     get: {
       summary: 'One OAuth credential (admin or auditor)',
       parameters: [nameParam],
-      responses: { '200': json(credential), '404': err },
+      responses: { '200': ok(credential), '404': err },
     },
   },
   '/api/v1/oauth/credentials/{name}/connect': {
@@ -48,7 +48,7 @@ export const oauthPaths = {
         'Connect a credential (admin). Authorization code: returns the provider URL a human opens; the provider redirects back to /oauth/callback/{name}. Client credentials: obtains a token at once.',
       parameters: [nameParam],
       responses: {
-        '200': json({
+        '200': ok({
           oneOf: [
             {
               type: 'object',
@@ -76,7 +76,7 @@ export const oauthPaths = {
     post: {
       summary: 'Disconnect a credential (admin): its tokens are deleted from the vault',
       parameters: [nameParam],
-      responses: { '200': json(credential), '404': err },
+      responses: { '200': ok(credential), '404': err },
     },
   },
   '/oauth/callback/{name}': {

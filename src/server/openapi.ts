@@ -2,6 +2,7 @@ import { agentAuthPaths } from './openapi-agent-auth.js';
 import { detectPaths } from './openapi-detect.js';
 import { lifecyclePaths } from './openapi-lifecycle.js';
 import { oauthPaths } from './openapi-oauth.js';
+import { ok } from './openapi-parts.js';
 
 /** The admin API, described for people and for generated clients (OpenAPI 3.1). */
 const agentRef = {
@@ -182,7 +183,6 @@ const user = {
     status: { enum: ['active', 'disabled'] },
   },
 };
-const ok = (schema: object) => ({ description: 'ok', content: { 'application/json': { schema } } });
 
 const vote = {
   type: 'object',
