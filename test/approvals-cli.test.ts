@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,8 +8,9 @@ import { systemClock } from '../src/core/clock.js';
 import { buildConfig } from '../src/core/config.js';
 import { IdGenerator } from '../src/core/ids.js';
 import { openStore } from '../src/store/index.js';
-import { type AgentClient, connectAgent, type ToolResult } from './support/agents.js';
+import { type AgentClient, approvalOf, connectAgent, type ToolResult } from './support/agents.js';
 import { ensureBuilt, runCli } from './support/cli.js';
+import { countedCalls } from './support/counting.js';
 import { startTestCustos, type TestCustos } from './support/custos.js';
 
 const countingEntry = resolve('test/support/counting-server.mjs');
@@ -24,8 +25,7 @@ function custos(args: string[], env: Record<string, string> = {}): Promise<Run> 
   return runCli(args, { cwd: tmpdir(), env });
 }
 
-const pendingId = (result: ToolResult) =>
-  (result._meta?.['io.custos/approval'] as { id: string } | undefined)?.id as string;
+const pendingId = (result: ToolResult) => approvalOf(result)?.id as string;
 
 describe('custos approvals (built CLI against a running server)', () => {
   let t: TestCustos;
@@ -33,8 +33,7 @@ describe('custos approvals (built CLI against a running server)', () => {
   let countFile: string;
   const run = (args: string[], env?: Record<string, string>) =>
     custos(['--data', t.dataDir, 'approvals', ...args], env);
-  const executed = () =>
-    existsSync(countFile) ? readFileSync(countFile, 'utf8').split('\n').filter(Boolean).length : 0;
+  const executed = () => countedCalls(countFile).length;
 
   beforeAll(async () => {
     ensureBuilt();

@@ -1,9 +1,15 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Approval } from '../src/approvals/index.js';
 import { ManualClock } from '../src/core/clock.js';
-import { type AgentClient, connectAgent, type ToolResult } from './support/agents.js';
+import {
+  type AgentClient,
+  approvalOf,
+  connectAgent,
+  denialCodeOf,
+  type ToolResult,
+} from './support/agents.js';
+import { countedCalls } from './support/counting.js';
 import { startTestCustos, type TestCustos } from './support/custos.js';
 
 const countingEntry = resolve('test/support/counting-server.mjs');
@@ -27,8 +33,7 @@ when { principal.name == "solo-bot" };
 `,
 };
 
-const approvalId = (r: ToolResult) => (r._meta?.['io.custos/approval'] as { id?: string } | undefined)?.id;
-const denialCode = (r: ToolResult) => (r._meta?.['io.custos/denial'] as { code?: string } | undefined)?.code;
+const approvalId = (r: ToolResult) => approvalOf(r)?.id;
 
 describe('approvals decided by real people over HTTP (users, roles, API tokens, sessions)', () => {
   let t: TestCustos;
@@ -38,12 +43,7 @@ describe('approvals decided by real people over HTTP (users, roles, API tokens, 
   const agents = new Map<string, AgentClient>();
 
   const executions = (to: string) =>
-    existsSync(countFile)
-      ? readFileSync(countFile, 'utf8')
-          .split('\n')
-          .filter((l) => l !== '' && (JSON.parse(l) as { arguments: { to?: string } }).arguments.to === to)
-          .length
-      : 0;
+    countedCalls(countFile).filter((call) => call.arguments.to === to).length;
 
   async function agent(name: string): Promise<AgentClient> {
     let client = agents.get(name);
@@ -124,7 +124,7 @@ describe('approvals decided by real people over HTTP (users, roles, API tokens, 
     expect(refused.status).toBe(403);
     expect(refused.body.code).toBe('approval_ineligible');
     expect((await status(id)).status).toBe('pending');
-    expect(denialCode(await client.callTool('transfer', { amount: 1, to: 'owner-test' }))).toBe(
+    expect(denialCodeOf(await client.callTool('transfer', { amount: 1, to: 'owner-test' }))).toBe(
       'approval_pending',
     );
     expect(executions('owner-test')).toBe(0);
@@ -153,7 +153,7 @@ describe('approvals decided by real people over HTTP (users, roles, API tokens, 
 
     // 1 of 2: the retry joins the same request and runs nothing.
     const retry = await client.callTool('transfer', args);
-    expect(denialCode(retry)).toBe('approval_pending');
+    expect(denialCodeOf(retry)).toBe('approval_pending');
     expect(approvalId(retry)).toBe(id);
     const shown = await status(id);
     expect(shown.status).toBe('pending');
@@ -165,7 +165,7 @@ describe('approvals decided by real people over HTTP (users, roles, API tokens, 
       (await decide({ token: tokens.get('carol@example.com') as string }, id)).body.approval?.status,
     ).toBe('approved');
     expect((await client.callTool('transfer', args)).isError).toBeFalsy();
-    expect(denialCode(await client.callTool('transfer', args))).toBe('approval_pending');
+    expect(denialCodeOf(await client.callTool('transfer', args))).toBe('approval_pending');
     expect(executions('quorum-test')).toBe(1);
   });
 
@@ -179,7 +179,7 @@ describe('approvals decided by real people over HTTP (users, roles, API tokens, 
     expect(late.body.code).toBe('approval_expired');
     expect((await status(id)).status).toBe('expired');
     const retry = await client.callTool('transfer', args);
-    expect(denialCode(retry)).toBe('approval_pending');
+    expect(denialCodeOf(retry)).toBe('approval_pending');
     expect(approvalId(retry)).not.toBe(id);
     expect(executions('expiry-test')).toBe(0);
   });
@@ -194,7 +194,7 @@ describe('approvals decided by real people over HTTP (users, roles, API tokens, 
       { amount: 40, to: 'mismatch-test', memo: 'x' },
     ]) {
       const mismatched = await client.callTool('transfer', other);
-      expect(denialCode(mismatched)).toBe('approval_pending');
+      expect(denialCodeOf(mismatched)).toBe('approval_pending');
       expect(approvalId(mismatched)).not.toBe(id);
     }
     expect((await status(id)).status).toBe('approved');

@@ -1,9 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalJson } from '../src/core/canonical.js';
 import { type AgentClient, connectAgent, type ToolResult } from './support/agents.js';
+import { countedCalls } from './support/counting.js';
 import { startTestCustos, type TestCustos } from './support/custos.js';
 
 const countingEntry = resolve('test/support/counting-server.mjs');
@@ -174,12 +174,7 @@ describe('randomized: no call runs without an approval of exactly its arguments'
       }
     }
 
-    const executed = existsSync(countFile)
-      ? readFileSync(countFile, 'utf8')
-          .split('\n')
-          .filter((l) => l !== '')
-          .map((l) => canonicalJson(JSON.parse(l)))
-      : [];
+    const executed = countedCalls(countFile).map((call) => canonicalJson(call));
     console.log(
       `approvals fuzz: ${calls} calls, ${outcomes.executed} executed, ${outcomes.pending} held back`,
     );

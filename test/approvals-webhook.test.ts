@@ -1,10 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Approval } from '../src/approvals/index.js';
-import { type AgentClient, connectAgent, type ToolResult } from './support/agents.js';
+import { type AgentClient, approvalOf, connectAgent, type ToolResult } from './support/agents.js';
+import { countedCalls } from './support/counting.js';
 import { eventually, startTestCustos, type TestCustos } from './support/custos.js';
 
 const countingEntry = resolve('test/support/counting-server.mjs');
@@ -19,7 +19,7 @@ interface SlackMessage {
 }
 
 function approvalIdOf(result: ToolResult): string {
-  const meta = result._meta?.['io.custos/approval'] as { id?: string } | undefined;
+  const meta = approvalOf(result);
   if (meta?.id === undefined) throw new Error(`no approval in ${JSON.stringify(result)}`);
   return meta.id;
 }
@@ -30,8 +30,7 @@ describe('webhook channel: Slack-compatible message with signed one-time links',
   let receiver: Server;
   let countFile: string;
   const received: Array<{ headers: Record<string, unknown>; body: SlackMessage }> = [];
-  const executed = () =>
-    existsSync(countFile) ? readFileSync(countFile, 'utf8').split('\n').filter(Boolean).length : 0;
+  const executed = () => countedCalls(countFile).length;
 
   beforeAll(async () => {
     receiver = createServer((req, res) => {

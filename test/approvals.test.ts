@@ -1,4 +1,3 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,7 +5,16 @@ import type { Approval } from '../src/approvals/index.js';
 import type { AuditEvent } from '../src/audit/index.js';
 import { canonicalJson } from '../src/core/canonical.js';
 import { ManualClock } from '../src/core/clock.js';
-import { type AgentClient, connectAgent, flavours, type ToolResult, textOf } from './support/agents.js';
+import {
+  type AgentClient,
+  type ApprovalMeta,
+  approvalOf,
+  connectAgent,
+  denialCodeOf,
+  flavours,
+  textOf,
+} from './support/agents.js';
+import { countedCalls } from './support/counting.js';
 import { eventually, everythingServer, startTestCustos, type TestCustos } from './support/custos.js';
 
 const countingEntry = resolve('test/support/counting-server.mjs');
@@ -60,22 +68,6 @@ const approvalsConfig = {
   },
 };
 
-type ApprovalMeta = {
-  id: string;
-  status: string;
-  retryAfterSeconds?: number;
-  callHash?: string;
-  reason?: string;
-};
-
-function approvalMeta(result: ToolResult): ApprovalMeta | undefined {
-  return result._meta?.['io.custos/approval'] as ApprovalMeta | undefined;
-}
-
-function denialCode(result: ToolResult): string | undefined {
-  return (result._meta?.['io.custos/denial'] as { code?: string } | undefined)?.code;
-}
-
 describe('human approval in the request path', () => {
   let t: TestCustos;
   let countFile: string;
@@ -91,13 +83,7 @@ describe('human approval in the request path', () => {
     return client;
   }
 
-  function executions(): Array<{ tool: string; arguments: unknown }> {
-    if (!existsSync(countFile)) return [];
-    return readFileSync(countFile, 'utf8')
-      .split('\n')
-      .filter((l) => l !== '')
-      .map((l) => JSON.parse(l) as { tool: string; arguments: unknown });
-  }
+  const executions = () => countedCalls(countFile);
 
   const approve = (id: string, body: Record<string, unknown> = {}) =>
     t.admin<{ approval: Approval }>(`/api/v1/approvals/${id}/approve`, { method: 'POST', body });
@@ -203,9 +189,9 @@ describe('human approval in the request path', () => {
     });
     const result = await call;
     expect(result.isError).toBe(true);
-    expect(denialCode(result)).toBe('approval_denied');
+    expect(denialCodeOf(result)).toBe('approval_denied');
     expect(textOf(result)).toContain('not our vendor');
-    expect(approvalMeta(result)).toMatchObject({ id: pending.id, status: 'denied' });
+    expect(approvalOf(result)).toMatchObject({ id: pending.id, status: 'denied' });
     expect(
       executions().some((e) => canonicalJson(e.arguments) === canonicalJson({ amount: 9_999, to: 'acct-x' })),
     ).toBe(false);
@@ -216,22 +202,22 @@ describe('human approval in the request path', () => {
     const args = { amount: 10, to: 'acct-1' };
     const first = await client.callTool('transfer', args);
     expect(first.isError).toBe(true);
-    expect(denialCode(first)).toBe('approval_pending');
-    const meta = approvalMeta(first);
+    expect(denialCodeOf(first)).toBe('approval_pending');
+    const meta = approvalOf(first);
     expect(meta).toMatchObject({ status: 'pending', retryAfterSeconds: 5 });
     const id = meta?.id as string;
 
     // Retrying before a decision joins the same request and runs nothing.
     const again = await client.callTool('transfer', args);
-    expect(approvalMeta(again)?.id).toBe(id);
+    expect(approvalOf(again)?.id).toBe(id);
 
     await approve(id);
     const before = executions().length;
     const mismatched = await client.callTool('transfer', { amount: 11, to: 'acct-1' });
-    expect(denialCode(mismatched)).toBe('approval_pending');
-    expect(approvalMeta(mismatched)?.id).not.toBe(id);
+    expect(denialCodeOf(mismatched)).toBe('approval_pending');
+    expect(approvalOf(mismatched)?.id).not.toBe(id);
     const otherAgent = await (await agent('quick2')).callTool('transfer', args);
-    expect(denialCode(otherAgent)).toBe('approval_pending');
+    expect(denialCodeOf(otherAgent)).toBe('approval_pending');
     expect(executions().length).toBe(before);
 
     const retry = await client.callTool('transfer', { to: 'acct-1', amount: 10 }); // same call, keys reordered
@@ -239,27 +225,27 @@ describe('human approval in the request path', () => {
     expect(executions().length).toBe(before + 1);
 
     const replay = await client.callTool('transfer', args);
-    expect(denialCode(replay)).toBe('approval_pending');
-    expect(approvalMeta(replay)?.id).not.toBe(id);
+    expect(denialCodeOf(replay)).toBe('approval_pending');
+    expect(approvalOf(replay)?.id).not.toBe(id);
     expect(executions().length).toBe(before + 1);
   });
 
   it('never runs a call whose approval expired, whether it was decided late or used late', async () => {
     const client = await agent('quick');
     const late = await client.callTool('transfer', { amount: 20, to: 'late-decision' });
-    const lateId = approvalMeta(late)?.id as string;
+    const lateId = approvalOf(late)?.id as string;
     const unused = await client.callTool('transfer', { amount: 21, to: 'late-use' });
-    const unusedId = approvalMeta(unused)?.id as string;
+    const unusedId = approvalOf(unused)?.id as string;
     await approve(unusedId);
     clock.advance(61_000);
 
     await expect(approve(lateId)).rejects.toThrow(/approval_expired/);
     const before = executions().length;
     const retryLate = await client.callTool('transfer', { amount: 20, to: 'late-decision' });
-    expect(denialCode(retryLate)).toBe('approval_pending');
-    expect(approvalMeta(retryLate)?.id).not.toBe(lateId);
+    expect(denialCodeOf(retryLate)).toBe('approval_pending');
+    expect(approvalOf(retryLate)?.id).not.toBe(lateId);
     const retryUnused = await client.callTool('transfer', { amount: 21, to: 'late-use' });
-    expect(denialCode(retryUnused)).toBe('approval_pending');
+    expect(denialCodeOf(retryUnused)).toBe('approval_pending');
     expect(executions().length).toBe(before);
     const shown = await t.admin<{ approval: Approval }>(`/api/v1/approvals/${unusedId}`);
     expect(shown.approval.status).toBe('expired');
@@ -269,14 +255,14 @@ describe('human approval in the request path', () => {
     const client = await agent('pair');
     const args = { amount: 5_000, to: 'acct-board' };
     const first = await client.callTool('transfer', args);
-    const id = approvalMeta(first)?.id as string;
+    const id = approvalOf(first)?.id as string;
     const { approval } = await approve(id);
     expect(approval.status).toBe('pending');
     await expect(approve(id)).rejects.toThrow(/approval_ineligible/);
     const before = executions().length;
     const retry = await client.callTool('transfer', args);
-    expect(denialCode(retry)).toBe('approval_pending');
-    expect(approvalMeta(retry)?.id).toBe(id);
+    expect(denialCodeOf(retry)).toBe('approval_pending');
+    expect(approvalOf(retry)?.id).toBe(id);
     expect(executions().length).toBe(before);
   });
 
@@ -288,7 +274,7 @@ describe('human approval in the request path', () => {
         const args = { amount: 31, to: `acct-${flavour}` };
         const first = await client.callTool('transfer', args);
         expect(first.isError).toBe(true);
-        const meta = approvalMeta(first);
+        const meta = approvalOf(first);
         expect(meta).toMatchObject({ status: 'pending', retryAfterSeconds: 5 });
         expect(textOf(first)).toContain(meta?.id as string);
         await approve(meta?.id as string);
@@ -335,14 +321,14 @@ describe('human approval in the request path', () => {
   it('fails closed when a policy names a tier that is not configured', async () => {
     const before = executions().length;
     const result = await (await agent('ghost')).callTool('transfer', { amount: 1 });
-    expect(denialCode(result)).toBe('approval_misconfigured');
+    expect(denialCodeOf(result)).toBe('approval_misconfigured');
     expect(executions().length).toBe(before);
   });
 
   it('a grant covers this agent, task and tool with matching arguments for its minutes, and nothing else', async () => {
     const client = await agent('quick');
     const first = await client.callTool('note', { text: 'hello', channel: 'ops' });
-    const id = approvalMeta(first)?.id as string;
+    const id = approvalOf(first)?.id as string;
     await expect(approve(id, { grant: { minutes: 10, argumentsPattern: { text: '(' } } })).rejects.toThrow(
       /bad_request/,
     );
@@ -352,21 +338,21 @@ describe('human approval in the request path', () => {
     expect((await client.callTool('note', { text: 'another note', channel: 'ops' })).isError).toBeFalsy();
     expect(executions().length).toBe(before + 2);
     // Outside the pattern, another unnamed argument value, an extra argument, another agent.
-    expect(denialCode(await client.callTool('note', { text: 'UPPER', channel: 'ops' }))).toBe(
+    expect(denialCodeOf(await client.callTool('note', { text: 'UPPER', channel: 'ops' }))).toBe(
       'approval_pending',
     );
-    expect(denialCode(await client.callTool('note', { text: 'hello', channel: 'all' }))).toBe(
+    expect(denialCodeOf(await client.callTool('note', { text: 'hello', channel: 'all' }))).toBe(
       'approval_pending',
     );
-    expect(denialCode(await client.callTool('note', { text: 'hello', channel: 'ops', x: 1 }))).toBe(
+    expect(denialCodeOf(await client.callTool('note', { text: 'hello', channel: 'ops', x: 1 }))).toBe(
       'approval_pending',
     );
     expect(
-      denialCode(await (await agent('quick2')).callTool('note', { text: 'hello', channel: 'ops' })),
+      denialCodeOf(await (await agent('quick2')).callTool('note', { text: 'hello', channel: 'ops' })),
     ).toBe('approval_pending');
     expect(executions().length).toBe(before + 2);
     clock.advance(10 * 60_000 + 1);
-    expect(denialCode(await client.callTool('note', { text: 'hello', channel: 'ops' }))).toBe(
+    expect(denialCodeOf(await client.callTool('note', { text: 'hello', channel: 'ops' }))).toBe(
       'approval_pending',
     );
     expect(executions().length).toBe(before + 2);
@@ -385,7 +371,7 @@ describe('human approval in the request path', () => {
   it('lists grants in force, and a revoked grant lets nothing more through', async () => {
     const client = await agent('quick');
     const args = { text: 'revocable', channel: 'ops' };
-    const id = approvalMeta(await client.callTool('note', args))?.id as string;
+    const id = approvalOf(await client.callTool('note', args))?.id as string;
     await approve(id, { grant: { minutes: 30 } });
     const before = executions().length;
     expect((await client.callTool('note', args)).isError).toBeFalsy();
@@ -396,7 +382,7 @@ describe('human approval in the request path', () => {
     const grant = grants.find((g) => g.approvalId === id);
     expect(grant).toBeDefined();
     await t.admin(`/api/v1/approvals/grants/${grant?.id}/revoke`, { method: 'POST', body: {} });
-    expect(denialCode(await client.callTool('note', args))).toBe('approval_pending');
+    expect(denialCodeOf(await client.callTool('note', args))).toBe('approval_pending');
     expect(executions().length).toBe(before + 2);
     await expect(
       t.admin(`/api/v1/approvals/grants/${grant?.id}/revoke`, { method: 'POST', body: {} }),
@@ -419,7 +405,7 @@ describe('human approval in the request path', () => {
   it('keeps a pending approval across a restart; the approved retry runs once', async () => {
     const client = await agent('quick');
     const args = { amount: 77, to: 'after-restart' };
-    const id = approvalMeta(await client.callTool('transfer', args))?.id as string;
+    const id = approvalOf(await client.callTool('transfer', args))?.id as string;
     for (const c of agents.values()) await c.close().catch(() => {});
     agents.clear();
     await t.restart();
@@ -427,7 +413,7 @@ describe('human approval in the request path', () => {
     const before = executions().length;
     const fresh = await agent('quick');
     expect((await fresh.callTool('transfer', args)).isError).toBeFalsy();
-    expect(denialCode(await fresh.callTool('transfer', args))).toBe('approval_pending');
+    expect(denialCodeOf(await fresh.callTool('transfer', args))).toBe('approval_pending');
     expect(executions().length).toBe(before + 1);
   }, 60_000);
 });

@@ -2,9 +2,8 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Client } from '@modelcontextprotocol/client';
-import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectThroughBridge } from './support/cli.js';
 import { everythingServer, startTestCustos, type TestCustos } from './support/custos.js';
 
 /** `custos connect`: a stdio-only MCP client reaches Custos through the bridge. */
@@ -24,22 +23,14 @@ describe('custos connect', () => {
     if (agent === undefined) throw new Error('no agent');
     const secretFile = join(mkdtempSync(join(tmpdir(), 'custos-connect-')), 'secret');
     writeFileSync(secretFile, agent.clientSecret, { mode: 0o600 });
-    const client = new Client({ name: 'stdio-only-agent', version: '1.0.0' });
-    await client.connect(
-      new StdioClientTransport({
-        command: process.execPath,
-        args: [
-          resolve('bin/custos.js'),
-          'connect',
-          '--url',
-          `${t.url}/mcp`,
-          '--client-id',
-          agent.clientId,
-          '--client-secret-file',
-          secretFile,
-        ],
-      }),
-    );
+    const client = await connectThroughBridge('stdio-only-agent', [
+      '--url',
+      `${t.url}/mcp`,
+      '--client-id',
+      agent.clientId,
+      '--client-secret-file',
+      secretFile,
+    ]);
     const { tools } = await client.listTools();
     expect(tools.map((tool) => tool.name)).toContain('echo');
     const result = await client.callTool({ name: 'echo', arguments: { message: 'over the bridge' } });

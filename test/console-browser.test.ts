@@ -1,18 +1,16 @@
-import { existsSync, mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AgentClient, connectAgent, type ToolResult, textOf } from './support/agents.js';
+import {
+  chromiumAvailable,
+  launchChromium,
+  logIn as logInAs,
+  withPage as withBrowserPage,
+} from './support/browser.js';
 import { ensureBuilt } from './support/cli.js';
 import { eventually, everythingServer, startTestCustos, type TestCustos } from './support/custos.js';
 
-/**
- * The console in a real headless Chromium (Debian's, installed by .ci/run): playwright-core
- * only drives it; no test-tool browser download is involved. A failing test leaves a
- * screenshot in test-output/screenshots/ (gitignored).
- */
-const chromiumPath = process.env.CUSTOS_CHROMIUM ?? '/usr/bin/chromium';
-const screenshots = resolve('test-output/screenshots');
+/** The console in a real headless Chromium (see support/browser.ts). */
 const password = 'console test password';
 const owner = 'owner@example.com';
 
@@ -23,55 +21,35 @@ permit (principal in Owner::"${owner}", action, resource in Server::"everything"
 `,
 };
 
-if (!existsSync(chromiumPath)) {
-  console.warn(`[console-browser] skipping: no Chromium at ${chromiumPath} (apt-get install -y chromium)`);
-}
+const hasChromium = chromiumAvailable('console-browser');
 
 // The whole suite shares two cores with a browser here: generous limits, no timing assertions.
-describe.skipIf(!existsSync(chromiumPath))('the console in a real browser', { timeout: 60_000 }, () => {
+describe.skipIf(!hasChromium)('the console in a real browser', { timeout: 60_000 }, () => {
   let t: TestCustos;
   let browser: Browser;
   let agent: AgentClient;
 
-  /** Run a browser step; on failure keep a screenshot named after the test. */
-  async function withPage(
+  /** Run a browser step (see support/browser.ts); the page must raise no error and no CSP violation. */
+  function withPage(
     name: string,
     work: (page: Page, context: BrowserContext) => Promise<void>,
     viewport = { width: 1280, height: 900 },
   ) {
-    const context = await browser.newContext({ viewport, baseURL: t.url });
-    const page = await context.newPage();
-    // Fail within the test's own time limit, so the screenshot shows the moment it stuck.
-    page.setDefaultTimeout(20_000);
-    const problems: string[] = [];
-    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-    page.on('console', (message) => {
-      // A CSP violation shows up as a console error; the console must run under its own CSP.
-      if (message.type() === 'error' && /Content Security Policy/i.test(message.text())) {
-        problems.push(message.text());
-      }
-    });
-    try {
+    return withBrowserPage(browser, { viewport, baseURL: t.url }, name, async (page, context) => {
+      const problems: string[] = [];
+      page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+      page.on('console', (message) => {
+        // A CSP violation shows up as a console error; the console must run under its own CSP.
+        if (message.type() === 'error' && /Content Security Policy/i.test(message.text())) {
+          problems.push(message.text());
+        }
+      });
       await work(page, context);
       expect(problems).toEqual([]);
-    } catch (error) {
-      mkdirSync(screenshots, { recursive: true });
-      const file = join(screenshots, `${name.replace(/[^a-z0-9]+/gi, '-')}.png`);
-      await page.screenshot({ path: file, fullPage: true }).catch(() => {});
-      console.error(`[console-browser] screenshot of the failure: ${file}`);
-      throw error;
-    } finally {
-      await context.close();
-    }
+    });
   }
 
-  async function logIn(page: Page, email: string): Promise<void> {
-    await page.goto('/');
-    await page.getByLabel('Email').fill(email);
-    await page.getByLabel('Password').fill(password);
-    await page.getByRole('button', { name: 'Log in' }).click();
-    await page.getByText(email).waitFor();
-  }
+  const logIn = (page: Page, email: string) => logInAs(page, email, password);
 
   beforeAll(async () => {
     ensureBuilt();
@@ -100,7 +78,7 @@ describe.skipIf(!existsSync(chromiumPath))('the console in a real browser', { ti
     // Arguments are the agent's, so the console must show them as text and never as markup.
     await agent.callTool('echo', { message: '<img src=x id=injected onerror="document.title=1">' });
     await agent.callTool('no-such-tool', {}).catch(() => {});
-    browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox'] });
+    browser = await launchChromium();
   }, 120_000);
 
   afterAll(async () => {
@@ -390,39 +368,32 @@ permit (principal in Owner::"${owner}", action == Action::"list_tools", resource
     /** Started once the empty inbox shows: the request must then appear live, without a reload. */
     startCall?: () => void,
   ) {
-    const context = await browser.newContext({ viewport: { width: 390, height: 844 }, baseURL: a.url });
-    const page = await context.newPage();
-    page.setDefaultTimeout(15_000);
-    try {
-      await page.goto('/');
-      await page.getByLabel('Email').fill('approver@example.com');
-      await page.getByLabel('Password').fill(password);
-      await page.getByRole('button', { name: 'Log in' }).click();
-      await page.getByText('approver@example.com').waitFor();
-      await page.goto('/#/approvals/inbox');
-      const card = page.locator('article.approval').first();
-      if (startCall !== undefined) {
+    await withBrowserPage(
+      browser,
+      { viewport: { width: 390, height: 844 }, baseURL: a.url },
+      name,
+      async (page) => {
+        page.setDefaultTimeout(15_000);
+        await logInAs(page, 'approver@example.com', password);
+        await page.goto('/#/approvals/inbox');
+        const card = page.locator('article.approval').first();
+        if (startCall !== undefined) {
+          await page.getByText('Nothing waits for a decision.').waitFor();
+          await page.locator('.live.on').waitFor();
+          startCall();
+          // Sooner than the console's 15-second fallback refresh: the stream announced it.
+          await card.getByText('pay-bot wants to call').waitFor({ timeout: 10_000 });
+        }
+        await card.getByText('pay-bot wants to call').waitFor();
+        await card.getByText(owner).waitFor();
+        await card.getByLabel('arguments').getByText(message).waitFor();
+        await card.getByLabel('reasoning').getByText(reasoning).waitFor();
+        await card.getByText('payments:needs-approval').waitFor();
+        await card.getByRole('textbox', { name: 'Reason' }).fill('invoice checked');
+        await card.getByRole('button', { name: 'Approve' }).click();
         await page.getByText('Nothing waits for a decision.').waitFor();
-        await page.locator('.live.on').waitFor();
-        startCall();
-        // Sooner than the console's 15-second fallback refresh: the stream announced it.
-        await card.getByText('pay-bot wants to call').waitFor({ timeout: 10_000 });
-      }
-      await card.getByText('pay-bot wants to call').waitFor();
-      await card.getByText(owner).waitFor();
-      await card.getByLabel('arguments').getByText(message).waitFor();
-      await card.getByLabel('reasoning').getByText(reasoning).waitFor();
-      await card.getByText('payments:needs-approval').waitFor();
-      await card.getByRole('textbox', { name: 'Reason' }).fill('invoice checked');
-      await card.getByRole('button', { name: 'Approve' }).click();
-      await page.getByText('Nothing waits for a decision.').waitFor();
-    } catch (error) {
-      mkdirSync(screenshots, { recursive: true });
-      await page.screenshot({ path: join(screenshots, `${name}.png`), fullPage: true }).catch(() => {});
-      throw error;
-    } finally {
-      await context.close();
-    }
+      },
+    );
   }
 
   it('approval end to end: log in, see the pending call, approve it, and the agent’s retry executes', async (ctx) => {

@@ -1,10 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Approval, Grant } from '../src/approvals/index.js';
 import type { AuditEvent } from '../src/audit/index.js';
 import type { IncidentSummary } from '../src/detect/index.js';
-import { type AgentClient, connectAgent, type ToolResult, textOf } from './support/agents.js';
+import { type AgentClient, approvalOf, connectAgent, denialCodeOf, textOf } from './support/agents.js';
+import { countedCalls } from './support/counting.js';
 import { eventually, startTestCustos, type TestCustos } from './support/custos.js';
 
 const countingEntry = resolve('test/support/counting-server.mjs');
@@ -20,25 +20,12 @@ permit (principal, action == Action::"call_tool", resource);
 `,
 };
 
-function denial(result: ToolResult): { code?: string } | undefined {
-  return result._meta?.['io.custos/denial'] as { code?: string } | undefined;
-}
-
-function approvalOf(result: ToolResult): { id?: string; status?: string } | undefined {
-  return result._meta?.['io.custos/approval'] as { id?: string; status?: string } | undefined;
-}
-
 describe('containment cancels held approvals (real counting upstream, SDK agents over HTTP)', () => {
   let t: TestCustos;
   let countFile: string;
   const clients: AgentClient[] = [];
 
-  const executions = (tool: string) =>
-    existsSync(countFile)
-      ? readFileSync(countFile, 'utf8')
-          .split('\n')
-          .filter((l) => l !== '' && (JSON.parse(l) as { tool: string }).tool === tool).length
-      : 0;
+  const executions = (tool: string) => countedCalls(countFile).filter((call) => call.tool === tool).length;
   const pendingOf = async (agent: string) =>
     (await t.admin<{ approvals: Approval[] }>(`/api/v1/approvals?status=pending&agent=${agent}`)).approvals;
   const eventsOf = async (agentId: string) =>
@@ -98,7 +85,7 @@ describe('containment cancels held approvals (real counting upstream, SDK agents
     // Held for up to 30 s otherwise: the kill answers it at once.
     expect(Date.now() - killed).toBeLessThan(5_000);
     expect(answer.isError).toBe(true);
-    expect(denial(answer)?.code).toBe('contained');
+    expect(denialCodeOf(answer)).toBe('contained');
     expect(approvalOf(answer)).toMatchObject({ id: held.id, status: 'cancelled' });
     expect(textOf(answer)).toContain('[contained]');
 
@@ -197,7 +184,7 @@ describe('containment cancels held approvals (real counting upstream, SDK agents
     await first;
     let contained = false;
     for (let i = 0; i < 60 && !contained; i += 1) {
-      contained = denial(await payer.callTool('note', { text: 'loop' }))?.code === 'contained';
+      contained = denialCodeOf(await payer.callTool('note', { text: 'loop' })) === 'contained';
     }
     expect(contained).toBe(true);
     await t.custos.detect.settle();

@@ -1,6 +1,6 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import {
   Client,
   createPrivateKeyJwtAuth,
@@ -9,10 +9,10 @@ import {
   StreamableHTTPClientTransport,
   withDpop,
 } from '@modelcontextprotocol/client';
-import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import { decodeJwt, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectAgent } from './support/agents.js';
+import { connectThroughBridge } from './support/cli.js';
 import { everythingServer, startTestCustos, type TestCustos } from './support/custos.js';
 
 /**
@@ -185,23 +185,10 @@ describe('secretless agents: private_key_jwt and DPoP end to end', () => {
   it('custos connect --key-file --dpop carries a stdio client with no secret', async () => {
     const keyFile = join(mkdtempSync(join(tmpdir(), 'custos-dpop-')), 'agent.jwk');
     writeFileSync(keyFile, JSON.stringify(privateJwk), { mode: 0o600 });
-    const client = new Client({ name: 'stdio-secretless', version: '1.0.0' });
-    await client.connect(
-      new StdioClientTransport({
-        command: process.execPath,
-        args: [
-          resolve('bin/custos.js'),
-          'connect',
-          '--url',
-          `${t.url}/mcp`,
-          '--client-id',
-          agentId,
-          '--key-file',
-          keyFile,
-          '--dpop',
-        ],
-        env: { ...process.env, CUSTOS_CLIENT_SECRET: '' } as Record<string, string>,
-      }),
+    const client = await connectThroughBridge(
+      'stdio-secretless',
+      ['--url', `${t.url}/mcp`, '--client-id', agentId, '--key-file', keyFile, '--dpop'],
+      { CUSTOS_CLIENT_SECRET: '' },
     );
     const result = await client.callTool({ name: 'echo', arguments: { message: 'bridged and bound' } });
     expect(result.content).toEqual([{ type: 'text', text: 'Echo: bridged and bound' }]);

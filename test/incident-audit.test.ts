@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../src/audit/index.js';
 import type { IncidentSummary } from '../src/detect/index.js';
-import { connectAgent, type ToolResult } from './support/agents.js';
+import { connectAgent, denialCodeOf } from './support/agents.js';
 import { everythingServer, startTestCustos, type TestCustos } from './support/custos.js';
 
 /** The methods that run the whole request path; everything else in the log is not a call. */
@@ -12,8 +12,6 @@ const governed = new Set([
   'completion/complete',
   'resources/subscribe',
 ]);
-
-const denialCode = (r: ToolResult) => (r._meta?.['io.custos/denial'] as { code?: string } | undefined)?.code;
 
 describe('an incident’s report agrees exactly with the audit log (runaway against the real everything server)', () => {
   let t: TestCustos;
@@ -36,7 +34,7 @@ describe('an incident’s report agrees exactly with the audit log (runaway agai
     // The runaway: the same call until the loop detector (50 in a row) quarantines the agent.
     let outcome: string | undefined;
     for (let i = 0; i < 80 && outcome !== 'contained'; i += 1) {
-      outcome = denialCode(await agent.callTool('echo', { message: 'again' }));
+      outcome = denialCodeOf(await agent.callTool('echo', { message: 'again' }));
     }
     expect(outcome).toBe('contained');
     await agent.close().catch(() => {});
@@ -44,7 +42,7 @@ describe('an incident’s report agrees exactly with the audit log (runaway agai
     const retry = await connectAgent('sdk2-legacy', `${t.url}/mcp/everything`, await t.token('looper'));
     await retry.listTools();
     for (let i = 0; i < 4; i += 1)
-      expect(denialCode(await retry.callTool('echo', { message: 'again' }))).toBe('contained');
+      expect(denialCodeOf(await retry.callTool('echo', { message: 'again' }))).toBe('contained');
     await retry.close().catch(() => {});
     await t.custos.detect.settle();
 

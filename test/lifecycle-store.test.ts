@@ -3,7 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ApprovalService } from '../src/approvals/index.js';
-import { AuditRecorder, listEvents, TransparencyLog, verifyLive } from '../src/audit/index.js';
+import {
+  type AuditEventInput,
+  AuditRecorder,
+  listEvents,
+  TransparencyLog,
+  verifyLive,
+} from '../src/audit/index.js';
 import { ManualClock } from '../src/core/clock.js';
 import { buildConfig } from '../src/core/config.js';
 import { IdGenerator } from '../src/core/ids.js';
@@ -22,6 +28,27 @@ import { BindingService, Vault } from '../src/vault/index.js';
 import { describeEachStore } from './support/stores.js';
 
 const day = 86_400_000;
+
+/** An allowed bank.balance call by `agent` at `time`, as the gateway records it. */
+function balanceCall(agent: { id: string; owner: string }, time: number): AuditEventInput {
+  return {
+    time,
+    agentId: agent.id,
+    owner: agent.owner,
+    taskId: null,
+    method: 'tools/call',
+    server: 'bank',
+    target: 'balance',
+    argsHash: null,
+    effect: 'allow',
+    policyIds: [],
+    reasons: [],
+    outcome: 'executed',
+    errorCode: null,
+    latencyUs: 1,
+    traceId: null,
+  };
+}
 const approvalsConfig = buildConfig(
   {
     approvals: {
@@ -293,23 +320,7 @@ await describeEachStore('lifecycle', (current) => {
     expect(await eventsOf(agent.id)).toEqual(['agents/onboard']);
     expect(await bindings.list({ agentId: agent.id })).toHaveLength(1);
     // The next event takes the next seq: no gap, no duplicate.
-    const next = await recorder.record({
-      time: clock.now(),
-      agentId: agent.id,
-      owner: agent.owner,
-      taskId: null,
-      method: 'tools/call',
-      server: 'bank',
-      target: 'balance',
-      argsHash: null,
-      effect: 'allow',
-      policyIds: [],
-      reasons: [],
-      outcome: 'executed',
-      errorCode: null,
-      latencyUs: 1,
-      traceId: null,
-    });
+    const next = await recorder.record(balanceCall(agent, clock.now()));
     expect(next.seq).toBe(seqBefore);
     expect(await verifyLive(store, log)).toMatchObject({ ok: true });
   });
@@ -356,23 +367,7 @@ await describeEachStore('lifecycle', (current) => {
     const busy = (await agents.add({ name: 'orph-busy', owner: 'alice@example.com', purpose: 'p' })).agent;
     const idle = (await agents.add({ name: 'orph-idle', owner: 'alice@example.com', purpose: 'p' })).agent;
     clock.advance(10 * day);
-    await recorder.record({
-      time: clock.now(),
-      agentId: busy.id,
-      owner: busy.owner,
-      taskId: null,
-      method: 'tools/call',
-      server: 'bank',
-      target: 'balance',
-      argsHash: null,
-      effect: 'allow',
-      policyIds: [],
-      reasons: [],
-      outcome: 'executed',
-      errorCode: null,
-      latencyUs: 1,
-      traceId: null,
-    });
+    await recorder.record(balanceCall(busy, clock.now()));
     // A person's lifecycle change is not the agent's activity.
     await agents.renew(idle.id, { days: 90 });
     const orphans = await findOrphans(store, clock, { idleDays: 7 });

@@ -18,6 +18,25 @@ export interface ToolResult {
   [key: string]: unknown;
 }
 
+/** What Custos tells an agent about a call held for approval, in `_meta["io.custos/approval"]`. */
+export interface ApprovalMeta {
+  id: string;
+  status: string;
+  retryAfterSeconds?: number;
+  callHash?: string;
+  reason?: string;
+}
+
+/** The approval a result names, if Custos held the call for one. */
+export function approvalOf(result: ToolResult): ApprovalMeta | undefined {
+  return result._meta?.['io.custos/approval'] as ApprovalMeta | undefined;
+}
+
+/** The code of Custos's refusal in `_meta["io.custos/denial"]`, if it refused the call. */
+export function denialCodeOf(result: ToolResult): string | undefined {
+  return (result._meta?.['io.custos/denial'] as { code?: string } | undefined)?.code;
+}
+
 export interface CallOptions {
   onprogress?: (progress: { progress: number; total?: number }) => void;
   signal?: AbortSignal;

@@ -1,6 +1,8 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { Client } from '@modelcontextprotocol/client';
+import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 
 export const root = resolve('.');
 /** The CLI as users run it. */
@@ -72,4 +74,24 @@ export async function runCliJson(
     json = JSON.parse(run.stdout) as Record<string, unknown>;
   } catch {}
   return { ...run, json };
+}
+
+/**
+ * The official SDK client speaking stdio to `custos connect` (the bridge for stdio-only agents),
+ * started as users start it: `bridgeArgs` follow `connect` (--url, --client-id, credentials).
+ */
+export async function connectThroughBridge(
+  name: string,
+  bridgeArgs: readonly string[],
+  env: Record<string, string> = {},
+): Promise<Client> {
+  const client = new Client({ name, version: '1.0.0' });
+  await client.connect(
+    new StdioClientTransport({
+      command: process.execPath,
+      args: [bin, 'connect', ...bridgeArgs],
+      env: { ...process.env, ...env } as Record<string, string>,
+    }),
+  );
+  return client;
 }
